@@ -1,0 +1,375 @@
+"""`perse`: the PERSE engine on the command line.
+
+Every command prints a one-line error and exits with code 2 on bad input (see `perse.errors`).
+`default` as AVATAR means the bundled `assets/default.perse`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from perse.errors import PerseError
+
+EPILOG_EXAMPLES = """examples:
+  perse info default
+  perse render default --out face.png --yaw 30 --attr hair=blonde --expr mouthSmileLeft=0.8
+  perse export default --preset turntable --out turntable.mp4 --frames 90
+  perse synth --out data/synth
+  perse train data/synth --out me.perse
+  perse eval me.perse data/synth
+  perse bench
+"""
+
+
+# --------------------------------------------------------------------------------------------------
+# shared helpers
+# --------------------------------------------------------------------------------------------------
+def _load(args) -> "Avatar":  # noqa: F821
+    from perse.avatar.io import load_avatar
+    from perse.paths import resolve_avatar_path
+
+    return load_avatar(resolve_avatar_path(args.avatar), flame=getattr(args, "flame", None),
+                       flame_embedding=getattr(args, "flame_embedding", None))
+
+
+def _state(avatar, args):
+    from perse.avatar.model import AvatarState
+    from perse.controls import expression_from_specs, look_from_attrs
+    from perse.export.presets import head_params
+
+    look = look_from_attrs(avatar, args.attr or [])
+    expr = expression_from_specs(avatar, args.expr or [])
+    if getattr(args, "view", "front") == "reference":
+        base = avatar.reference_state().head
+        base.expression = expr[None] if args.expr else base.expression
+        return AvatarState(base, look)
+    return AvatarState(head_params(expr, getattr(args, "jaw", 0.0)), look)
+
+
+def _camera(avatar, args, size: int, yaw: float = 0.0, pitch: float = 0.0):
+    import torch
+
+    from perse.render.camera import Camera
+    from perse.render.framing import orbit_view
+
+    if getattr(args, "view", "front") == "reference":
+        ref = avatar.meta.get("reference_view") or {}
+        if "camera" not in ref:
+            raise PerseError("this avatar has no reference view (it was not created from a portrait); "
+                             "use --view front")
+        return Camera.from_dict(ref["camera"]).resized(size, size)
+    with torch.no_grad():
+        verts = avatar.head_vertices(avatar.reference_state().head)
+    return orbit_view(verts, yaw, pitch, size)
+
+
+def _background(text: str):
+    import torch
+
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(0 <= v <= 1 for v in values):
+        raise PerseError(f"--background '{text}' must be three numbers in [0, 1], e.g. 1,1,1")
+    return torch.tensor(values)
+
+
+def _check_size(size: int) -> int:
+    if not 16 <= size <= 4096:
+        raise PerseError(f"--size {size} is out of range; use 16..4096")
+    return size
+
+
+def _add_avatar_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("avatar", help="a .perse file, or 'default' for the bundled avatar")
+    p.add_argument("--flame", help="FLAME file for FLAME-based avatars (else $PERSE_FLAME or config)")
+    p.add_argument("--flame-embedding", help="mediapipe_landmark_embedding.npz for a FLAME head")
+
+
+def _add_look_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attr", action="append", metavar="CATEGORY=VARIANT[:WEIGHT]",
+                   help="move a category from the reference toward a variant (repeatable)")
+    p.add_argument("--backend", default="auto", help="auto | gsplat | cpu (default auto)")
+    p.add_argument("--background", default="1,1,1", help="background colour r,g,b in [0, 1] (default white)")
+
+
+# --------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    from perse.avatar.io import read_avatar_meta
+    from perse.paths import resolve_avatar_path
+
+    path = resolve_avatar_path(args.avatar)
+    meta = read_avatar_meta(path)
+    info = {
+        "file": str(path), "format_version": meta["format_version"], "num_gaussians": meta["num_gaussians"],
+        "head": {k: meta["head"].get(k) for k in ("kind", "name", "sha256", "embedded")},
+        "expressions": meta["head"].get("meta", {}).get("expression_names", []),
+        "categories": meta["categories"], "training": meta.get("training", {}),
+        "has_reference_view": bool(meta.get("reference_view")),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{path}  ({info['num_gaussians']} Gaussians, .perse v{info['format_version']})")
+    print(f"head: {info['head']['kind']} {info['head']['name'] or ''}"
+          + (f" sha256 {info['head']['sha256'][:12]}…" if info['head'].get('sha256') else ""))
+    print("categories:")
+    for c in info["categories"]:
+        variants = ", ".join(v + (" (ref)" if v == c["reference"] else "") for v in c["variants"])
+        print(f"  {c['name']:<10} {variants}")
+    if info["expressions"]:
+        print(f"expressions ({len(info['expressions'])}): {', '.join(info['expressions'])}")
+    t = info["training"]
+    if t:
+        print(f"training: {t.get('steps')} steps, {t.get('train_seconds', '?')} s, final loss {t.get('final_loss')}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    import torch
+
+    from perse.export.video import write_png
+    from perse.io_utils import check_writable_parent
+    from perse.render import render
+
+    check_writable_parent(args.out)
+    if not str(args.out).lower().endswith(".png"):
+        raise PerseError(f"--out {args.out} must end in .png")
+    size = _check_size(args.size)
+    background = _background(args.background)
+    avatar = _load(args)
+    with torch.no_grad():
+        state = _state(avatar, args)
+        camera = _camera(avatar, args, size, args.yaw, args.pitch)
+        out = render(avatar.gaussians(state), camera, backend=args.backend, background=background)
+    write_png(out.rgb, args.out)
+    print(f"wrote {args.out} ({size}x{size}, backend {out.backend})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from perse.avatar.latent import Look
+    from perse.controls import look_from_attrs
+    from perse.export.presets import sequence
+    from perse.export.video import is_png_folder_target, write_frames
+    from perse.io_utils import check_writable_parent
+    from perse.render import render
+
+    if not is_png_folder_target(args.out):
+        check_writable_parent(args.out)
+    size = _check_size(args.size)
+    background = _background(args.background)
+    avatar = _load(args)
+    look_b = None
+    if args.look_b:
+        look_b = Look.from_dict(json.loads(Path(args.look_b).read_text()))
+    base = look_from_attrs(avatar, args.attr or [])
+    if args.preset == "morph" and args.category:
+        avatar.latent.category(args.category)  # validate early
+    with torch.no_grad():
+        verts = avatar.head_vertices(avatar.reference_state().head)
+    from perse.render.framing import orbit_view
+
+    seq = list(sequence(avatar, args.preset, args.frames, base, args.category, look_b))
+    bar = tqdm(total=len(seq), desc=f"export {args.preset}", unit="frame")
+
+    def frames():
+        with torch.no_grad():
+            for state, yaw, pitch in seq:
+                yield render(avatar.gaussians(state), orbit_view(verts, yaw, pitch, size),
+                             backend=args.backend, background=background).rgb
+
+    try:
+        out = write_frames(frames(), args.out, fps=args.fps, on_frame=lambda i: bar.update(1))
+    finally:
+        bar.close()
+    print(f"wrote {out} ({len(seq)} frames, {size}x{size}, {args.fps} fps)")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from perse.head.registry import load_head_model
+    from perse.synth.generator import generate_dataset
+
+    head = load_head_model(args.flame, args.flame_embedding)
+    out = generate_dataset(args.out, head, num_frames_per_variant=args.frames_per_variant,
+                           image_size=args.size, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote dataset {out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from perse.io_utils import check_writable_parent
+    from perse.render import resolve_backend
+    from perse.synth.dataset import AttributeDataset
+    from perse.train.trainer import Trainer, TrainConfig, new_avatar_for_dataset
+
+    check_writable_parent(args.out)
+    backend = resolve_backend(args.backend)
+    device = "cuda" if backend == "gsplat" else "cpu"
+    dataset = AttributeDataset(args.dataset, flame=args.flame, flame_embedding=args.flame_embedding)
+    ckpt = Path(args.checkpoint) if args.checkpoint else Path(str(args.out) + ".ckpt")
+    if args.resume:
+        if not ckpt.exists():
+            raise PerseError(f"--resume: no checkpoint at {ckpt}; run without --resume to start")
+        trainer = Trainer.from_checkpoint(ckpt, dataset, device)
+        print(f"resuming at step {trainer.step}")
+    else:
+        cfg = TrainConfig.preset(args.preset or ("cuda" if device == "cuda" else "cpu"))
+        cfg.backend = backend
+        cfg.seed = args.seed
+        if args.steps:
+            cfg.steps = args.steps
+        if args.gaussians:
+            cfg.num_gaussians = args.gaussians
+        torch.manual_seed(cfg.seed)
+        trainer = Trainer(new_avatar_for_dataset(dataset, cfg), dataset, cfg, device)
+    if args.steps:
+        trainer.cfg.steps = args.steps
+    out = trainer.run(args.out, ckpt)
+    if ckpt.exists():
+        ckpt.unlink()  # finished: the avatar holds everything
+    print(f"wrote {out} ({trainer.avatar.num_gaussians} Gaussians, {trainer.step} steps)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from perse.synth.dataset import AttributeDataset
+    from perse.train.evaluate import evaluate, format_report
+
+    avatar = _load(args)
+    dataset = AttributeDataset(args.dataset, flame=args.flame, flame_embedding=args.flame_embedding)
+    report = evaluate(avatar, dataset, backend=args.backend, max_frames=args.max_frames)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from perse.bench import run_bench
+
+    run_bench(avatar_arg=args.avatar, backends=args.backend, sizes=args.size, repeats=args.repeats,
+              json_out=args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perse", description="PERSE Studio engine: editable Gaussian head avatars.",
+                                     epilog=EPILOG_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"perse {__import__('perse').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="categories, variants, Gaussian count and head model of an avatar",
+                       epilog="example: perse info default --json")
+    p.add_argument("avatar", help="a .perse file, or 'default'")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("render", help="render one image",
+                       epilog="example: perse render default --out a.png --yaw 25 --attr glasses=round "
+                              "--expr jawOpen=0.5")
+    _add_avatar_args(p)
+    p.add_argument("--out", required=True, help="output .png")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--yaw", type=float, default=0.0, help="degrees, positive turns toward the subject's left")
+    p.add_argument("--pitch", type=float, default=0.0, help="degrees, positive looks from above")
+    p.add_argument("--jaw", type=float, default=0.0, help="jaw opening in radians (e.g. 0.2)")
+    p.add_argument("--expr", action="append", metavar="NAME=VALUE", help="expression coefficient (repeatable)")
+    p.add_argument("--view", choices=["front", "reference"], default="front",
+                   help="front orbit view, or the portrait's reference view")
+    _add_look_args(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("export", help="render an animation preset to MP4 (or a PNG folder)",
+                       epilog="examples:\n  perse export default --preset turntable --out t.mp4\n"
+                              "  perse export default --preset morph --category hair --out hair.mp4\n"
+                              "  perse export default --preset expressions --out frames/",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_avatar_args(p)
+    p.add_argument("--preset", required=True, choices=["turntable", "expressions", "morph"])
+    p.add_argument("--out", required=True, help=".mp4 file, or a folder for PNG frames")
+    p.add_argument("--frames", type=int, default=90)
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--category", help="morph: the category whose variants are swept")
+    p.add_argument("--look-b", help="morph: a look JSON file to morph to (from the studio)")
+    _add_look_args(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("synth", help="generate a synthetic attribute dataset",
+                       epilog="example: perse synth --out data/synth --size 256")
+    p.add_argument("--out", required=True, help="dataset folder (must not exist or be empty)")
+    p.add_argument("--size", type=int, default=256, help="image size (default 256)")
+    p.add_argument("--frames-per-variant", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    p.add_argument("--flame", help="use a FLAME file instead of the built-in head")
+    p.add_argument("--flame-embedding", help="mediapipe_landmark_embedding.npz for --flame")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train an avatar on a dataset",
+                       epilog="examples:\n  perse train data/synth --out me.perse\n"
+                              "  perse train data/synth --out me.perse --resume   # after Ctrl-C",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset")
+    p.add_argument("--out", required=True, help="output .perse file")
+    p.add_argument("--preset", choices=["cpu", "cuda"], help="settings (default: by device)")
+    p.add_argument("--steps", type=int, help="override the number of steps")
+    p.add_argument("--gaussians", type=int, help="override the initial number of Gaussians")
+    p.add_argument("--backend", default="auto", help="auto | gsplat | cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", help="checkpoint file (default OUT.ckpt)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    p.add_argument("--flame", help="FLAME file when the dataset was made with one")
+    p.add_argument("--flame-embedding")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="PSNR/SSIM per category, interpolation smoothness, leakage",
+                       epilog="example: perse eval default data/synth")
+    _add_avatar_args(p)
+    p.add_argument("dataset")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--max-frames", type=int, default=0, help="limit held-out frames (0 = all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="render speed, expression-update cost, training step time",
+                       epilog="example: perse bench --size 256 --size 512")
+    p.add_argument("--avatar", default="default")
+    p.add_argument("--backend", action="append", help="backends to time (default: all available)")
+    p.add_argument("--size", type=int, action="append", help="image sizes (default 256 and 512)")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PerseError as exc:
+        print(f"perse: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"perse: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Exports: animation presets, MP4 / PNG sequences, PLY snapshots."""

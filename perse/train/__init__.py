@@ -1,0 +1,1 @@
+"""Avatar training: losses, binding-aware densification, the trainer, evaluation."""

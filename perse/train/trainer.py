@@ -1,0 +1,323 @@
+"""Training an avatar on an attribute dataset.
+
+One step: pick a training frame, build its look from the frame's variant indices (auto-decoder codes),
+pose the head with the frame's parameters, render, compare with the masked target, add regularizers:
+
+    L = (1-w) L1 + w (1 - SSIM)                       photometric, on a random background colour
+      + lambda_alpha |alpha - mask|                   silhouette
+      + lambda_code  sum ||z||^2                      code regularization
+      + lambda_interp ||G(mix z) - mix G(z)||^2       interpolation: the midpoint of two codes should give
+                                                      the midpoint of their Gaussian parameters
+      + lambda_leak  |offset_c| outside c's image region   disentanglement: a switched category may not
+      + lambda_gate  mean sigmoid(gate)                      change Gaussians that land outside its region;
+                                                             sparse gates keep regions tight
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from perse.avatar.binding import bind_to_world, triangle_frames
+from perse.avatar.io import pack_avatar, save_avatar, unpack_avatar
+from perse.avatar.latent import CategorySpec, Look
+from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
+from perse.errors import PerseError
+from perse.io_utils import atomic_path
+from perse.render import render
+from perse.train.densify import BindingDensifier, DensifyConfig
+from perse.train.losses import photometric_loss
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    num_gaussians: int = 15000
+    backend: str = "auto"
+    seed: int = 0
+    ssim_weight: float = 0.2
+    alpha_weight: float = 0.1
+    code_weight: float = 1e-3
+    interp_weight: float = 0.1
+    leak_weight: float = 0.05
+    gate_weight: float = 1e-3
+    checkpoint_every: int = 500
+    lr: dict = field(default_factory=lambda: {
+        "position": 2e-3, "quat": 2e-3, "log_scale": 5e-3, "opacity_logit": 5e-2, "color_logit": 2.5e-2,
+        "feature": 2e-3, "gate_logit": 1e-2, "codes": 5e-3, "field": 2e-3})
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+
+    @classmethod
+    def preset(cls, name: str) -> "TrainConfig":
+        """'cpu': small and quick for 2 cores; 'cuda': the full recipe for a GPU."""
+        if name == "cpu":
+            return cls(steps=3000, num_gaussians=15000,
+                       densify=DensifyConfig(start_step=300, stop_step=2200, interval=200, max_gaussians=24000))
+        if name == "cuda":
+            return cls(steps=15000, num_gaussians=40000,
+                       densify=DensifyConfig(start_step=500, stop_step=10000, interval=300, max_gaussians=120000))
+        raise PerseError(f"unknown training preset '{name}'; use cpu or cuda")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        data["densify"] = DensifyConfig(**data.get("densify", {}))
+        return cls(**data)
+
+
+def categories_of(dataset) -> list[CategorySpec]:
+    return [CategorySpec.from_dict(c) for c in dataset.category_dicts()]
+
+
+class Trainer:
+    """Holds the avatar, the optimiser and the densifier; `run()` trains with progress and checkpoints."""
+
+    def __init__(self, avatar: Avatar, dataset, cfg: TrainConfig, device: str | torch.device = "cpu"):
+        self.avatar = avatar.to(device).train()
+        self.dataset = dataset
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.densifier = BindingDensifier(cfg.densify, avatar.num_gaussians)
+        self.train_indices = dataset.split_indices("train")
+        if not self.train_indices:
+            raise PerseError(f"dataset {dataset.root} has no training frames")
+        self.category_names = [c.name for c in avatar.categories]
+        self.history: list[dict] = []
+        self._build_optimizer()
+
+    # -- optimiser ------------------------------------------------------------------------------
+    def _build_optimizer(self, old_state: dict | None = None, source_index: Tensor | None = None) -> None:
+        lr = self.cfg.lr
+        groups = [{"params": [self.avatar.gaussians_params[k]], "lr": lr[k], "name": k} for k in GAUSSIAN_FIELDS]
+        groups.append({"params": list(self.avatar.latent.parameters()), "lr": lr["codes"], "name": "codes"})
+        groups.append({"params": list(self.avatar.field.parameters()), "lr": lr["field"], "name": "field"})
+        self.optimizer = torch.optim.Adam(groups, eps=1e-15)
+        if old_state is not None:
+            self._carry_state(old_state, source_index)
+
+    def _carry_state(self, old: dict[str, dict], source_index: Tensor) -> None:
+        """Move Adam moments of per-Gaussian tensors through a densification's row mapping."""
+        for group in self.optimizer.param_groups:
+            for param in group["params"]:
+                prev = old.get(id(param)) if group["name"] not in GAUSSIAN_FIELDS else old.get(group["name"])
+                if prev is None:
+                    continue
+                if group["name"] in GAUSSIAN_FIELDS:
+                    prev = {k: (v[source_index] if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in prev.items()}
+                self.optimizer.state[param] = prev
+
+    def _snapshot_state(self) -> dict:
+        snap = {}
+        for group in self.optimizer.param_groups:
+            for param in group["params"]:
+                if param in self.optimizer.state:
+                    key = group["name"] if group["name"] in GAUSSIAN_FIELDS else id(param)
+                    snap[key] = self.optimizer.state[param]
+        return snap
+
+    # -- one step -------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        i = self.train_indices[int(torch.randint(len(self.train_indices), (1,), generator=self.generator))]
+        frame = self.dataset.load_frame(i)
+        avatar = self.avatar
+        look = avatar.latent.look_from_indices(frame.variant_index)
+        local = avatar.local_gaussians(look)
+        params = frame.params.to(self.device)
+        vertices = avatar.head(params).vertices[0]
+        gaussians = bind_to_world(local, triangle_frames(vertices, avatar.head.faces))
+
+        background = torch.rand(3, generator=self.generator).to(self.device)
+        camera = frame.camera.to(self.device)
+        out = render(gaussians, camera, backend=cfg.backend, background=background)
+        out.means2d.retain_grad()
+        alpha_gt = frame.alpha.to(self.device)
+        target = frame.image.to(self.device) * alpha_gt + background * (1 - alpha_gt)
+        loss_photo = photometric_loss(out.rgb, target, cfg.ssim_weight)
+        loss_alpha = (out.alpha - alpha_gt).abs().mean()
+        loss_code = sum(look.codes[n].pow(2).sum() for n in self.category_names) / max(len(self.category_names), 1)
+        loss_interp = self._interpolation_loss()
+        loss_leak = self._leakage_loss(frame, out.means2d.detach(), look)
+        gates = torch.sigmoid(avatar.gaussians_params["gate_logit"])
+        loss_gate = (gates * avatar.region_mask).sum() / avatar.region_mask.sum().clamp_min(1)
+        loss = (loss_photo + cfg.alpha_weight * loss_alpha + cfg.code_weight * loss_code
+                + cfg.interp_weight * loss_interp + cfg.leak_weight * loss_leak + cfg.gate_weight * loss_gate)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        avatar.invalidate_cache()
+        self.step += 1
+
+        if out.means2d.grad is not None:
+            self.densifier.accumulate(out.means2d.grad, out.radii, camera.width, camera.height)
+        if self.densifier.due(self.step):
+            self._densify()
+        return {"loss": float(loss), "photo": float(loss_photo), "alpha": float(loss_alpha),
+                "interp": float(loss_interp), "leak": float(loss_leak), "n": avatar.num_gaussians}
+
+    def _interpolation_loss(self) -> Tensor:
+        """Midpoint regularizer on one random category and pair of variants, in Gaussian-parameter space."""
+        avatar = self.avatar
+        cats = [c for c in avatar.categories if len(c.variants) >= 2]
+        if not cats or self.cfg.interp_weight == 0:
+            return torch.zeros((), device=self.device)
+        spec = cats[int(torch.randint(len(cats), (1,), generator=self.generator))]
+        a, b = torch.randperm(len(spec.variants), generator=self.generator)[:2].tolist()
+        t = float(torch.rand(1, generator=self.generator))
+        codes = avatar.latent.codes[spec.name]
+        p = avatar.gaussians_params
+        args = (p["feature"], p["gate_logit"], avatar.region_mask)
+        _, off_a = avatar.field.category_offsets(spec.name, codes[a], *args)
+        _, off_b = avatar.field.category_offsets(spec.name, codes[b], *args)
+        _, off_t = avatar.field.category_offsets(spec.name, torch.lerp(codes[a], codes[b], t), *args)
+        return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
+
+    def _leakage_loss(self, frame, means2d: Tensor, look: Look) -> Tensor:
+        """Penalise the offsets a non-reference category applies to Gaussians that land outside its image
+        region in this frame (the dataset's per-category region masks)."""
+        avatar = self.avatar
+        H, W = frame.regions.shape
+        px = means2d.round().long()
+        inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+        bits = torch.zeros(px.shape[0], dtype=torch.long, device=self.device)
+        bits[inside] = frame.regions.to(self.device)[px[inside, 1], px[inside, 0]]
+        total = torch.zeros((), device=self.device)
+        p = avatar.gaussians_params
+        for c, spec in enumerate(avatar.categories):
+            if frame.variant_index[spec.name] == spec.index(spec.reference):
+                continue
+            idx, off = avatar.field.category_offsets(spec.name, look.codes[spec.name], p["feature"],
+                                                     p["gate_logit"], avatar.region_mask)
+            outside = (((bits[idx] >> c) & 1) == 0) & inside[idx]
+            if outside.any():
+                total = total + off[outside].abs().mean()
+        return total
+
+    @torch.no_grad()
+    def _densify(self) -> None:
+        avatar = self.avatar
+        ref = avatar.gaussians()
+        world_scale = ref.scales.max(dim=-1).values.cpu()
+        max_opacity = self._max_opacity_over_looks().cpu()
+        old = self._snapshot_state()
+        self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator)
+        self._build_optimizer(old, self.densifier.source_index)
+
+    def _max_opacity_over_looks(self) -> Tensor:
+        """(N,) opacity maximised over every single-category variant of the reference look."""
+        avatar = self.avatar
+        best = torch.sigmoid(avatar.local_gaussians(avatar.latent.reference_look()).opacity_logit)
+        for spec in avatar.categories:
+            for v in spec.variants:
+                look = avatar.latent.reference_look().with_code(spec.name, avatar.latent.variant_code(spec.name, v))
+                best = torch.maximum(best, torch.sigmoid(avatar.local_gaussians(look).opacity_logit))
+        avatar.invalidate_cache()
+        return best
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path) -> None:
+        tensors, meta = pack_avatar(self.avatar, self.summary())
+        state = {"step": self.step, "tensors": tensors, "meta": meta, "config": self.cfg.to_dict(),
+                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "history": self.history}
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, dataset, device: str = "cpu") -> "Trainer":
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            avatar = unpack_avatar(state["tensors"], state["meta"], Path(path))
+            trainer = cls(avatar, dataset, TrainConfig.from_dict(state["config"]), device)
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        except PerseError:
+            raise
+        except Exception as exc:
+            raise PerseError(f"cannot resume from checkpoint {path} ({str(exc).splitlines()[0][:120]}); "
+                             f"delete it to start over") from None
+        trainer.step = state["step"]
+        trainer.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        trainer.history = state.get("history", [])
+        return trainer
+
+    def summary(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        return {"steps": self.step, "num_gaussians": self.avatar.num_gaussians, "backend": self.cfg.backend,
+                "dataset": str(getattr(self.dataset, "root", "")), "final_loss": last.get("loss"),
+                "config": self.cfg.to_dict()}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, out_path: str | Path, checkpoint_path: str | Path | None = None, progress: bool = True,
+            on_step: Callable[[int, dict], None] | None = None) -> Path:
+        """Train to `cfg.steps`, then write the avatar to `out_path`. Ctrl-C (SIGINT) stops at the end of
+        the current step, writes a checkpoint, and re-raises KeyboardInterrupt."""
+        from tqdm import tqdm
+
+        out_path = Path(out_path)
+        checkpoint_path = Path(checkpoint_path) if checkpoint_path else out_path.with_suffix(".ckpt")
+        stop = {"requested": False}
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame):  # finish the step, then stop cleanly
+            stop["requested"] = True
+
+        in_main = _in_main_thread()
+        if in_main:
+            signal.signal(signal.SIGINT, request_stop)
+        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", disable=not progress,
+                   dynamic_ncols=True)
+        t0 = time.perf_counter()
+        try:
+            while self.step < self.cfg.steps:
+                stats = self.train_step()
+                if self.step % 10 == 0 or self.step == self.cfg.steps:
+                    self.history.append({"step": self.step, **stats})
+                    bar.set_postfix(loss=f"{stats['loss']:.4f}", n=stats["n"])
+                bar.update(1)
+                if on_step:
+                    on_step(self.step, stats)
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint_path)
+                if stop["requested"]:
+                    self.save_checkpoint(checkpoint_path)
+                    bar.close()
+                    raise KeyboardInterrupt(f"training interrupted at step {self.step}; checkpoint saved to "
+                                            f"{checkpoint_path} (resume with --resume)")
+        finally:
+            bar.close()
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
+        summary = self.summary()
+        summary["train_seconds"] = round(time.perf_counter() - t0, 1)
+        self.avatar.eval()
+        save_avatar(self.avatar, out_path, training=summary)
+        return out_path
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def new_avatar_for_dataset(dataset, cfg: TrainConfig) -> Avatar:
+    """A fresh avatar on the dataset's head model, initialised for its categories."""
+    head = dataset.head_model()
+    identity = dataset.identity_shape()
+    return Avatar.initialize(head, categories_of(dataset), num_gaussians=cfg.num_gaussians,
+                             identity=identity, seed=cfg.seed)
+
+
