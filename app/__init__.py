@@ -1,0 +1,1 @@
+"""perse-studio: the DearPyGui desktop viewer/editor. Holds UI state only; all math lives in `perse`."""
