@@ -160,12 +160,10 @@ def cmd_export(args) -> int:
     from perse.avatar.latent import Look
     from perse.controls import look_from_attrs
     from perse.export.presets import sequence
-    from perse.export.video import is_png_folder_target, write_frames
-    from perse.io_utils import check_writable_parent
+    from perse.export.video import check_video_target, write_frames
     from perse.render import render
 
-    if not is_png_folder_target(args.out):
-        check_writable_parent(args.out)
+    check_video_target(args.out)
     size = _check_size(args.size)
     background = _background(args.background)
     avatar = _load(args)

@@ -39,17 +39,28 @@ def is_png_folder_target(path: str | os.PathLike) -> bool:
     return p.is_dir() or str(path).endswith(os.sep) or p.suffix == ""
 
 
+def check_video_target(out: str | os.PathLike) -> Path:
+    """Validate an export target before any work: a writable .mp4 path or a new/empty folder."""
+    out = Path(out)
+    if is_png_folder_target(out):
+        if out.exists() and any(out.iterdir()):
+            raise PerseError(f"output folder {out} is not empty; choose a new folder")
+        check_writable_parent(out)
+        return out
+    if out.suffix.lower() != ".mp4":
+        raise PerseError(f"cannot write video {out}: use a .mp4 file name or a folder for PNG frames")
+    return check_writable_parent(out)
+
+
 def write_frames(frames: Iterable, out: str | os.PathLike, fps: int = 30,
                  cancel: Callable[[], bool] | None = None,
                  on_frame: Callable[[int], None] | None = None) -> Path:
     """Write frames (H, W, 3) to an MP4 file or a PNG folder (chosen by `is_png_folder_target`)."""
     if fps <= 0:
         raise PerseError(f"--fps must be positive (got {fps})")
-    out = Path(out)
+    out = check_video_target(out)
     if is_png_folder_target(out):
         return _write_png_folder(frames, out, cancel, on_frame)
-    if out.suffix.lower() != ".mp4":
-        raise PerseError(f"cannot write video {out}: use a .mp4 file name or a folder for PNG frames")
     import imageio.v2 as imageio
 
     with atomic_path(out) as tmp:
@@ -74,9 +85,6 @@ def write_frames(frames: Iterable, out: str | os.PathLike, fps: int = 30,
 def _write_png_folder(frames: Iterable, out: Path, cancel, on_frame) -> Path:
     import imageio.v2 as imageio
 
-    if out.exists() and any(out.iterdir()):
-        raise PerseError(f"output folder {out} is not empty; choose a new folder")
-    check_writable_parent(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for i, frame in enumerate(frames):
