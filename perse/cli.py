@@ -211,12 +211,13 @@ def cmd_train(args) -> int:
     from perse.io_utils import check_writable_parent
     from perse.render import resolve_backend
     from perse.synth.dataset import AttributeDataset
-    from perse.train.trainer import Trainer, TrainConfig, new_avatar_for_dataset
+    from perse.train.trainer import Trainer, TrainConfig, head_model_for, new_avatar_for_dataset
 
     check_writable_parent(args.out)
     backend = resolve_backend(args.backend)
     device = "cuda" if backend == "gsplat" else "cpu"
-    dataset = AttributeDataset(args.dataset, flame=args.flame, flame_embedding=args.flame_embedding)
+    dataset = AttributeDataset(args.dataset)
+    head = head_model_for(dataset, args.flame, args.flame_embedding)
     ckpt = Path(args.checkpoint) if args.checkpoint else Path(str(args.out) + ".ckpt")
     if args.resume:
         if not ckpt.exists():
@@ -232,7 +233,7 @@ def cmd_train(args) -> int:
         if args.gaussians:
             cfg.num_gaussians = args.gaussians
         torch.manual_seed(cfg.seed)
-        trainer = Trainer(new_avatar_for_dataset(dataset, cfg), dataset, cfg, device)
+        trainer = Trainer(new_avatar_for_dataset(dataset, cfg, head), dataset, cfg, device)
     if args.steps:
         trainer.cfg.steps = args.steps
     out = trainer.run(args.out, ckpt)
@@ -247,7 +248,7 @@ def cmd_eval(args) -> int:
     from perse.train.evaluate import evaluate, format_report
 
     avatar = _load(args)
-    dataset = AttributeDataset(args.dataset, flame=args.flame, flame_embedding=args.flame_embedding)
+    dataset = AttributeDataset(args.dataset)
     report = evaluate(avatar, dataset, backend=args.backend, max_frames=args.max_frames)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

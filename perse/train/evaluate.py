@@ -29,7 +29,7 @@ def _switched(avatar: Avatar, variant_index: dict[str, int]) -> list[str]:
 def evaluate(avatar: Avatar, dataset, backend: str = "auto", max_frames: int = 0) -> dict:
     avatar = avatar.eval()
     black = torch.zeros(3)
-    test = dataset.split_indices("test")
+    test = dataset.indices("test")
     if max_frames:
         test = test[:max_frames]
     groups: dict[str, list[tuple[float, float]]] = {}
@@ -70,7 +70,7 @@ def evaluate(avatar: Avatar, dataset, backend: str = "auto", max_frames: int = 0
 
 @torch.no_grad()
 def interpolation_smoothness(avatar: Avatar, dataset, backend: str) -> dict:
-    f = dataset.load_frame(dataset.split_indices("test")[0])
+    f = dataset.load_frame(dataset.indices("test")[0])
     ref = avatar.latent.reference_look()
     out = {}
     for spec in avatar.categories:

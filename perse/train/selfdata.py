@@ -30,13 +30,15 @@ class SelfRenderedDataset:
                 camera = orbit_view(verts, float(torch.rand(1, generator=g)) * 60 - 30, 0.0, size)
                 out = render(avatar.gaussians(AvatarState(params)), camera, backend=backend,
                              background=torch.zeros(3))
-                self.frames.append(Frame(image=out.rgb.clamp(0, 1), alpha=out.alpha, regions=torch.zeros(size, size,
-                                         dtype=torch.long), camera=camera, params=params, variant_index=ref_index))
+                # The dataset format stores straight (un-premultiplied) colour.
+                straight = torch.where(out.alpha > 1e-4, out.rgb / out.alpha.clamp_min(1e-4), torch.zeros_like(out.rgb))
+                self.frames.append(Frame(image=straight.clamp(0, 1), alpha=out.alpha,
+                                         regions=torch.zeros(size, size, dtype=torch.long), camera=camera,
+                                         params=params, variant_index=ref_index, split="train", index=i))
+        self.categories = list(avatar.categories)
+        self.head_info = {"kind": avatar.head.kind}
 
-    def category_dicts(self) -> list[dict]:
-        return [c.to_dict() for c in self.avatar.categories]
-
-    def split_indices(self, split: str) -> list[int]:
+    def indices(self, split: str | None = None) -> list[int]:
         return list(range(len(self.frames)))
 
     def load_frame(self, i: int) -> Frame:

@@ -75,7 +75,23 @@ class TrainConfig:
 
 
 def categories_of(dataset) -> list[CategorySpec]:
-    return [CategorySpec.from_dict(c) for c in dataset.category_dicts()]
+    return [CategorySpec.from_dict(c.to_dict()) for c in dataset.categories]
+
+
+def head_model_for(dataset, flame: str | None = None, flame_embedding: str | None = None):
+    """The head model a dataset was made with: the built-in head, or the user's FLAME file (checked by
+    sha256 against the dataset's record)."""
+    from perse.head.registry import load_head_model
+
+    info = getattr(dataset, "head_info", {}) or {}
+    if info.get("kind", "builtin") != "flame":
+        return load_head_model(None)
+    model = load_head_model(flame or "flame", flame_embedding)
+    want = info.get("sha256")
+    if want and model.meta.get("sha256") != want:
+        raise PerseError(f"the FLAME file given is not the one dataset {dataset.root} was made with "
+                         f"(sha256 {str(want)[:12]}…); pass the right --flame")
+    return model
 
 
 class Trainer:
@@ -89,7 +105,7 @@ class Trainer:
         self.step = 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.densifier = BindingDensifier(cfg.densify, avatar.num_gaussians)
-        self.train_indices = dataset.split_indices("train")
+        self.train_indices = dataset.indices("train")
         if not self.train_indices:
             raise PerseError(f"dataset {dataset.root} has no training frames")
         self.category_names = [c.name for c in avatar.categories]
@@ -164,8 +180,8 @@ class Trainer:
             self.densifier.accumulate(out.means2d.grad, out.radii, camera.width, camera.height)
         if self.densifier.due(self.step):
             self._densify()
-        return {"loss": float(loss), "photo": float(loss_photo), "alpha": float(loss_alpha),
-                "interp": float(loss_interp), "leak": float(loss_leak), "n": avatar.num_gaussians}
+        return {"loss": loss.item(), "photo": loss_photo.item(), "alpha": loss_alpha.item(),
+                "interp": loss_interp.item(), "leak": float(loss_leak), "n": avatar.num_gaussians}
 
     def _interpolation_loss(self) -> Tensor:
         """Midpoint regularizer on one random category and pair of variants, in Gaussian-parameter space."""
@@ -313,10 +329,12 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def new_avatar_for_dataset(dataset, cfg: TrainConfig) -> Avatar:
-    """A fresh avatar on the dataset's head model, initialised for its categories."""
-    head = dataset.head_model()
-    identity = dataset.identity_shape()
+def new_avatar_for_dataset(dataset, cfg: TrainConfig, head=None) -> Avatar:
+    """A fresh avatar on the dataset's head model (identity = the first frame's shape), initialised for
+    its categories."""
+    head = head if head is not None else head_model_for(dataset)
+    first = dataset.load_frame(dataset.indices()[0]).params
+    identity = None if first.shape is None else first.shape[0]
     return Avatar.initialize(head, categories_of(dataset), num_gaussians=cfg.num_gaussians,
                              identity=identity, seed=cfg.seed)
 
