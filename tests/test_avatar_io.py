@@ -91,3 +91,29 @@ def test_missing_tensor_is_reported(avatar, tmp_path):
     save_file(tensors, str(path), metadata={"perse": json.dumps(meta)})
     with pytest.raises(PerseError, match="incomplete"):
         load_avatar(path)
+
+
+def test_flame_avatar_stores_only_the_sha_and_needs_the_same_file(tmp_path, monkeypatch):
+    from flame_fixtures import write_synthetic_flame
+
+    from perse.head.flame import load_flame
+
+    monkeypatch.delenv("PERSE_FLAME", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    flame_a, flame_b = tmp_path / "generic_model.pkl", tmp_path / "other.pkl"
+    write_synthetic_flame(flame_a, seed=0)
+    write_synthetic_flame(flame_b, seed=1)
+    head = load_flame(flame_a)
+    av = Avatar.initialize(head, tiny_categories()[:1], num_gaussians=300)
+    path = tmp_path / "flame.perse"
+    save_avatar(av, path)
+    meta = read_avatar_meta(path)
+    assert not meta["head"]["embedded"] and meta["head"]["sha256"] == head.meta["sha256"]
+    assert path.stat().st_size < 1_000_000  # the 50 MB FLAME model is not inside
+    with pytest.raises(PerseError, match="pass --flame FILE or set PERSE_FLAME"):
+        load_avatar(path)
+    with pytest.raises(PerseError, match="is not the FLAME file"):
+        load_avatar(path, flame=str(flame_b))
+    monkeypatch.setenv("PERSE_FLAME", str(flame_a))
+    back = load_avatar(path)
+    assert back.num_gaussians == 300 and back.head.kind == "flame"
