@@ -2,8 +2,8 @@
 
 Camera frame: +x right, +y down, +z forward (into the scene). A world point X maps to the camera
 frame by ``X_c = R @ X + t`` with ``world_to_cam = [[R, t], [0, 1]]``, then to pixels by
-``u = fx * x / z + cx``, ``v = fy * y / z + cy``; pixel (0, 0) is the centre of the top-left pixel
-(gsplat's convention). World frame (head models): +y up, +z out of the face.
+``u = fx * x / z + cx``, ``v = fy * y / z + cy``; the centre of the top-left pixel is at (0, 0)
+(OpenCV). gsplat puts pixel centres at +0.5; its backend shifts the principal point to match. World frame (head models): +y up, +z out of the face.
 """
 
 from __future__ import annotations
