@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from perse.avatar.latent import CategorySpec
+from perse.categories import Category
 from perse.head.model import HeadData, HeadModel
 
 REGIONS = ["top", "bottom"]
@@ -70,8 +70,8 @@ def tiny_head(subdivisions: int = 2, num_shape: int = 4, num_expr: int = 3, seed
     return HeadModel(data)
 
 
-def tiny_categories() -> list[CategorySpec]:
+def tiny_categories() -> list[Category]:
     return [
-        CategorySpec("hat", ("none", "red", "blue"), "none", "none", ("top",)),
-        CategorySpec("beard", ("none", "dark"), "none", "none", ("bottom",)),
+        Category("hat", ("none", "red", "blue"), "none", "none", ("top",)),
+        Category("beard", ("none", "dark"), "none", "none", ("bottom",)),
     ]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from perse.avatar.field import FieldConfig
-from perse.avatar.latent import CategorySpec
+from perse.categories import Category
 from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
 from perse.errors import PerseError
 from perse.head.model import HeadData, HeadModel
@@ -121,7 +121,7 @@ def unpack_avatar(tensors: dict[str, torch.Tensor], meta: dict, path: Path, flam
     """Inverse of `pack_avatar`; `path` only names the source in error messages."""
     try:
         head = _head_for(meta["head"], tensors, path, flame, flame_embedding)
-        categories = [CategorySpec.from_dict(c) for c in meta["categories"]]
+        categories = [Category.from_dict(c) for c in meta["categories"]]
         cfg = FieldConfig(**meta["field_config"])
         gaussians = {name: tensors[f"gaussians/{name}"] for name in GAUSSIAN_FIELDS}
         avatar = Avatar(head, categories, tensors["parent"], gaussians, cfg, tensors["identity"],

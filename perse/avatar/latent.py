@@ -12,43 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from perse.categories import Category
 from perse.errors import PerseError
-
-
-@dataclass(frozen=True)
-class CategorySpec:
-    """A category of facial attributes, e.g. hair with variants brown/black/blonde.
-
-    regions: names of head-model regions this category may change (the structural gate); an empty list
-    means no structural restriction (e.g. FLAME heads, which carry no region labels).
-    """
-
-    name: str
-    variants: tuple[str, ...]
-    reference: str
-    none: str | None = None
-    regions: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        if self.reference not in self.variants:
-            raise ValueError(f"category {self.name}: reference '{self.reference}' is not a variant")
-        if self.none is not None and self.none not in self.variants:
-            raise ValueError(f"category {self.name}: none '{self.none}' is not a variant")
-
-    def index(self, variant: str) -> int:
-        if variant not in self.variants:
-            raise PerseError(f"unknown variant '{variant}' for category '{self.name}'; "
-                             f"choose one of: {', '.join(self.variants)}")
-        return self.variants.index(variant)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "variants": list(self.variants), "reference": self.reference,
-                "none": self.none, "regions": list(self.regions)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CategorySpec":
-        return cls(data["name"], tuple(data["variants"]), data["reference"], data.get("none"),
-                   tuple(data.get("regions", ())))
 
 
 @dataclass
@@ -81,7 +46,7 @@ def lerp_looks(a: Look, b: Look, t: float) -> Look:
 class LatentSpace(nn.Module):
     """Per-category code tables. codes[c]: (num_variants_c, code_dim), learned as an auto-decoder."""
 
-    def __init__(self, categories: list[CategorySpec], code_dim: int = 16, init_std: float = 0.1,
+    def __init__(self, categories: list[Category], code_dim: int = 16, init_std: float = 0.1,
                  seed: int = 0):
         super().__init__()
         self.categories = list(categories)
@@ -97,7 +62,7 @@ class LatentSpace(nn.Module):
     def category_names(self) -> list[str]:
         return [c.name for c in self.categories]
 
-    def category(self, name: str) -> CategorySpec:
+    def category(self, name: str) -> Category:
         for c in self.categories:
             if c.name == name:
                 return c

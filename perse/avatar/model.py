@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from perse.avatar.binding import (LocalGaussians, TriangleFrames, bind_to_world, sample_on_triangles,
                                   triangle_frames, world_to_local_position)
 from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig
-from perse.avatar.latent import CategorySpec, LatentSpace, Look
+from perse.avatar.latent import LatentSpace, Look
+from perse.categories import Category
 from perse.head.model import HeadModel, HeadParams
 from perse.render.gaussians import Gaussians
 
@@ -31,7 +32,7 @@ class AvatarState:
     look: Look | None = None  # None: the reference look
 
 
-def face_category_mask(head: HeadModel, categories: list[CategorySpec]) -> Tensor:
+def face_category_mask(head: HeadModel, categories: list[Category]) -> Tensor:
     """(F, C) bool: which triangles each category may affect (a triangle is in a region if any of its
     vertices is). Categories without regions, or heads without region labels, are unrestricted."""
     F_, C = head.faces.shape[0], len(categories)
@@ -55,7 +56,7 @@ class Avatar(nn.Module):
     Parameters: gaussians[name] for name in GAUSSIAN_FIELDS; latent codes; field branches.
     """
 
-    def __init__(self, head: HeadModel, categories: list[CategorySpec], parent: Tensor,
+    def __init__(self, head: HeadModel, categories: list[Category], parent: Tensor,
                  gaussians: dict[str, Tensor], cfg: FieldConfig | None = None, identity: Tensor | None = None,
                  meta: dict | None = None):
         super().__init__()
@@ -73,7 +74,7 @@ class Avatar(nn.Module):
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def initialize(cls, head: HeadModel, categories: list[CategorySpec], num_gaussians: int = 20000,
+    def initialize(cls, head: HeadModel, categories: list[Category], num_gaussians: int = 20000,
                    shell_fraction: float = 0.35, shell_max_offset: float = 0.025,
                    cfg: FieldConfig | None = None, identity: Tensor | None = None, seed: int = 0) -> "Avatar":
         """A fresh avatar: Gaussians on the neutral head surface, plus faint 'shell' Gaussians floating up
@@ -127,7 +128,7 @@ class Avatar(nn.Module):
         return self.parent.shape[0]
 
     @property
-    def categories(self) -> list[CategorySpec]:
+    def categories(self) -> list[Category]:
         return self.latent.categories
 
     @property

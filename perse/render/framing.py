@@ -13,11 +13,12 @@ DEFAULT_FOV = 18.0
 
 
 def head_bounds(vertices: Tensor) -> tuple[Tensor, float]:
-    """Centre (3,) and radius of a head's vertices (V, 3), robust to a long neck: the centre is taken
-    over the upper 85% of the height so the face, not the neck, is centred."""
+    """Centre (3,) and radius of a head's vertices (V, 3), robust to a long neck: taken over the upper
+    70% of the height (for FLAME-like heads, everything above the chin) so the head, not the neck, is
+    centred."""
     y = vertices[:, 1]
     lo, hi = float(y.min()), float(y.max())
-    upper = vertices[y > lo + 0.15 * (hi - lo)]
+    upper = vertices[y > lo + 0.3 * (hi - lo)]
     center = (upper.max(0).values + upper.min(0).values) / 2
     radius = float((upper - center).norm(dim=1).max())
     return center, radius

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from perse.avatar.binding import bind_to_world, triangle_frames
 from perse.avatar.io import pack_avatar, save_avatar, unpack_avatar
-from perse.avatar.latent import CategorySpec, Look
+from perse.avatar.latent import Look
+from perse.categories import Category
 from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
 from perse.errors import PerseError
 from perse.io_utils import atomic_path
@@ -74,8 +75,8 @@ class TrainConfig:
         return cls(**data)
 
 
-def categories_of(dataset) -> list[CategorySpec]:
-    return [CategorySpec.from_dict(c.to_dict()) for c in dataset.categories]
+def categories_of(dataset) -> list[Category]:
+    return [Category.from_dict(c.to_dict()) for c in dataset.categories]
 
 
 def head_model_for(dataset, flame: str | None = None, flame_embedding: str | None = None):

@@ -1,0 +1,17 @@
+"""Synthetic attribute datasets: the attribute catalogue, procedural head textures, accessory geometry
+bound to the head, the dataset generator and its reader.
+
+    from perse.synth import generate_dataset, AttributeDataset, CATEGORIES
+"""
+
+from perse.synth.accessories import Accessory, Binding, apply_binding, bind_to_mesh, build_accessories
+from perse.synth.dataset import AttributeDataset, Frame
+from perse.synth.generator import FORMAT_NAME, FORMAT_VERSION, SynthSettings, generate_dataset
+from perse.synth.texture import TexturePainter, head_anatomy, paint_texture
+from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
+
+__all__ = [
+    "Accessory", "AttributeDataset", "Binding", "CATEGORIES", "Category", "FORMAT_NAME", "FORMAT_VERSION",
+    "Frame", "SynthSettings", "TexturePainter", "apply_binding", "bind_to_mesh", "build_accessories",
+    "category_by_name", "generate_dataset", "head_anatomy", "paint_texture", "reference_look",
+]

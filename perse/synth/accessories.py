@@ -1,0 +1,682 @@
+"""Accessory geometry (glasses, hats, earrings) built on a head and bound to its surface.
+
+Every accessory is built once in the head's canonical (neutral) space from its anatomy (landmarks,
+regions, eyeballs). Each accessory vertex is then *bound* to the nearest allowed head triangle: the
+triangle index, the barycentric coordinates of the point's projection onto the triangle's plane and
+the signed offset along the triangle's unit normal (`bind_to_mesh`). Evaluating those coordinates on a
+deformed head (`apply_binding`) moves the accessory with any expression, jaw, neck or head pose.
+Hats and glasses bind only to triangles that move rigidly with the skull (scalp, forehead, nose bridge,
+ears), so they follow the head without wobbling with the cheeks; earrings bind to the ears.
+
+All geometry is numpy float64 in metres; faces are wound counter-clockwise seen from outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perse.errors import PerseError
+from perse.synth.texture import (MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER,
+                                 MP_FOREHEAD_TOP, MP_NOSE_BRIDGE, HeadAnatomy, smoothstep)
+
+
+# --------------------------------------------------------------------------------------------------
+# Binding to a triangle mesh
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Binding:
+    """Points expressed in head-triangle coordinates.
+
+    face: (N,) int64 triangle index; bary: (N, 3) barycentric coordinates of the point's projection onto
+    the triangle's plane (may lie outside [0, 1] when the point is off the triangle's edge);
+    offset: (N,) signed distance along the triangle's unit normal (metres).
+    """
+
+    face: np.ndarray
+    bary: np.ndarray
+    offset: np.ndarray
+
+
+def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Closest points on triangles (a, b, c) to points p, all (..., 3) broadcastable (Ericson, RTCD 5.1.5)."""
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+    bp = p - b
+    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+    cp = p - c
+    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+    va = d3 * d6 - d5 * d4
+    vb = d5 * d2 - d1 * d6
+    vc = d1 * d4 - d3 * d2
+    eps = 1e-30
+    # Interior by default, then overwrite the Voronoi regions of edges and vertices (order matters).
+    denom = np.where(np.abs(va + vb + vc) < eps, eps, va + vb + vc)
+    v, w = vb / denom, vc / denom
+    out = a + ab * v[..., None] + ac * w[..., None]
+
+    def put(mask, value):
+        nonlocal out
+        out = np.where(mask[..., None], value, out)
+
+    t_bc = (d4 - d3) / np.where(np.abs((d4 - d3) + (d5 - d6)) < eps, eps, (d4 - d3) + (d5 - d6))
+    put((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0), b + (c - b) * t_bc[..., None])
+    t_ac = d2 / np.where(np.abs(d2 - d6) < eps, eps, d2 - d6)
+    put((vb <= 0) & (d2 >= 0) & (d6 <= 0), a + ac * t_ac[..., None])
+    t_ab = d1 / np.where(np.abs(d1 - d3) < eps, eps, d1 - d3)
+    put((vc <= 0) & (d1 >= 0) & (d3 <= 0), a + ab * t_ab[..., None])
+    put((d6 >= 0) & (d5 <= d6), c)
+    put((d3 >= 0) & (d4 <= d3), b)
+    put((d1 <= 0) & (d2 <= 0), a)
+    return out
+
+
+def _triangle_frames(vertices, faces):
+    """Corners (F, 3) x (3,) and unit normals (F, 3) of a mesh, numpy or torch alike."""
+    v0, v1, v2 = vertices[..., faces[:, 0], :], vertices[..., faces[:, 1], :], vertices[..., faces[:, 2], :]
+    return v0, v1, v2
+
+
+def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                 face_mask: np.ndarray | None = None, candidates: int = 24) -> Binding:
+    """Bind points to their nearest triangles.
+
+    points: (N, 3); vertices: (V, 3); faces: (F, 3); face_mask: (F,) bool of the triangles allowed
+    (None = all). Candidate triangles are the `candidates` nearest by centroid; the exact point-triangle
+    distance picks among them. Returns a `Binding` reproducing the points exactly on `vertices`.
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    allowed = np.arange(faces.shape[0]) if face_mask is None else np.nonzero(np.asarray(face_mask))[0]
+    if allowed.size == 0:
+        raise PerseError("cannot bind accessory: no head triangles allowed (check the head's regions)")
+    a, b, c = (vertices[faces[allowed, i]] for i in range(3))
+    normal = np.cross(b - a, c - a)
+    area2 = np.linalg.norm(normal, axis=1)
+    keep = area2 > 1e-14
+    allowed, a, b, c, normal = allowed[keep], a[keep], b[keep], c[keep], normal[keep] / area2[keep, None]
+    if points.shape[0] == 0:
+        return Binding(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))
+    k = int(min(candidates, allowed.size))
+    _, cand = cKDTree((a + b + c) / 3).query(points, k=k)
+    cand = cand.reshape(points.shape[0], k)
+    q = closest_point_on_triangles(points[:, None], a[cand], b[cand], c[cand])
+    dist = np.linalg.norm(q - points[:, None], axis=-1)
+    best = cand[np.arange(points.shape[0]), dist.argmin(axis=1)]
+    A, B, C, n = a[best], b[best], c[best], normal[best]
+    offset = ((points - A) * n).sum(-1)
+    proj = points - offset[:, None] * n
+    bary = barycentric(proj, A, B, C)
+    return Binding(face=allowed[best], bary=bary, offset=offset)
+
+
+def barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (N, 3) of points p in the planes of triangles (a, b, c), all (N, 3)."""
+    v0, v1, v2 = b - a, c - a, p - a
+    d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
+    d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
+    den = d00 * d11 - d01 * d01
+    v = (d11 * d20 - d01 * d21) / den
+    w = (d00 * d21 - d01 * d20) / den
+    return np.stack([1.0 - v - w, v, w], axis=-1)
+
+
+def apply_binding(binding: Binding, vertices, faces):
+    """Evaluate bound points on a (deformed) mesh.
+
+    vertices: (V, 3) or (B, V, 3), numpy or torch; faces: (F, 3). Returns (N, 3) or (B, N, 3) in the
+    same array type: sum_i bary_i * corner_i + offset * unit_normal.
+    """
+    f = faces[binding.face] if not hasattr(faces, "cpu") else faces.cpu().numpy()[binding.face]
+    if hasattr(vertices, "cpu"):  # torch tensor
+        import torch
+
+        idx = torch.as_tensor(f, device=vertices.device)
+        bary = torch.as_tensor(binding.bary, dtype=vertices.dtype, device=vertices.device)
+        off = torch.as_tensor(binding.offset, dtype=vertices.dtype, device=vertices.device)
+        a, b, c = vertices[..., idx[:, 0], :], vertices[..., idx[:, 1], :], vertices[..., idx[:, 2], :]
+        n = torch.linalg.cross(b - a, c - a)
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+        return a * bary[:, 0:1] + b * bary[:, 1:2] + c * bary[:, 2:3] + n * off[:, None]
+    vertices = np.asarray(vertices, dtype=np.float64)
+    a, b, c = vertices[..., f[:, 0], :], vertices[..., f[:, 1], :], vertices[..., f[:, 2], :]
+    n = np.cross(b - a, c - a)
+    n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-20)
+    bary = binding.bary
+    return a * bary[:, 0:1] + b * bary[:, 1:2] + c * bary[:, 2:3] + n * binding.offset[:, None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Primitive meshes (pure functions returning vertices (N, 3), faces (M, 3))
+# --------------------------------------------------------------------------------------------------
+def _grid_faces(rows: int, cols: int, wrap_cols: bool) -> np.ndarray:
+    """Two triangles per cell of a (rows, cols) vertex grid (row-major indices)."""
+    r, c = np.meshgrid(np.arange(rows - 1), np.arange(cols if wrap_cols else cols - 1), indexing="ij")
+    r, c = r.ravel(), c.ravel()
+    c1 = (c + 1) % cols
+    i00, i01, i10, i11 = r * cols + c, r * cols + c1, (r + 1) * cols + c, (r + 1) * cols + c1
+    return np.concatenate([np.stack([i00, i10, i11], 1), np.stack([i00, i11, i01], 1)])
+
+
+def orient_faces(vertices: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Flip triangles whose normal points toward `inside` ((M, 3) one reference point per face)."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    n = np.cross(b - a, c - a)
+    flip = ((a + b + c) / 3 - inside).__mul__(n).sum(-1) < 0
+    out = faces.copy()
+    out[flip] = out[flip][:, [0, 2, 1]]
+    return out
+
+
+def tube(path: np.ndarray, radius: float | np.ndarray, sides: int = 8, closed: bool = False
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """A tube of circular section along a polyline (parallel-transport frames, capped if open).
+
+    path: (K, 3); radius: scalar or (K,). Returns vertices (K*sides [+2], 3), faces.
+    """
+    path = np.asarray(path, dtype=np.float64)
+    K = path.shape[0]
+    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), (K,))
+    if closed:
+        tang = np.roll(path, -1, 0) - np.roll(path, 1, 0)
+    else:
+        tang = np.gradient(path, axis=0)
+    tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-12)
+    ref = np.array([0.0, 1.0, 0.0]) if abs(tang[0, 1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    n = np.cross(tang[0], ref)
+    n /= np.linalg.norm(n)
+    normals = [n]
+    for i in range(1, K):
+        n = normals[-1] - (normals[-1] @ tang[i]) * tang[i]
+        n /= max(np.linalg.norm(n), 1e-12)
+        normals.append(n)
+    normals = np.stack(normals)
+    binormals = np.cross(tang, normals)
+    ang = np.linspace(0, 2 * np.pi, sides, endpoint=False)
+    ring = (np.cos(ang)[None, :, None] * normals[:, None] + np.sin(ang)[None, :, None] * binormals[:, None])
+    verts = (path[:, None] + radius[:, None, None] * ring).reshape(-1, 3)
+    if closed:
+        faces = _grid_faces(K + 1, sides, wrap_cols=True) % (K * sides)
+    else:
+        faces = _grid_faces(K, sides, wrap_cols=True)
+    row = faces[:, 0] // sides  # every triangle spans rings row and row + 1
+    inside = 0.5 * (path[row % K] + path[(row + 1) % K])
+    centre_pts = [verts]
+    extra = []
+    if not closed:
+        base = verts.shape[0]
+        centre_pts.append(path[[0, -1]])
+        cap0 = np.stack([np.full(sides, base), (np.arange(sides) + 1) % sides, np.arange(sides)], 1)
+        cap1 = np.stack([np.full(sides, base + 1), (K - 1) * sides + np.arange(sides),
+                         (K - 1) * sides + (np.arange(sides) + 1) % sides], 1)
+        extra = [cap0, cap1]
+    verts = np.concatenate(centre_pts)
+    faces = orient_faces(verts, faces, inside)
+    if extra:
+        caps = np.concatenate(extra)
+        # Cap normals point away from the tube: reference points one step inside the tube.
+        cap_inside = np.concatenate([np.repeat(path[1:2] if K > 1 else path[:1], sides, 0),
+                                     np.repeat(path[-2:-1] if K > 1 else path[-1:], sides, 0)])
+        faces = np.concatenate([faces, orient_faces(verts, caps, cap_inside)])
+    return verts, faces
+
+
+def uv_sphere(center: np.ndarray, radius: float, rings: int = 8, segments: int = 12
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A closed UV sphere."""
+    theta = np.linspace(0, np.pi, rings + 1)[1:-1]
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    body = np.stack([np.sin(t) * np.cos(p), np.cos(t), np.sin(t) * np.sin(p)], -1).reshape(-1, 3)
+    verts = np.concatenate([body, [[0, 1, 0], [0, -1, 0]]]) * radius + center
+    faces = _grid_faces(rings - 1, segments, wrap_cols=True)
+    top, bottom = verts.shape[0] - 2, verts.shape[0] - 1
+    s = np.arange(segments)
+    last = (rings - 2) * segments
+    caps = np.concatenate([np.stack([np.full(segments, top), s, (s + 1) % segments], 1),
+                           np.stack([np.full(segments, bottom), last + (s + 1) % segments, last + s], 1)])
+    faces = np.concatenate([faces, caps])
+    return verts, orient_faces(verts, faces, np.broadcast_to(center, (faces.shape[0], 3)))
+
+
+def torus(center: np.ndarray, axis: np.ndarray, major: float, minor: float, segments: int = 24,
+          sides: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A torus around `axis` through `center`."""
+    axis = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    e1 = np.cross(axis, [0.0, 1.0, 0.0] if abs(axis[1]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(axis, e1)
+    a = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    core = center + major * (np.cos(a)[:, None] * e1 + np.sin(a)[:, None] * e2)
+    return tube(core, minor, sides=sides, closed=True)
+
+
+def plate(outline: np.ndarray, normal: np.ndarray, thickness: float) -> tuple[np.ndarray, np.ndarray]:
+    """A thin closed plate (lens) from a planar outline (K, 3): two fans `thickness` apart plus the edge."""
+    normal = normal / np.linalg.norm(normal)
+    centre = outline.mean(axis=0)
+    K = outline.shape[0]
+    front = np.concatenate([outline, centre[None]]) + 0.5 * thickness * normal
+    back = np.concatenate([outline, centre[None]]) - 0.5 * thickness * normal
+    verts = np.concatenate([front, back])
+    s = np.arange(K)
+    fan_f = np.stack([np.full(K, K), s, (s + 1) % K], 1)
+    fan_b = fan_f + K + 1
+    side = np.concatenate([np.stack([s, s + K + 1, (s + 1) % K + K + 1], 1),
+                           np.stack([s, (s + 1) % K + K + 1, (s + 1) % K], 1)])
+    faces = np.concatenate([fan_f, fan_b, side])
+    inside = np.broadcast_to(centre, (faces.shape[0], 3))
+    return verts, orient_faces(verts, faces, inside)
+
+
+def merge(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate meshes."""
+    verts, faces, base = [], [], 0
+    for v, f in parts:
+        verts.append(v)
+        faces.append(f + base)
+        base += v.shape[0]
+    return np.concatenate(verts), np.concatenate(faces)
+
+
+# --------------------------------------------------------------------------------------------------
+# Accessories
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Accessory:
+    """One accessory mesh in canonical space, bound to the head.
+
+    vertices: (N, 3); faces: (M, 3); colors: (N, 3) in [0, 1]; opacity: 1 = opaque (lenses < 1);
+    binding: per-vertex `Binding` to the head mesh.
+    """
+
+    name: str
+    category: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray
+    opacity: float = 1.0
+    specular: float = 0.3
+    binding: Binding | None = None
+
+    def posed(self, head_vertices) -> np.ndarray:
+        """(N, 3) vertices on a deformed head (V, 3) of the same topology as the bound one."""
+        if self.binding is None:
+            raise PerseError(f"accessory {self.name} is not bound to a head")
+        return np.asarray(apply_binding(self.binding, _np(head_vertices), self._head_faces))
+
+    _head_faces: np.ndarray = field(default=None, repr=False)
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy().astype(np.float64) if hasattr(x, "detach") else np.asarray(x, np.float64)
+
+
+def _color(n: int, rgb) -> np.ndarray:
+    return np.broadcast_to(np.asarray(rgb, dtype=np.float64), (n, 3)).copy()
+
+
+def _face_mask(anatomy: HeadAnatomy, regions: list[str]) -> np.ndarray:
+    ids = [anatomy.region_id(r) for r in regions]
+    corner = np.isin(anatomy.regions[anatomy.faces], ids)
+    return corner.all(axis=1)
+
+
+def _side_extent(anatomy: HeadAnatomy, y: np.ndarray, z: np.ndarray, side: int, radius: float = 0.008,
+                 exclude: tuple[str, ...] = ("ears", "eyeballs")) -> np.ndarray:
+    """Largest side*x of head vertices near each (y, z) (within `radius`); NaN where none."""
+    v = anatomy.vertices[~anatomy.vertex_mask(list(exclude))]
+    v = v[np.sign(v[:, 0]) == side]
+    d = np.hypot(v[None, :, 1] - y[:, None], v[None, :, 2] - z[:, None])
+    xs = np.where(d < radius, side * v[None, :, 0], -np.inf).max(axis=1)
+    return np.where(np.isfinite(xs), xs, np.nan)
+
+
+GLASSES_STYLE = {
+    #              half-w  half-h  exponent  rim radius  frame colour            lens colour         lens opacity
+    "round":       (0.0225, 0.0225, 2.0, 0.0011, (0.78, 0.62, 0.30), (0.85, 0.90, 0.95), 0.12),
+    "rectangular": (0.0265, 0.0175, 5.0, 0.0019, (0.04, 0.04, 0.045), (0.85, 0.90, 0.95), 0.12),
+    "sunglasses":  (0.0290, 0.0240, 2.6, 0.0020, (0.10, 0.10, 0.11), (0.04, 0.05, 0.07), 0.85),
+}
+
+
+def build_glasses(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
+    """Frames (rims, bridge, temples to the ears) and lenses, in canonical space (unbound)."""
+    if style not in GLASSES_STYLE:
+        raise PerseError(f"unknown glasses style '{style}'; choose one of {', '.join(GLASSES_STYLE)}")
+    hw, hh, expo, rim_r, frame_col, lens_col, lens_op = GLASSES_STYLE[style]
+    a = anatomy
+    verts_all = a.vertices
+    eyes = [(a.eye_centers[0], a.lmk(*MP_EYE_R_UPPER, *MP_EYE_R_LOWER), -1),
+            (a.eye_centers[1], a.lmk(*MP_EYE_L_UPPER, *MP_EYE_L_LOWER), 1)]
+    bridge_pt = a.landmarks[MP_NOSE_BRIDGE]
+    nose = a.vertex_mask(["nose"])
+    ang = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    frame_parts, lens_parts, rims = [], [], []
+    for centre, lid_pts, side in eyes:
+        c = np.array([lid_pts[:, 0].mean(), lid_pts[:, 1].mean() + 0.002, 0.0])
+        # Lens plane in front of everything inside the outline: eyelids, brows, nose, cheeks.
+        # Lens plane: in front of the eye area (lids, brows, cheeks) under the lens ...
+        in_rect = (np.abs(verts_all[:, 0] - c[0]) < hw) & (np.abs(verts_all[:, 1] - c[1]) < hh)
+        c[2] = verts_all[in_rect & ~nose, 2].max() + 0.006
+        # ... and clear of the side of the nose where the lens overlaps it.
+        inside = ((np.abs(verts_all[:, 0] - c[0]) / hw) ** expo + (np.abs(verts_all[:, 1] - c[1]) / hh) ** expo) < 0.9
+        if (inside & nose).any():
+            c[2] = max(c[2], verts_all[inside & nose, 2].max() + 0.002)
+        wrap = np.radians(8.0) * side  # outer edge slightly back, like real frames
+        ex = np.array([np.cos(wrap), 0.0, -np.sin(wrap)])
+        ey = np.array([0.0, 1.0, 0.0])
+        cu, su = np.cos(ang), np.sin(ang)
+        u = hw * np.sign(cu) * np.abs(cu) ** (2 / expo)
+        v = hh * np.sign(su) * np.abs(su) ** (2 / expo)
+        if style == "sunglasses":  # aviator drop: the lower outer part hangs lower
+            v = np.where(v < 0, v * (1.0 + 0.25 * np.clip(side * u / hw, 0, 1)), v)
+        outline = c + u[:, None] * ex + v[:, None] * ey
+        rims.append((outline, c, ex))
+        frame_parts.append(tube(outline, rim_r, sides=8, closed=True))
+        lens_parts.append(plate(c + 0.96 * (u[:, None] * ex + v[:, None] * ey), np.cross(ex, ey), 0.0008))
+    # Bridge: from the inner rim points of both lenses, arching over the nose bridge.
+    inner = [r[0][np.argmin(np.abs(r[0][:, 0] - bridge_pt[0]) - 0.3 * r[0][:, 1])] for r in rims]
+    t = np.linspace(0, 1, 12)[:, None]
+    mid = np.array([bridge_pt[0], max(inner[0][1], inner[1][1]) + 0.003,
+                    max(bridge_pt[2] + 0.004, 0.5 * (inner[0][2] + inner[1][2]))])
+    bridge = (1 - t) ** 2 * inner[0] + 2 * t * (1 - t) * mid + t ** 2 * inner[1]
+    frame_parts.append(tube(bridge, rim_r * 1.1, sides=8))
+    # Temples: hinge at the outer rim, along the side of the head to the ear root, then down behind it.
+    ears = a.vertices[a.vertex_mask(["ears"])]
+    for outline, c, ex in rims:
+        side = int(np.sign(c[0]))
+        hinge = outline[np.argmax(side * outline[:, 0] + 0.2 * outline[:, 1])]
+        ear = ears[np.sign(ears[:, 0]) == side]
+        if ear.shape[0] == 0:
+            raise PerseError("head model has no ear vertices on one side; cannot place glasses temples")
+        ear_top = ear[np.argmax(ear[:, 1])]
+        ear_y = ear_top[1] - 0.004
+        ear_z = ear[:, 2].mean()
+        n = 24
+        s = np.linspace(0, 1, n)
+        y = hinge[1] + (ear_y - hinge[1]) * smoothstep(0.0, 1.0, s)
+        z = hinge[2] - 0.004 + (ear_z - hinge[2] + 0.004) * s
+        head_x = _side_extent(a, y, z, side)
+        head_x = np.where(np.isnan(head_x), side * hinge[0], head_x)  # in front of the face: no constraint
+        # Keep clear of the head and never narrower than the hinge (the frame is rigid, not hugging).
+        x = np.maximum(head_x + 0.004, side * hinge[0] + 0.002)
+        x = np.maximum.accumulate(x)  # the temple only ever widens toward the ear
+        x = np.convolve(np.pad(x, 2, mode="edge"), np.ones(5) / 5, mode="valid")  # a straight, rigid arm
+        x = np.maximum.accumulate(np.maximum(x, head_x + 0.003))
+        path = np.stack([side * x, y, z], 1)
+        tail_t = np.linspace(0, 1, 8)[1:, None]
+        tail = path[-1] + tail_t * np.array([0.0, -0.022, -0.012]) + (tail_t ** 2) * np.array([0, 0.004, 0])
+        tail[:, 0] = side * (np.abs(path[-1, 0]) - 0.002 * tail_t[:, 0])
+        path = np.concatenate([hinge[None], path[1:], tail])
+        frame_parts.append(tube(path, rim_r * 1.05, sides=6))
+    fv, ff = merge(frame_parts)
+    lv, lf = merge(lens_parts)
+    return [Accessory("glasses_frame", "glasses", fv, ff, _color(fv.shape[0], frame_col), 1.0, 0.6),
+            Accessory("glasses_lenses", "glasses", lv, lf, _color(lv.shape[0], lens_col), lens_op, 0.9)]
+
+
+def _head_radius_grid(anatomy: HeadAnatomy, centre: np.ndarray, dirs: np.ndarray, cone_deg: float = 7.0
+                      ) -> np.ndarray:
+    """Largest distance from `centre` of head vertices within a cone around each direction.
+
+    dirs: (..., 3) unit directions -> (...,) radii; NaN where no vertex lies in the cone.
+    """
+    v = anatomy.vertices[~anatomy.vertex_mask(["eyeballs"])] - centre
+    r = np.linalg.norm(v, axis=1)
+    u = v / r[:, None]
+    flat = dirs.reshape(-1, 3)
+    cos = flat @ u.T
+    within = cos > np.cos(np.radians(cone_deg))
+    out = np.where(within, r[None] * cos, -np.inf).max(axis=1)
+    out = np.where(np.isfinite(out), out, np.nan)
+    return out.reshape(dirs.shape[:-1])
+
+
+def _smooth_grid(r: np.ndarray, iters: int) -> np.ndarray:
+    """Fill NaNs and smooth a (rows, cols) radius grid (cols wrap around)."""
+    r = r.copy()
+    for _ in range(50):
+        if not np.isnan(r).any():
+            break
+        padded = np.pad(r, ((1, 1), (0, 0)), mode="edge")
+        neighbours = np.stack([np.roll(r, 1, 1), np.roll(r, -1, 1), padded[:-2], padded[2:]])
+        with np.errstate(all="ignore"):
+            fill = np.nanmax(np.where(np.isnan(neighbours), -np.inf, neighbours), axis=0)
+        r = np.where(np.isnan(r) & np.isfinite(fill), fill, r)
+    r = np.where(np.isnan(r), np.nanmean(r), r)
+    for _ in range(iters):
+        up = np.pad(r, ((1, 1), (0, 0)), mode="edge")
+        r = np.maximum(r, 0.2 * r + 0.2 * (np.roll(r, 1, 1) + np.roll(r, -1, 1) + up[:-2] + up[2:]))
+    return r
+
+
+def _cap_frame(tilt_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orthonormal hat frame: pole axis tilted back by `tilt_deg`, e1 toward the face, e2 to the side."""
+    t = np.radians(tilt_deg)
+    pole = np.array([0.0, np.cos(t), -np.sin(t)])
+    e1 = np.array([0.0, np.sin(t), np.cos(t)])      # forward, perpendicular to the pole
+    e2 = np.cross(pole, e1)
+    return pole, e1, e2
+
+
+def _shell(anatomy: HeadAnatomy, front_y: float, margin: float, tilt_deg: float, rows: int = 28,
+           cols: int = 96, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dome hugging the skull from the crown down to a rim plane through the forehead at `front_y`.
+
+    Returns grid points (rows, cols, 3), polar angles (rows,) and azimuths (cols,) (0 = front).
+    """
+    centre = anatomy.head_center
+    pole, e1, e2 = _cap_frame(tilt_deg)
+    # Polar angle of the rim: where the forehead surface reaches height front_y on the midline.
+    mid = anatomy.vertices[(np.abs(anatomy.vertices[:, 0]) < 0.006) & (anatomy.vertices[:, 2] > centre[2])]
+    front_pt = mid[np.argmin(np.abs(mid[:, 1] - front_y))]
+    d = front_pt - centre
+    theta_max = np.arccos(np.clip(d @ pole / np.linalg.norm(d), -1, 1))
+    theta = np.linspace(0.0, theta_max, rows)
+    phi = np.linspace(0, 2 * np.pi, cols, endpoint=False)
+    T, Pp = np.meshgrid(theta, phi, indexing="ij")
+    dirs = (np.cos(T)[..., None] * pole + np.sin(T)[..., None] * (np.cos(Pp)[..., None] * e1
+                                                                  + np.sin(Pp)[..., None] * e2))
+    r = _head_radius_grid(anatomy, centre, dirs)
+    r = _smooth_grid(r, iters=4) + margin
+    if extra is not None:
+        r = r + extra
+    r[0] = r[0].mean()  # a single crown point
+    return centre + r[..., None] * dirs, theta, phi
+
+
+def _double_sided(grid: np.ndarray, thickness: float, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed thin solid from a (rows, cols, 3) dome grid: outer surface, inner surface, rim strip."""
+    rows, cols = grid.shape[:2]
+    radial = grid - centre
+    radial /= np.maximum(np.linalg.norm(radial, axis=-1, keepdims=True), 1e-12)
+    outer = grid.reshape(-1, 3)
+    inner = (grid - thickness * radial).reshape(-1, 3)
+    f = _grid_faces(rows, cols, wrap_cols=True)
+    n = rows * cols
+    c = np.arange(cols)
+    last = (rows - 1) * cols
+    rim = np.concatenate([np.stack([last + c, n + last + c, n + last + (c + 1) % cols], 1),
+                          np.stack([last + c, n + last + (c + 1) % cols, last + (c + 1) % cols], 1)])
+    verts = np.concatenate([outer, inner])
+    # Orientation: outer faces away from the centre, inner toward it, rim outward-down.
+    fo = orient_faces(verts, f, np.broadcast_to(centre, (f.shape[0], 3)))
+    fi = orient_faces(verts, f + n, np.broadcast_to(centre, (f.shape[0], 3)))[:, [0, 2, 1]]
+    rim_ref = np.broadcast_to(grid[-2].mean(axis=0), (rim.shape[0], 3))
+    fr = orient_faces(verts, rim, rim_ref)
+    return verts, np.concatenate([fo, fi, fr])
+
+
+HAT_COLORS = {"cap": (0.10, 0.17, 0.42), "beanie": (0.58, 0.12, 0.10)}
+
+
+def build_hat(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
+    """A baseball cap (dome + brim + button) or a knitted beanie (thick dome + folded cuff + pompom)."""
+    a = anatomy
+    y10 = a.landmarks[MP_FOREHEAD_TOP][1]
+    brows_top = a.vertices[a.vertex_mask(["brows"]), 1].max()
+    centre = a.head_center
+    if style == "cap":
+        front_y = 0.5 * (y10 + brows_top) + 0.006
+        grid, theta, phi = _shell(a, front_y, margin=0.004, tilt_deg=22.0)
+        rows, cols = grid.shape[:2]
+        dome_v, dome_f = _double_sided(grid, 0.002, centre)
+        # Panel seams and a slightly lighter crown: colour by azimuth and height.
+        PH = np.concatenate([np.tile(phi, rows), np.tile(phi, rows)])
+        seams = np.exp(-((np.mod(PH + np.pi / 6, np.pi / 3) - np.pi / 6) / 0.03) ** 2)
+        base = np.array(HAT_COLORS["cap"])
+        dome_c = base[None] * (1.0 - 0.35 * seams[:, None])
+        # Brim: from the front part of the rim forward and slightly down.
+        rim = grid[-1]
+        front = np.cos(phi) > np.cos(np.radians(62))
+        idx = np.nonzero(front)[0]
+        idx = idx[np.argsort(np.mod(phi[idx] + np.pi, 2 * np.pi))]
+        rim_f = rim[idx]
+        outward = rim_f - centre
+        outward[:, 1] = 0.0
+        outward /= np.linalg.norm(outward, axis=1, keepdims=True)
+        fwd = np.cos(np.mod(phi[idx] + np.pi, 2 * np.pi) - np.pi)
+        length = 0.072 * np.clip((fwd - np.cos(np.radians(64))) / (1 - np.cos(np.radians(64))), 0, 1) ** 0.5
+        t = np.linspace(0, 1, 8)
+        brim = (rim_f[None] + (t[:, None, None] * length[None, :, None]) * outward[None]
+                + (t[:, None, None] ** 2 * length[None, :, None] * np.array([0, -0.22, 0])))
+        bv, bf = _brim_solid(brim, 0.003)
+        button_v, button_f = uv_sphere(grid[0, 0] + 0.002 * (grid[0, 0] - centre) / np.linalg.norm(grid[0, 0] - centre),
+                                       0.005, 6, 10)
+        v, f = merge([(dome_v, dome_f), (bv, bf), (button_v, button_f)])
+        colors = np.concatenate([dome_c, _color(bv.shape[0], base * 0.85), _color(button_v.shape[0], base)])
+        return [Accessory("hat_cap", "hat", v, f, colors, 1.0, 0.15)]
+    if style == "beanie":
+        front_y = brows_top + 0.018
+        rows, cols = 30, 144
+        cuff_rows = 7
+        extra = np.zeros((rows, cols))
+        extra[-cuff_rows:] = 0.005
+        grid, theta, phi = _shell(a, front_y, margin=0.009, tilt_deg=14.0, rows=rows, cols=cols, extra=extra)
+        # Gather the crown a little higher (a knitted hat does not hug the skull top).
+        radial = grid - centre
+        crown_lift = 0.012 * np.cos(np.clip(theta / theta[-1] * np.pi / 2, 0, np.pi / 2)) ** 2
+        grid = grid + crown_lift[:, None, None] * radial / np.linalg.norm(radial, axis=-1, keepdims=True)
+        dome_v, dome_f = _double_sided(grid, 0.003, centre)
+        PH = np.concatenate([np.tile(phi, rows), np.tile(phi, rows)])
+        row_idx = np.concatenate([np.repeat(np.arange(rows), cols)] * 2)
+        ribs = 0.5 + 0.5 * np.sin(PH * 48)
+        base = np.array(HAT_COLORS["beanie"])
+        cuff = (row_idx >= rows - cuff_rows).astype(np.float64)
+        dome_c = base[None] * (0.82 + 0.22 * ribs[:, None]) * (1.0 - 0.12 * cuff[:, None])
+        fold = tube(np.concatenate([grid[rows - cuff_rows], grid[rows - cuff_rows, :1]]), 0.003, sides=6)
+        top = grid[0, 0] + 0.018 * (grid[0, 0] - centre) / np.linalg.norm(grid[0, 0] - centre)
+        pom_v, pom_f = uv_sphere(top, 0.022, 10, 16)
+        v, f = merge([(dome_v, dome_f), fold, (pom_v, pom_f)])
+        colors = np.concatenate([dome_c, _color(fold[0].shape[0], base * 0.7),
+                                 _color(pom_v.shape[0], np.array([0.93, 0.90, 0.85]))])
+        return [Accessory("hat_beanie", "hat", v, f, colors, 1.0, 0.05)]
+    raise PerseError(f"unknown hat style '{style}'; choose cap or beanie")
+
+
+def _brim_solid(grid: np.ndarray, thickness: float) -> tuple[np.ndarray, np.ndarray]:
+    """A closed slab from a (rows, cols, 3) open sheet: top sheet, bottom sheet offset down, side strips."""
+    rows, cols = grid.shape[:2]
+    top = grid.reshape(-1, 3)
+    bottom = (grid - np.array([0.0, thickness, 0.0])).reshape(-1, 3)
+    n = rows * cols
+    f = _grid_faces(rows, cols, wrap_cols=False)
+    verts = np.concatenate([top, bottom])
+    up = np.array([0.0, 1.0, 0.0])
+    ft = orient_faces(verts, f, (verts[f].mean(1) - up))
+    fb = orient_faces(verts, f + n, (verts[f + n].mean(1) + up))
+    ring = np.concatenate([np.arange(cols),                                   # rim row
+                           np.arange(1, rows) * cols + cols - 1,              # right edge
+                           (rows - 1) * cols + np.arange(cols - 2, -1, -1),   # tip row, back
+                           np.arange(rows - 2, 0, -1) * cols])                # left edge
+    k = np.arange(ring.size)
+    i0, i1 = ring[k], ring[(k + 1) % ring.size]
+    side = np.concatenate([np.stack([i0, i1, i1 + n], 1), np.stack([i0, i1 + n, i0 + n], 1)])
+    centre = grid.reshape(-1, 3).mean(axis=0) - 0.5 * thickness * up
+    fs = orient_faces(verts, side, np.broadcast_to(centre, (side.shape[0], 3)))
+    return verts, np.concatenate([ft, fb, fs])
+
+
+EARRING_COLORS = {"studs": (0.86, 0.86, 0.90), "hoops": (0.85, 0.66, 0.25)}
+
+
+def build_earrings(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
+    """Studs (small spheres on the lobes) or hoops (tori hanging from the lobes)."""
+    if style not in EARRING_COLORS:
+        raise PerseError(f"unknown earrings style '{style}'; choose studs or hoops")
+    a = anatomy
+    ears = a.vertices[a.vertex_mask(["ears"])]
+    parts = []
+    for side in (-1, 1):
+        ear = ears[np.sign(ears[:, 0]) == side]
+        if ear.shape[0] < 4:
+            raise PerseError("head model has no ear vertices on one side; cannot place earrings")
+        y0 = ear[:, 1].min()
+        lobe = ear[(ear[:, 1] > y0 + 0.003) & (ear[:, 1] < y0 + 0.009)]
+        if lobe.shape[0] == 0:
+            lobe = ear[np.argsort(ear[:, 1])[:4]]
+        p = lobe[np.argmax(side * lobe[:, 0])]  # outer face of the lobe
+        if style == "studs":
+            parts.append(uv_sphere(p + np.array([side * 0.0022, 0.0, 0.0]), 0.0028, 8, 12))
+        else:
+            R = 0.011
+            pierce = lobe.mean(axis=0)
+            centre = pierce + np.array([side * 0.0005, -R + 0.002, 0.0])
+            axis = np.array([1.0, 0.0, 0.15 * side])
+            parts.append(torus(centre, axis, R, 0.0013, segments=32, sides=8))
+    v, f = merge(parts)
+    return [Accessory(f"earrings_{style}", "earrings", v, f, _color(v.shape[0], EARRING_COLORS[style]), 1.0, 0.9)]
+
+
+# Which head triangles each category binds to (rigid with the skull / ears).
+BIND_REGIONS = {
+    "glasses": ["nose", "forehead", "ears", "scalp"],
+    "hat": ["scalp", "back_of_head", "forehead"],
+    "earrings": ["ears"],
+}
+
+
+def bind_accessories(anatomy: HeadAnatomy, accessories: list[Accessory]) -> list[Accessory]:
+    """Bind every accessory's vertices to its category's allowed head triangles (in place; returned)."""
+    for acc in accessories:
+        mask = _face_mask(anatomy, BIND_REGIONS[acc.category])
+        acc.binding = bind_to_mesh(acc.vertices, anatomy.vertices, anatomy.faces, face_mask=mask)
+        acc._head_faces = anatomy.faces
+    return accessories
+
+
+def build_accessories(anatomy: HeadAnatomy, look: dict[str, str]) -> list[Accessory]:
+    """Bound accessories for a look (categories glasses, hat, earrings; "none"/absent = nothing)."""
+    out: list[Accessory] = []
+    if look.get("glasses", "none") != "none":
+        out += build_glasses(anatomy, look["glasses"])
+    if look.get("hat", "none") != "none":
+        out += build_hat(anatomy, look["hat"])
+    if look.get("earrings", "none") != "none":
+        out += build_earrings(anatomy, look["earrings"])
+    return bind_accessories(anatomy, out)
+
+
+class AccessoryCache:
+    """Builds and binds each (category, variant) accessory once per head."""
+
+    def __init__(self, anatomy: HeadAnatomy):
+        self.anatomy = anatomy
+        self._cache: dict[tuple[str, str], list[Accessory]] = {}
+
+    def get(self, look: dict[str, str]) -> list[Accessory]:
+        out: list[Accessory] = []
+        for cat in ("glasses", "hat", "earrings"):
+            variant = look.get(cat, "none")
+            if variant == "none":
+                continue
+            key = (cat, variant)
+            if key not in self._cache:
+                self._cache[key] = build_accessories(self.anatomy, {cat: variant})
+            out += self._cache[key]
+        return out

@@ -1,0 +1,527 @@
+"""The built-in synthetic attribute dataset generator.
+
+For every frame it picks a *look* (one variant per attribute category), a sparse random expression, a
+head pose and a camera, then renders the head (procedurally painted texture, `perse.synth.texture`)
+with the look's accessories (`perse.synth.accessories`, bound to the head so they follow the pose) with
+the offscreen GL `MeshRenderer`. Region labels of the same render give per-category visibility masks.
+
+Looks. Most frames switch ONE category away from its reference variant (every non-reference variant
+gets `num_frames_per_variant` such frames), `num_frames_per_variant` frames are fully reference, and
+about `double_fraction` of the training frames switch two categories at once.
+
+Train / test split. About `test_fraction` of the frames are marked ``"test"``. Their looks cycle
+through the reference and every single-category variant (so every variant is evaluated), but their
+expression, pose and camera come from an independent random stream (seeded by ``(seed, 1)`` instead of
+``(seed, 0)``), and their camera orbit is drawn from a wider band (|yaw| up to 30 degrees instead of 20)
+so the held-out views are partly outside the training views.
+
+DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the trainer relies on it)::
+
+    DATASET/dataset.json = {
+      "format": "perse-dataset", "version": 1,
+      "head": {"kind": "builtin" | "flame", "name": str, "sha256": str | null},
+      "image_size": [H, W],
+      "categories": [{"name", "variants": [...], "reference", "none": str | null, "regions": [...]}],
+                    # fixed order; category index c = bit c of the region masks
+      "frames": [{"image": "images/000000.png", "regions": "regions/000000.png",
+                  "split": "train" | "test",
+                  "camera": Camera.to_dict(),
+                  "params": HeadParams.to_dict() with batch size 1 (all 8 fields),
+                  "variants": {category_name: variant_name, ...}}],   # every category present
+      "generator": {settings, seed, ...}
+    }
+    images/NNNNNN.png   RGBA uint8; alpha = coverage of head + accessories; RGB is straight (not
+                        premultiplied) colour, 0 on the background.
+    regions/NNNNNN.png  uint16 single channel; bit c set where category c's region (its head regions plus
+                        its accessory geometry, from the label render) is visible, dilated a few pixels.
+
+The folder is built as ``OUT.partial`` and renamed to ``OUT`` at the very end; any error or Ctrl-C
+removes the partial folder, so ``OUT`` only ever holds a complete dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from perse.errors import PerseError
+from perse.head.model import HeadModel, HeadParams
+from perse.render.camera import Camera, orbit_camera
+from perse.synth.accessories import Accessory, AccessoryCache
+from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
+from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
+
+FORMAT_NAME = "perse-dataset"
+FORMAT_VERSION = 1
+ACCESSORY_LABEL_BASE = 100   # label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
+
+# ARKit expression units used for random expressions (those the head has are used).
+EXPRESSION_POOL = (
+    "jawOpen", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight", "mouthPucker",
+    "mouthFunnel", "mouthLeft", "mouthRight", "mouthStretchLeft", "mouthStretchRight", "mouthPressLeft",
+    "mouthPressRight", "mouthShrugUpper", "mouthShrugLower", "mouthRollUpper", "mouthRollLower",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthClose",
+    "mouthDimpleLeft", "mouthDimpleRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeSquintLeft", "eyeSquintRight",
+    "eyeWideLeft", "eyeWideRight", "browInnerUp", "browDownLeft", "browDownRight", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight",
+    "jawLeft", "jawRight", "jawForward",
+)
+# Units that usually act in left/right pairs: sampled together most of the time.
+_PAIRS = {"mouthSmileLeft": "mouthSmileRight", "eyeBlinkLeft": "eyeBlinkRight", "browDownLeft": "browDownRight",
+          "browOuterUpLeft": "browOuterUpRight", "eyeWideLeft": "eyeWideRight", "eyeSquintLeft": "eyeSquintRight",
+          "mouthFrownLeft": "mouthFrownRight", "cheekSquintLeft": "cheekSquintRight",
+          "noseSneerLeft": "noseSneerRight", "mouthStretchLeft": "mouthStretchRight"}
+
+
+@dataclass
+class SynthSettings:
+    """Generator settings (all recorded in dataset.json["generator"])."""
+
+    num_frames_per_variant: int = 8
+    image_size: int = 256
+    texture_size: int = 512
+    seed: int = 0
+    test_fraction: float = 0.1
+    double_fraction: float = 0.1
+    categories: list[str] = field(default_factory=lambda: [c.name for c in CATEGORIES])
+    head_yaw_deg: float = 35.0
+    head_pitch_deg: float = 15.0
+    head_roll_deg: float = 8.0
+    neck_deg: float = 6.0
+    camera_yaw_deg: float = 20.0
+    camera_yaw_test_deg: float = 30.0
+    camera_pitch_deg: float = 10.0
+    fov_deg: tuple[float, float] = (14.0, 22.0)
+    fill: float = 0.7
+    max_expression_units: int = 4
+    region_dilation_px: int = -1   # -1: max(2, image_size // 64)
+
+    def validate(self) -> None:
+        if self.num_frames_per_variant < 1:
+            raise PerseError(f"num_frames_per_variant must be >= 1, got {self.num_frames_per_variant}")
+        if not 16 <= self.image_size <= 4096:
+            raise PerseError(f"image size {self.image_size} is out of range; use 64 to 1024 (256 is typical)")
+        if not 0.0 <= self.test_fraction < 0.9:
+            raise PerseError(f"test fraction {self.test_fraction} must be in [0, 0.9)")
+        if not 0.0 <= self.double_fraction <= 1.0:
+            raise PerseError(f"double fraction {self.double_fraction} must be in [0, 1]")
+        for name in self.categories:
+            category_by_name(name)
+        if len(self.categories) > 16:
+            raise PerseError("at most 16 categories fit the uint16 region masks")
+        if len(set(self.categories)) != len(self.categories):
+            raise PerseError(f"categories listed twice: {self.categories}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling (pure functions of a numpy Generator)
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class FramePlan:
+    look: dict[str, str]
+    split: str
+
+
+def plan_frames(categories: list[Category], settings: SynthSettings, rng: np.random.Generator) -> list[FramePlan]:
+    """The looks and splits of all frames, in a shuffled but seed-determined order."""
+    n = settings.num_frames_per_variant
+    ref = reference_look(categories)
+    singles = [(c.name, v) for c in categories for v in c.non_reference]
+    train: list[dict[str, str]] = [dict(ref) for _ in range(n)]
+    for cat, var in singles:
+        train += [{**ref, cat: var} for _ in range(n)]
+    n_double = int(round(settings.double_fraction * len(train))) if len(categories) >= 2 else 0
+    switchable = [c for c in categories if c.non_reference]
+    for _ in range(n_double):
+        if len(switchable) < 2:
+            break
+        ca, cb = rng.choice(len(switchable), size=2, replace=False)
+        look = dict(ref)
+        for ci in (ca, cb):
+            cat = switchable[int(ci)]
+            look[cat.name] = cat.non_reference[int(rng.integers(len(cat.non_reference)))]
+        train.append(look)
+    frac = settings.test_fraction
+    n_test = int(round(frac / (1.0 - frac) * len(train))) if frac > 0 else 0
+    cycle = [dict(ref)] + [{**ref, cat: var} for cat, var in singles]
+    test = [dict(cycle[i % len(cycle)]) for i in range(n_test)]
+    plans = [FramePlan(lk, "train") for lk in train] + [FramePlan(lk, "test") for lk in test]
+    order = rng.permutation(len(plans))
+    return [plans[i] for i in order]
+
+
+def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Axis-angle (3,) of R = Ry(yaw) @ Rx(pitch) @ Rz(roll), angles in radians.
+
+    Positive yaw turns the face toward +x (the subject's left), positive pitch tilts it down (+y toward +z).
+    """
+    cy, sy, cp, sp, cr, sr = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll), math.sin(roll)
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return matrix_to_axis_angle(Ry @ Rx @ Rz)
+
+
+def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle -> (3, 3) numpy rotation, through `perse.head.lbs.axis_angle_to_matrix`."""
+    from perse.head.lbs import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(torch.as_tensor(rotvec, dtype=torch.float64)).numpy()
+
+
+def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle of a rotation matrix (3, 3) (angles below pi)."""
+    cos = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)
+    angle = math.acos(cos)
+    if angle < 1e-8:
+        return np.zeros(3)
+    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / (2.0 * math.sin(angle))
+    return w * angle
+
+
+def sample_expression(names: list[str], rng: np.random.Generator, max_units: int) -> np.ndarray:
+    """(E,) sparse expression coefficients: a few ARKit units in [0, 1] (Gaussian PCA coefficients for
+    heads without ARKit names, e.g. FLAME)."""
+    E = len(names)
+    out = np.zeros(E, dtype=np.float32)
+    pool = [n for n in EXPRESSION_POOL if n in names]
+    if not pool:  # PCA expression space: small Gaussian coefficients on the leading directions
+        k = min(E, 10)
+        out[:k] = rng.normal(0.0, 0.7, size=k) * (rng.random() < 0.85)
+        return out
+    k = int(rng.integers(0, max_units + 1))
+    for name in rng.choice(pool, size=min(k, len(pool)), replace=False):
+        value = float(rng.uniform(0.15, 1.0))
+        out[names.index(name)] = value
+        partner = _PAIRS.get(str(name))
+        if partner in names and rng.random() < 0.75:
+            out[names.index(partner)] = float(np.clip(value + rng.normal(0, 0.1), 0, 1))
+    return out
+
+
+def sample_params(head: HeadModel, rng: np.random.Generator, s: SynthSettings) -> HeadParams:
+    """Random expression, jaw, gaze, neck and head pose (batch 1, every field filled)."""
+    deg = math.radians
+    expr = sample_expression(head.expression_names, rng, s.max_expression_units)
+    jaw = np.zeros(3)
+    if rng.random() < 0.4:
+        jaw[0] = rng.uniform(0.0, 0.22)   # opening: rotation about +x
+        if "jawOpen" in head.expression_names:  # the built-in head's jawOpen is the same opening: not both
+            expr[head.expression_names.index("jawOpen")] = 0.0
+    gaze = np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.3, 0.3), 0.0])  # pitch, yaw
+    head_rot = euler_to_axis_angle(deg(rng.uniform(-s.head_yaw_deg, s.head_yaw_deg)),
+                                   deg(rng.uniform(-s.head_pitch_deg, s.head_pitch_deg)),
+                                   deg(rng.uniform(-s.head_roll_deg, s.head_roll_deg)))
+    neck = rng.uniform(-deg(s.neck_deg), deg(s.neck_deg), size=3) * np.array([1.0, 1.0, 0.5])
+    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(1, -1)  # noqa: E731
+    return HeadParams(shape=torch.zeros(1, head.num_shape), expression=t(expr), global_rot=t(head_rot),
+                      neck_rot=t(neck), jaw_rot=t(jaw), eye_left_rot=t(gaze), eye_right_rot=t(gaze),
+                      translation=torch.zeros(1, 3))
+
+
+def frame_camera(vertices: np.ndarray, rng: np.random.Generator, s: SynthSettings, test: bool) -> Camera:
+    """Orbit camera around the posed head so that it fills about `s.fill` of the frame height."""
+    y = vertices[:, 1]
+    lo, hi = float(y.min()), float(y.max())
+    upper = vertices[y > lo + 0.2 * (hi - lo)]  # ignore the bottom of the neck for centring
+    centre = 0.5 * (upper.max(0) + upper.min(0))
+    radius = float(np.linalg.norm(upper - centre, axis=1).max())
+    fov = float(rng.uniform(*s.fov_deg))
+    yaw_max = s.camera_yaw_test_deg if test else s.camera_yaw_deg
+    yaw = float(rng.uniform(-yaw_max, yaw_max))
+    pitch = float(rng.uniform(-s.camera_pitch_deg, s.camera_pitch_deg))
+    distance = radius / math.tan(math.radians(fov) / 2) / s.fill * float(rng.uniform(0.95, 1.05))
+    target = centre + rng.uniform(-0.03, 0.03, size=3) * radius
+    return orbit_camera(yaw, pitch, distance, tuple(float(v) for v in target), fov, s.image_size, s.image_size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering one frame
+# --------------------------------------------------------------------------------------------------
+class FrameRenderer:
+    """Holds the head's painter, accessory cache and GL renderer; renders looks in any pose."""
+
+    def __init__(self, head: HeadModel, categories: list[Category], texture_size: int = 512, seed: int = 0,
+                 renderer=None):
+        self.head = head
+        self.categories = categories
+        self.anatomy: HeadAnatomy = head_anatomy(head)
+        self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed)
+        self.accessories = AccessoryCache(self.anatomy)
+        self.face_labels = (self.anatomy.face_regions() + 1).astype(np.int32)  # 0 = background
+        self._renderer = renderer
+        self._own_renderer = renderer is None
+        names = self.anatomy.region_names
+        # Label ids whose pixels belong to each category's region.
+        self.category_labels = [np.array([names.index(r) + 1 for r in c.regions]
+                                         + [ACCESSORY_LABEL_BASE + i], dtype=np.int32)
+                                for i, c in enumerate(categories)]
+        self._cat_index = {c.name: i for i, c in enumerate(categories)}
+
+    @property
+    def renderer(self):
+        if self._renderer is None:
+            from perse.render.gl import MeshRenderer
+
+            self._renderer = MeshRenderer()
+        return self._renderer
+
+    def close(self) -> None:
+        if self._own_renderer and self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def meshes(self, look: dict[str, str], vertices: np.ndarray) -> list:
+        """Head + accessories as `Mesh` objects for posed head vertices (V, 3)."""
+        from perse.render.gl import Mesh
+
+        a = self.anatomy
+        out = [Mesh(vertices=vertices.astype(np.float32), faces=a.faces, uvs=a.uvs.astype(np.float32),
+                    uv_faces=a.uv_faces, texture=self.painter.paint(look), face_labels=self.face_labels,
+                    specular=0.06)]
+        for acc in self.accessories.get(look):
+            label = ACCESSORY_LABEL_BASE + self._cat_index.get(acc.category, 15)
+            out.append(Mesh(vertices=acc.posed(vertices).astype(np.float32), faces=acc.faces,
+                            colors=acc.colors.astype(np.float32),
+                            face_labels=np.full(acc.faces.shape[0], label, dtype=np.int32),
+                            opacity=acc.opacity, specular=acc.specular, smooth=True))
+        return out
+
+    def posed_vertices(self, params: HeadParams) -> np.ndarray:
+        """(V, 3) float64 head vertices for `params` (batch 1)."""
+        with torch.no_grad():
+            return self.head(params).vertices[0].cpu().numpy().astype(np.float64)
+
+    def render(self, look: dict[str, str], verts: np.ndarray, camera: Camera, dilation: int,
+               head_rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, object]:
+        """RGBA uint8 (H, W, 4) straight colour, region bits uint16 (H, W), and the raw MeshRender.
+
+        verts: (V, 3) posed head vertices (`posed_vertices`).
+        head_rotation: (3, 3) world rotation of the head; the studio lights then turn with the head
+            (see `head_fixed_lighting`). None keeps the lights fixed to the camera."""
+        lighting = None if head_rotation is None else head_fixed_lighting(camera, head_rotation)
+        result = self.renderer.render(self.meshes(look, verts), camera, background=(0.0, 0.0, 0.0),
+                                      lighting=lighting)
+        return encode_rgba(result.rgb, result.alpha), region_bits(result.labels, self.category_labels, dilation), result
+
+
+def head_fixed_lighting(camera: Camera, head_rotation: np.ndarray, base=None):
+    """The default studio rig attached to the head instead of the camera.
+
+    The avatar stores one colour per Gaussian (no view dependence), so the dataset bakes lighting onto
+    the head: the rig is defined for a frontal camera on the head's +z axis (camera x = world x, camera
+    y = -world y, camera z = -world z), turned with the head, then expressed in this frame's camera axes.
+    """
+    from dataclasses import replace as dc_replace
+
+    from perse.render.gl import Lighting
+
+    base = base or Lighting()
+    frontal = np.diag([1.0, -1.0, -1.0])  # frontal camera axes <-> world axes (its own inverse)
+    R_wc = camera.world_to_cam[:3, :3].numpy().astype(np.float64)
+
+    def turn(direction):
+        d = R_wc @ (head_rotation @ (frontal @ np.asarray(direction, dtype=np.float64)))
+        return tuple(float(x) for x in d)
+
+    return dc_replace(base, key_direction=turn(base.key_direction), fill_direction=turn(base.fill_direction))
+
+
+def encode_rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(H, W, 4) uint8 straight RGBA from a render composited over black: rgb / alpha where covered."""
+    a = np.clip(alpha, 0.0, 1.0)[..., None]
+    straight = np.where(a > 1e-4, rgb / np.maximum(a, 1e-4), 0.0)
+    out = np.concatenate([np.clip(straight, 0, 1), a], axis=-1)
+    out = np.round(out * 255.0).astype(np.uint8)
+    out[..., :3][out[..., 3] == 0] = 0
+    return out
+
+
+def region_bits(labels: np.ndarray, category_labels: list[np.ndarray], dilation: int) -> np.ndarray:
+    """(H, W) uint16 masks: bit c where the label is one of category c's labels, dilated `dilation` px."""
+    from scipy import ndimage
+
+    out = np.zeros(labels.shape, dtype=np.uint16)
+    struct = ndimage.generate_binary_structure(2, 2)
+    for c, ids in enumerate(category_labels):
+        m = np.isin(labels, ids)
+        if dilation > 0 and m.any():
+            m = ndimage.binary_dilation(m, structure=struct, iterations=dilation)
+        out[m] |= np.uint16(1 << c)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The dataset writer
+# --------------------------------------------------------------------------------------------------
+def head_identity(head: HeadModel) -> dict:
+    """The "head" entry of dataset.json."""
+    kind = head.kind if head.kind in ("builtin", "flame") else "builtin"
+    return {"kind": kind, "name": str(head.meta.get("name", kind)), "sha256": head.meta.get("sha256")}
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(path, array, extension=".png")
+
+
+def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per_variant: int = 8,
+                     image_size: int = 256, seed: int = 0, progress: bool = True, overwrite: bool = False,
+                     texture_size: int = 512, test_fraction: float = 0.1, double_fraction: float = 0.1,
+                     categories: list[str] | None = None, renderer=None,
+                     on_frame: Callable[[int, int], None] | None = None) -> Path:
+    """Render a synthetic attribute dataset into `out_dir` (format: see the module docstring).
+
+    Args:
+        out_dir: target folder; must not exist or be empty unless `overwrite`.
+        head: a HeadModel with uvs, uv_faces, vertex_regions and the 478-landmark embedding (built-in head).
+        num_frames_per_variant: frames per non-reference variant (and fully-reference frames).
+        image_size: square image size in pixels. texture_size: albedo texture size (512 or 1024).
+        seed: everything (looks, textures, poses, cameras) is determined by it.
+        progress: show tqdm bars (stage and ETA).
+        test_fraction: share of frames in the "test" split. double_fraction: share of extra training
+            frames with two categories switched.
+        categories: names of the categories to use (default: the whole catalogue, in catalogue order).
+        renderer: an existing `MeshRenderer` to reuse (else one is created and closed).
+        on_frame: called as on_frame(done, total) after every written frame (GUIs, tests).
+    Returns:
+        The dataset folder.
+    """
+    settings = SynthSettings(num_frames_per_variant=int(num_frames_per_variant), image_size=int(image_size),
+                             texture_size=int(texture_size), seed=int(seed), test_fraction=float(test_fraction),
+                             double_fraction=float(double_fraction),
+                             categories=list(categories) if categories is not None else [c.name for c in CATEGORIES])
+    settings.validate()
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise PerseError(f"{out} already exists and is not empty: choose another folder or pass overwrite")
+    if not out.parent.exists():
+        raise PerseError(f"cannot write {out}: folder {out.parent} does not exist (create it first)")
+    cats = [category_by_name(n) for n in settings.categories]
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    dilation = settings.region_dilation_px if settings.region_dilation_px >= 0 else max(2, settings.image_size // 64)
+    t_start = time.perf_counter()
+    frame_renderer = None
+    try:
+        (partial / "images").mkdir(parents=True)
+        (partial / "regions").mkdir()
+        plans = plan_frames(cats, settings, np.random.default_rng([settings.seed, 2]))
+        frame_renderer = FrameRenderer(head, cats, settings.texture_size, settings.seed, renderer)
+        _paint_all(frame_renderer, plans, progress)
+        rng_train = np.random.default_rng([settings.seed, 0])
+        rng_test = np.random.default_rng([settings.seed, 1])
+        frames = []
+        bar = _bar(len(plans), "synth: rendering frames", "frame", progress)
+        t_render = time.perf_counter()
+        for i, plan in enumerate(plans):
+            rng = rng_test if plan.split == "test" else rng_train
+            params = sample_params(head, rng, settings)
+            verts = frame_renderer.posed_vertices(params)
+            camera = frame_camera(verts, rng, settings, plan.split == "test")
+            head_rot = axis_angle_matrix(params.global_rot[0].numpy()) @ axis_angle_matrix(params.neck_rot[0].numpy())
+            rgba, bits, _ = frame_renderer.render(plan.look, verts, camera, dilation, head_rot)
+            image_rel, region_rel = f"images/{i:06d}.png", f"regions/{i:06d}.png"
+            _write_png(partial / image_rel, rgba)
+            _write_png(partial / region_rel, bits)
+            frames.append({"image": image_rel, "regions": region_rel, "split": plan.split,
+                           "camera": camera.to_dict(), "params": params.to_dict(),
+                           "variants": {c.name: plan.look[c.name] for c in cats}})
+            if bar is not None:
+                bar.update(1)
+            if on_frame is not None:
+                on_frame(i + 1, len(plans))
+        if bar is not None:
+            bar.close()
+        render_s = time.perf_counter() - t_render
+        generator = {**asdict(settings), "generator": "perse.synth.builtin", "region_dilation_px": dilation,
+                     "accessory_label_base": ACCESSORY_LABEL_BASE, "frames_per_second": len(plans) / max(render_s, 1e-9),
+                     "seconds": time.perf_counter() - t_start,
+                     "test_views": "independent random stream (seed, 1); camera yaw up to "
+                                   f"{settings.camera_yaw_test_deg} deg vs {settings.camera_yaw_deg} in training"}
+        meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "head": head_identity(head),
+                "image_size": [settings.image_size, settings.image_size],
+                "categories": [c.to_dict() for c in cats], "frames": frames, "generator": generator}
+        (partial / "dataset.json").write_text(json.dumps(meta, indent=1))
+        (partial / "README.md").write_text(dataset_readme(meta))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        if frame_renderer is not None:
+            frame_renderer.close()
+    return out
+
+
+def _bar(total: int, desc: str, unit: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+
+
+def _paint_all(fr: FrameRenderer, plans: list[FramePlan], progress: bool) -> None:
+    """Paint every distinct texture up front (its own progress stage)."""
+    from perse.synth.texture import TEXTURE_CATEGORIES
+
+    looks = {}
+    for p in plans:
+        looks.setdefault(tuple(p.look.get(c) for c in TEXTURE_CATEGORIES), p.look)
+    bar = _bar(len(looks), "synth: painting textures", "tex", progress)
+    for look in looks.values():
+        fr.painter.paint(look)
+        fr.accessories.get(look)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def dataset_readme(meta: dict) -> str:
+    """README.md text describing a dataset folder (format and contents)."""
+    cats = meta["categories"]
+    n = len(meta["frames"])
+    n_test = sum(f["split"] == "test" for f in meta["frames"])
+    lines = [
+        "# PERSE synthetic attribute dataset",
+        "",
+        f"{n} frames ({n - n_test} train, {n_test} test), {meta['image_size'][1]}x{meta['image_size'][0]} pixels, "
+        f"head: {meta['head']['kind']} '{meta['head']['name']}'.",
+        "",
+        "## Format (perse-dataset, version 1)",
+        "",
+        "- `dataset.json`: `format`, `version`, `head` {kind, name, sha256}, `image_size` [H, W], `categories`",
+        "  (ordered; category index c = bit c of the region masks), `frames`, `generator` (settings, seed).",
+        "- Each frame: `image`, `regions` (paths), `split` (train|test), `camera` (OpenCV pinhole: K,",
+        "  world_to_cam, width, height, near, far), `params` (head parameters, batch 1: shape, expression,",
+        "  global_rot, neck_rot, jaw_rot, eye_left_rot, eye_right_rot, translation), `variants`",
+        "  {category: variant} for every category.",
+        "- `images/NNNNNN.png`: RGBA uint8. Alpha = coverage of head and accessories. RGB is straight",
+        "  (not premultiplied) colour; background pixels are RGB 0.",
+        "- `regions/NNNNNN.png`: uint16 single channel. Bit c is set where category c's region (its head",
+        "  regions plus its accessory geometry) is visible, dilated by "
+        f"{meta['generator'].get('region_dilation_px', '?')} px.",
+        "",
+        "## Categories (bit: name: variants, reference first marked *)",
+        "",
+    ]
+    for i, c in enumerate(cats):
+        vs = ", ".join(("*" if v == c["reference"] else "") + v for v in c["variants"])
+        lines.append(f"- bit {i}: `{c['name']}`: {vs}; regions: {', '.join(c['regions'])}")
+    lines += ["", "## Split", "", str(meta["generator"].get("test_views", "")), ""]
+    return "\n".join(lines)

@@ -1,0 +1,697 @@
+"""Procedural albedo textures painted in a head's UV space.
+
+The painter never works in 2D texture space directly. The UV layout is rasterized once
+(`rasterize_uv`) to find, for every texel, the head triangle and barycentric coordinates it samples;
+from that come the texel's canonical 3D position, normal and (interpolated) region weights
+(`TexelAtlas`). Every paint layer is then a smooth function of those 3D quantities, so two texels on
+either side of a UV seam, which map to the same 3D point, get the same colour: the textures are
+seam-free by construction.
+
+Layers (bottom to top): skin with low-frequency tone variation, warmer cheeks/nose/ears and fine pore
+noise; lips; eyes (sclera, iris with radial fibres, pupil; lash line on the upper lid); eyebrows made
+of hair strokes; beard (stubble dots, goatee, full); scalp hair with strand-like stripes that flow
+from the crown and a soft, irregular hairline. Everything is deterministic in the seed.
+
+Texture orientation: texel row 0 holds v = 1 (image convention, as in OBJ/glTF exporters); see
+`uv_to_texel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perse.errors import PerseError
+from perse.synth.variants import HEAD_REGIONS
+
+# --------------------------------------------------------------------------------------------------
+# MediaPipe face-mesh landmark ids used to place features (subject's right side has x < 0).
+# --------------------------------------------------------------------------------------------------
+MP_BROW_R_UPPER = (70, 63, 105, 66, 107)        # outer -> inner
+MP_BROW_R_LOWER = (46, 53, 52, 65, 55)
+MP_BROW_L_UPPER = (300, 293, 334, 296, 336)
+MP_BROW_L_LOWER = (276, 283, 282, 295, 285)
+MP_EYE_R_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)   # corner -> corner along the upper lid
+MP_EYE_R_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+MP_EYE_L_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
+MP_EYE_L_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+MP_IRIS_R = (468, 469, 470, 471, 472)           # centre first
+MP_IRIS_L = (473, 474, 475, 476, 477)
+MP_LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
+MP_LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+MP_NOSE_TIP = 1
+MP_NOSE_BRIDGE = 168
+MP_FOREHEAD_TOP = 10
+MP_CHIN = 152
+MP_CHEEK_R, MP_CHEEK_L = 50, 280
+MP_FACE_SIDE_R, MP_FACE_SIDE_L = 234, 454
+MP_MOUTH_CORNER_R, MP_MOUTH_CORNER_L = 61, 291
+MP_SUBNASALE = 2
+
+REQUIRED_LANDMARKS = sorted(set(MP_BROW_R_UPPER + MP_BROW_R_LOWER + MP_BROW_L_UPPER + MP_BROW_L_LOWER
+                                + MP_EYE_R_UPPER + MP_EYE_R_LOWER + MP_EYE_L_UPPER + MP_EYE_L_LOWER
+                                + MP_LIPS_OUTER + MP_LIPS_INNER
+                                + (MP_NOSE_TIP, MP_NOSE_BRIDGE, MP_FOREHEAD_TOP, MP_CHIN, MP_CHEEK_R,
+                                   MP_CHEEK_L, MP_FACE_SIDE_R, MP_FACE_SIDE_L, MP_SUBNASALE)))
+
+# --------------------------------------------------------------------------------------------------
+# Colours (linear-ish sRGB in [0, 1]) of the variants.
+# --------------------------------------------------------------------------------------------------
+SKIN_TONES = {
+    "reference": (0.80, 0.60, 0.49),
+    "lighter": (0.92, 0.76, 0.68),
+    "darker": (0.42, 0.28, 0.20),
+    "tan": (0.70, 0.48, 0.33),
+}
+HAIR_COLORS = {
+    "brown": (0.26, 0.16, 0.095),
+    "black": (0.055, 0.045, 0.045),
+    "blonde": (0.82, 0.66, 0.40),
+    "red": (0.58, 0.22, 0.08),
+    "gray": (0.66, 0.65, 0.64),
+}
+LIP_COLORS = {
+    "natural": None,  # derived from the skin tone (rosier, darker)
+    "red": (0.72, 0.06, 0.10),
+    "berry": (0.40, 0.06, 0.20),
+    "pale": (0.86, 0.64, 0.60),
+}
+# Eyebrows and beard keep their own colour so that a hair-colour change repaints only the scalp.
+BROW_COLORS = {"natural": (0.17, 0.11, 0.07), "thick": (0.10, 0.07, 0.05), "thin": (0.20, 0.13, 0.09),
+               "light": (0.62, 0.50, 0.36)}
+BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.55, "light": 1.15}
+BEARD_COLOR = (0.16, 0.10, 0.06)
+IRIS_COLORS = [(0.33, 0.20, 0.10), (0.25, 0.42, 0.60), (0.30, 0.42, 0.22), (0.45, 0.32, 0.16)]
+
+TEXTURE_CATEGORIES = ("hair", "beard", "eyebrows", "lips", "skin")
+
+
+# --------------------------------------------------------------------------------------------------
+# Small pure helpers
+# --------------------------------------------------------------------------------------------------
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    """Hermite step from 0 at `edge0` to 1 at `edge1` (edge0 > edge1 gives a falling step)."""
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def sine_noise(points: np.ndarray, rng: np.random.Generator, wavelength: float, waves: int = 24) -> np.ndarray:
+    """Smooth, roughly unit-variance 3D noise: a sum of plane waves with random directions and phases.
+
+    points: (N, 3) metres. wavelength: typical feature size in metres. Returns (N,).
+    """
+    dirs = rng.normal(size=(waves, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    freq = (2 * np.pi / wavelength) * rng.uniform(0.6, 1.5, size=waves)
+    phase = rng.uniform(0, 2 * np.pi, size=waves)
+    out = np.sin(points @ (dirs * freq[:, None]).T + phase).sum(axis=1)
+    return (out / np.sqrt(waves / 2)).astype(np.float32)
+
+
+def hash01(cells: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic uniform [0, 1) value per integer cell. cells: (N, D) int -> (N,)."""
+    primes = np.array([73856093, 19349663, 83492791, 2654435761], dtype=np.uint64)
+    h = np.full(cells.shape[0], (seed * 2246822519 + 374761393) & 0xFFFFFFFF, dtype=np.uint64)
+    for d in range(cells.shape[1]):
+        h ^= (cells[:, d].astype(np.int64).astype(np.uint64) * primes[d % 4]) & np.uint64(0xFFFFFFFF)
+        h = (h * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)
+        h ^= h >> np.uint64(15)
+    return (h & np.uint64(0xFFFFFF)).astype(np.float64) / float(0x1000000)
+
+
+def polyline_distance(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from points to a polyline and the arc-length fraction of the closest point.
+
+    points: (N, D); line: (K, D). Returns dist (N,), s (N,) in [0, 1] along the polyline.
+    """
+    a, b = line[:-1], line[1:]                                   # (K-1, D)
+    ab = b - a
+    seg_len = np.linalg.norm(ab, axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    rel = points[:, None, :] - a[None]                           # (N, K-1, D)
+    t = np.clip((rel * ab[None]).sum(-1) / np.maximum(seg_len ** 2, 1e-12)[None], 0.0, 1.0)
+    d = np.linalg.norm(rel - t[..., None] * ab[None], axis=-1)  # (N, K-1)
+    k = d.argmin(axis=1)
+    rows = np.arange(points.shape[0])
+    s = (cum[k] + t[rows, k] * seg_len[k]) / max(cum[-1], 1e-12)
+    return d[rows, k], s
+
+
+def polygon_signed_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """2D signed distance to a closed polygon, negative inside. points: (N, 2); polygon: (K, 2)."""
+    closed = np.concatenate([polygon, polygon[:1]], axis=0)
+    dist, _ = polyline_distance(points, closed)
+    x, y = points[:, 0:1], points[:, 1:2]
+    x0, y0 = closed[None, :-1, 0], closed[None, :-1, 1]
+    x1, y1 = closed[None, 1:, 0], closed[None, 1:, 1]
+    crosses = ((y0 > y) != (y1 > y)) & (x < (x1 - x0) * (y - y0) / np.where(y1 == y0, 1e-12, y1 - y0) + x0)
+    inside = (crosses.sum(axis=1) % 2) == 1
+    return np.where(inside, -dist, dist)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals. vertices: (V, 3); faces: (F, 3) -> (V, 3)."""
+    v0, v1, v2 = (vertices[faces[:, i]] for i in range(3))
+    fn = np.cross(v1 - v0, v2 - v0)
+    vn = np.zeros_like(vertices)
+    for i in range(3):
+        np.add.at(vn, faces[:, i], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares sphere through points (N, 3) -> (centre (3,), radius)."""
+    A = np.concatenate([2 * points, np.ones((points.shape[0], 1))], axis=1)
+    b = (points ** 2).sum(axis=1)
+    sol, *_ = np.linalg.lstsq(A, b, rcond=None)
+    centre = sol[:3]
+    return centre, float(np.sqrt(max(sol[3] + centre @ centre, 1e-12)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Head anatomy: where things are on the canonical head
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class HeadAnatomy:
+    """Canonical (neutral) head geometry and named feature locations, as numpy arrays.
+
+    vertices: (V, 3) float64; faces: (F, 3) int64; regions: (V,) int64 ids into `region_names`;
+    uvs: (T, 2); uv_faces: (F, 3); landmarks: {MediaPipe id: (3,)};
+    eye_centers / eye_radii: subject's right (x < 0) then left eye.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    regions: np.ndarray
+    region_names: list[str]
+    uvs: np.ndarray
+    uv_faces: np.ndarray
+    landmarks: dict[int, np.ndarray]
+    eye_centers: np.ndarray
+    eye_radii: np.ndarray
+
+    def lmk(self, *ids: int) -> np.ndarray:
+        """(K, 3) positions of MediaPipe landmarks `ids`."""
+        return np.stack([self.landmarks[i] for i in ids])
+
+    def region_id(self, name: str) -> int:
+        return self.region_names.index(name)
+
+    def vertex_mask(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
+        """(V,) bool: vertices in any of the named regions."""
+        ids = [self.region_id(n) for n in names]
+        return np.isin(self.regions, ids)
+
+    def face_regions(self) -> np.ndarray:
+        """(F,) region id per triangle: the majority of its corners (first corner on a three-way tie)."""
+        r = self.regions[self.faces]
+        return np.where(r[:, 1] == r[:, 2], r[:, 1], r[:, 0])
+
+    @property
+    def head_center(self) -> np.ndarray:
+        """(3,) centre of the skull: sphere fitted to scalp and back-of-head vertices."""
+        centre, _ = fit_sphere(self.vertices[self.vertex_mask(["scalp", "back_of_head"])])
+        return centre
+
+
+def head_anatomy(head) -> HeadAnatomy:
+    """Extract a `HeadAnatomy` from a `HeadModel`; PerseError if it lacks what painting needs."""
+    missing = [n for n in ("uvs", "uv_faces", "vertex_regions") if getattr(head, n, None) is None]
+    if missing:
+        raise PerseError(f"head model '{head.meta.get('name', head.kind)}' has no {', '.join(missing)}; "
+                         "the synthetic generator needs a textured, segmented head (use the built-in head)")
+    names = head.region_names
+    absent = [r for r in HEAD_REGIONS if r not in names]
+    if absent:
+        raise PerseError(f"head model lacks region(s) {absent}; the synthetic generator needs the built-in "
+                         "head's regions")
+    import torch
+
+    with torch.no_grad():
+        verts = head.v_template.detach().cpu().double()
+        lmk_pos = head.landmarks(verts[None].to(head.v_template.dtype))[0].double().numpy()
+    ids = head.landmark_indices.cpu().numpy().astype(np.int64)
+    landmarks = {int(i): lmk_pos[k] for k, i in enumerate(ids)}
+    lacking = [i for i in REQUIRED_LANDMARKS if i not in landmarks]
+    if lacking:
+        raise PerseError(f"head model's landmark embedding lacks MediaPipe landmark(s) {lacking[:6]}...; "
+                         "the generator needs the 478-landmark embedding")
+    vertices = verts.numpy()
+    regions = head.vertex_regions.cpu().numpy().astype(np.int64)
+    eyes = regions == names.index("eyeballs")
+    centers, radii = [], []
+    for side in (-1, 1):
+        pts = vertices[eyes & (np.sign(vertices[:, 0]) == side)]
+        if pts.shape[0] < 8:
+            raise PerseError("head model's eyeball region is missing an eye; cannot paint the eyes")
+        c, r = fit_sphere(pts)
+        centers.append(c)
+        radii.append(r)
+    return HeadAnatomy(vertices=vertices, faces=head.faces.cpu().numpy().astype(np.int64), regions=regions,
+                       region_names=names, uvs=head.uvs.detach().cpu().double().numpy(),
+                       uv_faces=head.uv_faces.cpu().numpy().astype(np.int64), landmarks=landmarks,
+                       eye_centers=np.stack(centers), eye_radii=np.array(radii))
+
+
+# --------------------------------------------------------------------------------------------------
+# UV rasterization
+# --------------------------------------------------------------------------------------------------
+def uv_to_texel(uv: np.ndarray, size: int) -> np.ndarray:
+    """(..., 2) UVs -> (..., 2) continuous texel coordinates (x = column, y = row; integers = centres)."""
+    return np.stack([uv[..., 0] * size - 0.5, (1.0 - uv[..., 1]) * size - 0.5], axis=-1)
+
+
+def rasterize_uv(uvs: np.ndarray, uv_faces: np.ndarray, size: int, priority: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Which triangle covers each texel centre, with barycentric coordinates.
+
+    uvs: (T, 2) in [0, 1]; uv_faces: (F, 3); priority: (F,) optional, where UV triangles overlap the
+    one with the highest priority owns the texel (default: the later triangle index).
+    Returns face (S, S) int32 (-1 = empty) and bary (S, S, 3) float32. Triangles are processed in
+    buckets of equal bounding-box size so the work is vectorized.
+    """
+    S = int(size)
+    tri = uv_to_texel(uvs[uv_faces].astype(np.float64), S)   # (F, 3, 2)
+    face = np.full((S, S), -1, dtype=np.int32)
+    bary = np.zeros((S, S, 3), dtype=np.float32)
+    prio = np.arange(len(tri), dtype=np.float64) if priority is None else np.asarray(priority, np.float64)
+    best = np.full((S, S), -np.inf)
+    lo = np.ceil(tri.min(axis=1) - 1e-9).astype(np.int64)
+    hi = np.floor(tri.max(axis=1) + 1e-9).astype(np.int64)
+    lo = np.clip(lo, 0, S - 1)
+    hi = np.clip(hi, -1, S - 1)
+    extent = (hi - lo + 1).max(axis=1)
+    (x0, y0), (x1, y1), (x2, y2) = (tri[:, i].T for i in range(3))
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    valid = (np.abs(area) > 1e-12) & (extent > 0)
+    done = ~valid
+    for K in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+        sel = np.nonzero(~done & (extent <= K))[0]
+        if sel.size == 0:
+            continue
+        done[sel] = True
+        # Chunk so the candidate grid stays within a few million entries.
+        chunk = max(1, 4_000_000 // (K * K))
+        for start in range(0, sel.size, chunk):
+            s = sel[start:start + chunk]
+            g = np.arange(K)
+            px = lo[s, 0, None, None] + g[None, None, :]           # (n, 1, K)
+            py = lo[s, 1, None, None] + g[None, :, None]           # (n, K, 1)
+            ax, ay = x0[s, None, None], y0[s, None, None]
+            bx, by = x1[s, None, None], y1[s, None, None]
+            cx, cy = x2[s, None, None], y2[s, None, None]
+            ar = area[s, None, None]
+            w0 = ((bx - px) * (cy - py) - (cx - px) * (by - py)) / ar
+            w1 = ((cx - px) * (ay - py) - (ax - px) * (cy - py)) / ar
+            w2 = 1.0 - w0 - w1
+            inside = (w0 >= -1e-7) & (w1 >= -1e-7) & (w2 >= -1e-7)
+            inside &= (px <= hi[s, 0, None, None]) & (py <= hi[s, 1, None, None])
+            n_idx, iy, ix = np.nonzero(inside)
+            rows = (lo[s, 1][n_idx] + iy)
+            cols = (lo[s, 0][n_idx] + ix)
+            p = prio[s[n_idx]]
+            # Ascending priority: with repeated (row, col) the last assignment, the highest, wins.
+            order = np.argsort(p, kind="stable")
+            keep = order[p[order] > best[rows[order], cols[order]]]
+            rows, cols, n_idx, iy, ix = rows[keep], cols[keep], n_idx[keep], iy[keep], ix[keep]
+            best[rows, cols] = p[keep]
+            face[rows, cols] = s[n_idx]
+            bary[rows, cols] = np.stack([w0[n_idx, iy, ix], w1[n_idx, iy, ix], w2[n_idx, iy, ix]], axis=-1)
+    return face, bary
+
+
+@dataclass
+class TexelAtlas:
+    """Per-texel canonical geometry of a head's UV layout (only covered texels are stored, flattened).
+
+    size: S. index: (N,) flat texel indices (row * S + col) of covered texels.
+    position: (N, 3); normal: (N, 3) unit; region_weights: (N, R) barycentric blend of one-hot regions;
+    region: (N,) hard region id (largest weight); fill_from: (S * S,) flat index of the nearest covered
+    texel for every texel (to fill the gutters between UV islands so bilinear sampling has no dark seams).
+    """
+
+    size: int
+    index: np.ndarray
+    position: np.ndarray
+    normal: np.ndarray
+    region_weights: np.ndarray
+    region: np.ndarray
+    fill_from: np.ndarray
+
+    @property
+    def num_texels(self) -> int:
+        return self.index.shape[0]
+
+
+def build_atlas(anatomy: HeadAnatomy, size: int) -> TexelAtlas:
+    """Rasterize the head's UV layout at `size` and gather per-texel canonical geometry."""
+    from scipy import ndimage
+
+    # Where UV triangles overlap (e.g. slivers of a disc chart's far pole crossing the island), the
+    # texel belongs to the triangle with the most 3D area per UV area: the least stretched one.
+    v, t = anatomy.vertices[anatomy.faces], anatomy.uvs[anatomy.uv_faces]
+    area3 = 0.5 * np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
+    area2 = 0.5 * np.abs(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]))
+    face, bary = rasterize_uv(anatomy.uvs, anatomy.uv_faces, size, priority=area3 / np.maximum(area2, 1e-20))
+    covered = face >= 0
+    if not covered.any():
+        raise PerseError("head model's UV layout covers no texels; check its uvs/uv_faces")
+    flat = np.nonzero(covered.ravel())[0]
+    f = face.ravel()[flat]
+    w = bary.reshape(-1, 3)[flat].astype(np.float64)
+    corners = anatomy.faces[f]                                     # (N, 3)
+    position = (anatomy.vertices[corners] * w[..., None]).sum(axis=1)
+    vn = vertex_normals(anatomy.vertices, anatomy.faces)
+    normal = (vn[corners] * w[..., None]).sum(axis=1)
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+    R = len(anatomy.region_names)
+    onehot = np.eye(R)[anatomy.regions]                            # (V, R)
+    region_weights = (onehot[corners] * w[..., None]).sum(axis=1)
+    _, (ri, ci) = ndimage.distance_transform_edt(~covered, return_indices=True)
+    fill_from = (ri * size + ci).ravel()
+    return TexelAtlas(size=size, index=flat, position=position.astype(np.float32),
+                      normal=normal.astype(np.float32), region_weights=region_weights.astype(np.float32),
+                      region=region_weights.argmax(axis=1), fill_from=fill_from)
+
+
+# --------------------------------------------------------------------------------------------------
+# The painter
+# --------------------------------------------------------------------------------------------------
+class TexturePainter:
+    """Paints albedo textures of one head for any look, deterministically from `seed`.
+
+    Masks and noise fields that do not depend on the look are computed once here; `paint(look)` only
+    mixes colours. Usage::
+
+        painter = TexturePainter(anatomy, size=512, seed=0)
+        tex = painter.paint({"hair": "blonde", "beard": "full"})   # (512, 512, 3) uint8
+    """
+
+    def __init__(self, anatomy: HeadAnatomy, size: int = 512, seed: int = 0):
+        if size not in (256, 512, 1024, 2048):
+            raise PerseError(f"texture size {size} is not supported; use 512 or 1024")
+        self.anatomy = anatomy
+        self.size = size
+        self.seed = int(seed)
+        self.atlas = build_atlas(anatomy, size)
+        self._cache: dict[tuple, np.ndarray] = {}
+        rng = np.random.default_rng([self.seed, 7])
+        # Metres per texel on the skin (for patterns that must stay above the texture's Nyquist limit).
+        v, f = anatomy.vertices, anatomy.faces
+        area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1).sum()
+        self.texel = float(np.sqrt(area / self.atlas.num_texels))
+        a, P, N = anatomy, self.atlas.position.astype(np.float64), self.atlas.normal.astype(np.float64)
+        W = self.atlas.region_weights
+        reg = {name: W[:, i] for i, name in enumerate(a.region_names)}
+        self.reg = reg
+
+        # Skin: low-frequency tone variation, fine pores, warm areas.
+        self.skin_low = sine_noise(P, rng, wavelength=0.05)
+        self.skin_mid = sine_noise(P, rng, wavelength=0.012)
+        self.skin_fine = sine_noise(P, rng, wavelength=0.0015, waves=32)
+        cheeks = a.lmk(MP_CHEEK_R, MP_CHEEK_L)
+        d_cheek = np.min(np.linalg.norm(P[:, None] - cheeks[None], axis=-1), axis=1)
+        d_nose = np.linalg.norm(P - a.landmarks[MP_NOSE_TIP], axis=1)
+        self.warm = np.clip(0.55 * np.exp(-(d_cheek / 0.022) ** 2) + 0.45 * np.exp(-(d_nose / 0.012) ** 2)
+                            + 0.5 * reg["ears"] + 0.25 * reg["eyelids"], 0.0, 1.0)
+        self.neck = np.clip(reg["neck"], 0.0, 1.0)
+
+        # Lips: a soft polygon through the outer-lip landmarks, on the front of the face only.
+        lips_outer = a.lmk(*MP_LIPS_OUTER)
+        sd = polygon_signed_distance(P[:, :2], lips_outer[:, :2])
+        front = smoothstep(lips_outer[:, 2].min() - 0.015, lips_outer[:, 2].min() - 0.005, P[:, 2])
+        self.lips = smoothstep(0.0012, -0.0008, sd) * front * (1.0 - reg["eyeballs"])
+        inner = a.lmk(*MP_LIPS_INNER)
+        d_inner, _ = polyline_distance(P[:, :2], np.concatenate([inner, inner[:1]])[:, :2])
+        # Mouth cavity: behind the inner lip line (seen when the jaw opens); dark, darker with depth.
+        # The cavity lies behind the inner lip contour, whose depth is taken as a function of |x|.
+        order = np.argsort(np.abs(inner[:, 0]))
+        z_inner = np.interp(np.abs(P[:, 0]), np.abs(inner[order, 0]), inner[order, 2])
+        depth = z_inner - P[:, 2]
+        sd_out = polygon_signed_distance(P[:, :2], lips_outer[:, :2])
+        self.cavity = (smoothstep(0.004, 0.0, sd_out) * smoothstep(0.0015, 0.004, depth)
+                       * np.clip(reg["lips"] + reg["beard"] + reg["face"], 0, 1))
+        self.cavity_depth = np.clip(depth, 0.0, 0.05)
+        self.lips = self.lips * (1.0 - self.cavity)
+        self.lip_inner_shade = self.lips * np.exp(-(d_inner / 0.0025) ** 2)
+        self.lip_lines = sine_noise(P * np.array([6.0, 0.4, 1.0]), rng, wavelength=0.01)
+
+        # Eyes: sclera / iris / pupil by the angle from each eyeball's gaze axis (+z).
+        self.iris_color = np.array(IRIS_COLORS[int(rng.integers(len(IRIS_COLORS)))])
+        self._paint_eyes_fields(P, rng)
+
+        # Lash line: distance to the upper-lid landmark curves (3D), a thinner one on the lower lids.
+        d_up = np.minimum(polyline_distance(P, a.lmk(*MP_EYE_R_UPPER))[0],
+                          polyline_distance(P, a.lmk(*MP_EYE_L_UPPER))[0])
+        d_lo = np.minimum(polyline_distance(P, a.lmk(*MP_EYE_R_LOWER))[0],
+                          polyline_distance(P, a.lmk(*MP_EYE_L_LOWER))[0])
+        lid_skin = np.clip(1.0 - reg["eyeballs"], 0.0, 1.0)
+        self.lash = np.clip(np.exp(-(d_up / 0.0011) ** 2) + 0.45 * np.exp(-(d_lo / 0.0007) ** 2), 0, 1) * lid_skin
+        self.lid_shadow = np.exp(-(d_up / 0.004) ** 2) * lid_skin
+
+        # Brows: coordinates along / across each brow's centre curve.
+        self._brow_fields(P, rng)
+        # Hair and beard.
+        self._hair_fields(P, N, rng)
+        self._beard_fields(P, rng)
+
+    # -- field builders ----------------------------------------------------------------------------
+    def _paint_eyes_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
+        a = self.anatomy
+        eye_w = self.reg["eyeballs"]
+        theta = np.full(P.shape[0], np.pi)
+        azim = np.zeros(P.shape[0])
+        iris_angle = []
+        for k, iris_ids in enumerate((MP_IRIS_R, MP_IRIS_L)):
+            c, r = a.eye_centers[k], a.eye_radii[k]
+            pts = a.lmk(*iris_ids)
+            gaze = pts[0] - c
+            gaze = gaze / max(np.linalg.norm(gaze), 1e-9)
+            if np.dot(gaze, [0, 0, 1]) < 0.7:       # embedded iris not in front: trust the model's +z
+                gaze = np.array([0.0, 0.0, 1.0])
+            iris_r = np.linalg.norm(pts[1:] - pts[0], axis=1).mean()
+            iris_angle.append(np.arcsin(np.clip(iris_r / r, 0.2, 0.8)) if np.isfinite(iris_r) else 0.5)
+            side = np.sign(P[:, 0]) == (-1 if k == 0 else 1)
+            rel = P[side] - c
+            rel /= np.maximum(np.linalg.norm(rel, axis=1, keepdims=True), 1e-12)
+            theta[side] = np.arccos(np.clip(rel @ gaze, -1, 1))
+            up = np.array([0.0, 1.0, 0.0]) - gaze[1] * gaze
+            up /= np.linalg.norm(up)
+            right = np.cross(up, gaze)
+            azim[side] = np.arctan2(rel @ up, rel @ right)
+        ia = float(np.clip(np.mean(iris_angle), 0.35, 0.7))
+        self.eye_w = eye_w
+        self.iris = smoothstep(ia * 1.03, ia * 0.93, theta) * eye_w
+        self.limbal = np.exp(-((theta - ia * 0.95) / (ia * 0.08)) ** 2) * eye_w
+        self.pupil = smoothstep(ia * 0.42, ia * 0.36, theta) * eye_w
+        self.iris_fibre = 0.5 + 0.5 * np.sin(azim * 37 + 3 * np.sin(azim * 5)) * np.sin(theta * 40 / ia)
+        self.sclera_vein = smoothstep(0.9, 1.6, theta) * eye_w  # redder toward the corners
+
+    def _brow_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
+        a = self.anatomy
+        self.brow_s = np.zeros(P.shape[0])
+        self.brow_t = np.full(P.shape[0], 1.0)     # signed offset across the brow / its half width
+        self.brow_half = np.full(P.shape[0], 1e-3)
+        best = np.full(P.shape[0], np.inf)
+        for upper_ids, lower_ids in ((MP_BROW_R_UPPER, MP_BROW_R_LOWER), (MP_BROW_L_UPPER, MP_BROW_L_LOWER)):
+            up, lo = a.lmk(*upper_ids), a.lmk(*lower_ids)
+            centre = 0.5 * (up + lo)
+            # Extend the curve a little beyond both ends so the brow tapers naturally.
+            line = np.concatenate([centre[:1] + 0.25 * (centre[:1] - centre[1:2]), centre,
+                                   centre[-1:] + 0.15 * (centre[-1:] - centre[-2:-1])])
+            d, s = polyline_distance(P[:, :2], line[:, :2])
+            half = 0.5 * np.linalg.norm(up - lo, axis=1).mean()
+            z_ok = P[:, 2] > centre[:, 2].min() - 0.02
+            closer = (d < best) & z_ok
+            # Sign: + above the curve.
+            y_line = np.interp(s, np.linspace(0, 1, line.shape[0]), line[:, 1])
+            best = np.where(closer, d, best)
+            self.brow_s = np.where(closer, s, self.brow_s)
+            self.brow_t = np.where(closer, np.sign(P[:, 1] - y_line) * d / half, self.brow_t)
+            self.brow_half = np.where(closer, half, self.brow_half)
+        # Hair strokes: stripes slanted along the brow (outward and slightly up), jittered.
+        period = max(2.5 * self.texel, 0.0008)
+        jitter = sine_noise(P, rng, wavelength=0.004)
+        q = (self.brow_s * 0.06 * 0.25 - self.brow_t * self.brow_half * 0.9)  # metres across strokes
+        stripes = np.sin(2 * np.pi * q / period + 2.0 * jitter)
+        dropout = hash01(np.floor(np.stack([q / period, self.brow_s * 12], 1)).astype(np.int64), self.seed + 11)
+        self.brow_strokes = np.clip(0.5 + 0.5 * stripes, 0, 1) * (0.5 + 0.5 * (dropout > 0.3))
+        self.brow_ok = (1.0 - self.reg["eyeballs"]) * (1.0 - self.reg["scalp"]) * (1.0 - self.reg["ears"])
+
+    def brow_mask(self, variant: str) -> np.ndarray:
+        """(N,) eyebrow coverage for a variant: thickness tapers from the inner end to the tail."""
+        scale = BROW_WIDTH_SCALE[variant]
+        s = self.brow_s
+        # Profile along the brow: s=0 at the outer tail, s=1 at the inner head (curve order outer->inner).
+        profile = (0.55 + 0.45 * smoothstep(0.0, 0.6, s)) * scale
+        profile = profile * smoothstep(0.0, 0.12, s) * smoothstep(1.0, 0.9, s)
+        body = smoothstep(1.0, 0.5, np.abs(self.brow_t) / np.maximum(profile, 1e-3))
+        # Solid in the middle, broken into strokes toward the edges.
+        cover = smoothstep(0.0, 0.3, body - 0.55 * (1.0 - self.brow_strokes))
+        return cover * self.brow_ok
+
+    def _hair_fields(self, P: np.ndarray, N: np.ndarray, rng: np.random.Generator) -> None:
+        a = self.anatomy
+        c = a.head_center
+        rel = P - c
+        azim = np.degrees(np.arctan2(rel[:, 0], rel[:, 2]))        # 0 = front, +-180 = back
+        y_front = a.landmarks[MP_FOREHEAD_TOP][1]
+        ears = a.vertices[a.vertex_mask(["ears"])]
+        ear_top = ears[:, 1].max() if ears.size else y_front - 0.05
+        ear_bottom = ears[:, 1].min() if ears.size else y_front - 0.1
+        eye_y = a.eye_centers[:, 1].mean()
+        # Hairline height as a function of azimuth (|deg|): forehead, temples, sideburns, over the
+        # ears, nape. Linear interpolation of a small table, then a jagged noise of a few millimetres.
+        table_deg = np.array([0, 25, 45, 62, 72, 80, 95, 120, 150, 180])
+        table_y = np.array([y_front + 0.004, y_front - 0.001, y_front - 0.006, y_front - 0.018,
+                            0.5 * (eye_y + ear_top), ear_top + 0.004, ear_top + 0.008,
+                            0.5 * (ear_top + ear_bottom), ear_bottom - 0.012, ear_bottom - 0.02])
+        y_line = np.interp(np.abs(azim), table_deg, table_y)
+        y_line = y_line + 0.0015 * sine_noise(P, rng, wavelength=0.006)
+        allowed = np.clip(self.reg["scalp"] + self.reg["back_of_head"] + self.reg["forehead"], 0, 1)
+        self.hair_allowed = allowed
+        # Strands flow from the crown: stripes across the flow are a function of the arc length around
+        # the crown axis, made wavy by low-frequency noise; clumps are noise stretched along the flow.
+        crown = c + np.array([0.0, 0.9, -0.35]) / np.linalg.norm([0.0, 0.9, -0.35]) * 0.09
+        axis = (crown - c) / np.linalg.norm(crown - c)
+        e1 = np.cross(axis, [1.0, 0.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(axis, e1)
+        rc = P - crown
+        across = np.arctan2(rc @ e2, rc @ e1) * 0.08          # metres around the crown (at 8 cm)
+        along = np.linalg.norm(rc, axis=1)
+        period = max(3.0 * self.texel, 0.0015)
+        wave = sine_noise(P, rng, wavelength=0.015)
+        s1 = np.sin(2 * np.pi * across / period + 2.5 * wave)
+        s2 = np.sin(2 * np.pi * across / (0.57 * period) + 4.0 * sine_noise(P, rng, wavelength=0.01))
+        flow = np.stack([across / (4 * period), along / 0.02, np.zeros_like(along)], 1)
+        clump = sine_noise(flow, rng, wavelength=1.0)
+        self.hair_strands = np.clip(0.5 + 0.22 * s1 + 0.12 * s2 + 0.18 * clump, 0, 1)
+        # Density rises over ~8 mm above the hairline: near it, only the brighter strands remain.
+        density = smoothstep(y_line - 0.001, y_line + 0.008, P[:, 1])
+        self.hair_cover = smoothstep(0.0, 0.25, density - 0.5 * (1.0 - self.hair_strands)) * allowed
+        self.hair = self.hair_cover
+
+    def _beard_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
+        a = self.anatomy
+        mouth_l, mouth_r = a.landmarks[MP_MOUTH_CORNER_L], a.landmarks[MP_MOUTH_CORNER_R]
+        subnasal = a.landmarks[MP_SUBNASALE]
+        chin = a.landmarks[MP_CHIN]
+        side = a.landmarks[MP_FACE_SIDE_L]
+        mouth_y = 0.5 * (mouth_l[1] + mouth_r[1])
+        mouth_hw = 0.5 * abs(mouth_l[0] - mouth_r[0])
+        eye_y = a.eye_centers[:, 1].mean()
+        ax = np.abs(P[:, 0])
+        jag = 0.0015 * sine_noise(P, rng, wavelength=0.006)
+        # Upper edge of the beard: from the sideburn in front of the ear down the cheek to above the
+        # mouth corner, then along the moustache under the nose.
+        y_top = np.interp(ax, [0.0, mouth_hw + 0.004, mouth_hw + 0.016, abs(side[0]) - 0.012, abs(side[0])],
+                          [subnasal[1] - 0.003, subnasal[1] - 0.006, mouth_y + 0.006, eye_y - 0.028, eye_y - 0.012])
+        below_top = smoothstep(y_top + 0.002, y_top - 0.003, P[:, 1] + jag)
+        # Lower edge: under the jaw, fading out on the neck; only the front half of the head.
+        above_neck = smoothstep(chin[1] - 0.045, chin[1] - 0.025, P[:, 1] + jag)
+        front = smoothstep(side[2] - 0.03, side[2] - 0.01, P[:, 2])
+        skin_ok = np.clip(self.reg["beard"] + self.reg["face"] + self.reg["neck"], 0, 1)
+        no_lips = 1.0 - smoothstep(0.0, 0.5, self.lips)
+        self.beard_full = below_top * above_neck * front * skin_ok * no_lips
+        central = smoothstep(mouth_hw + 0.009, mouth_hw + 0.003, ax)
+        chin_zone = smoothstep(mouth_y - 0.004, mouth_y - 0.010, P[:, 1])
+        moustache = smoothstep(mouth_y - 0.001, mouth_y + 0.004, P[:, 1])
+        self.beard_goatee = self.beard_full * central * np.clip(chin_zone + moustache, 0, 1) * above_neck
+        cells = np.floor(P / max(1.5 * self.texel, 0.0009)).astype(np.int64)
+        self.stubble_dots = (hash01(cells, self.seed + 3) > 0.55).astype(np.float64)
+        period = max(3.0 * self.texel, 0.0012)
+        self.beard_strands = np.clip(0.55 + 0.45 * np.sin(P[:, 0] * 2 * np.pi / period
+                                                          + 3.0 * sine_noise(P, rng, wavelength=0.006)), 0, 1)
+        # Beard density thins toward its edges (strand-broken edge like the hairline).
+        self.beard_edge = np.clip(below_top * above_neck, 0, 1)
+
+    # -- painting ----------------------------------------------------------------------------------
+    def paint_flat(self, look: dict[str, str]) -> np.ndarray:
+        """(N, 3) float colours of the covered texels for `look` (missing categories: reference)."""
+        hair_v = look.get("hair", "brown")
+        beard_v = look.get("beard", "none")
+        brow_v = look.get("eyebrows", "natural")
+        lips_v = look.get("lips", "natural")
+        skin_v = look.get("skin", "reference")
+        for value, table, cat in ((hair_v, HAIR_COLORS, "hair"), (brow_v, BROW_COLORS, "eyebrows"),
+                                  (lips_v, LIP_COLORS, "lips"), (skin_v, SKIN_TONES, "skin")):
+            if value not in table:
+                raise PerseError(f"unknown {cat} variant '{value}'; choose one of {', '.join(table)}")
+        if beard_v not in ("none", "stubble", "goatee", "full"):
+            raise PerseError(f"unknown beard variant '{beard_v}'; choose one of none, stubble, goatee, full")
+
+        skin = np.array(SKIN_TONES[skin_v])
+        col = np.broadcast_to(skin, (self.atlas.num_texels, 3)).copy()
+        col *= (1.0 + 0.045 * self.skin_low + 0.02 * self.skin_mid + 0.025 * self.skin_fine)[:, None]
+        warm_tint = np.array([1.04, 0.86, 0.84])
+        col = col * (1.0 + self.warm[:, None] * 0.55 * (warm_tint - 1.0))
+        col = col * (1.0 - 0.06 * self.neck[:, None])
+        col = col * (1.0 - 0.12 * self.lid_shadow[:, None])
+
+        # Lips.
+        lip = LIP_COLORS[lips_v]
+        lip_col = skin * np.array([0.88, 0.60, 0.60]) if lip is None else np.array(lip)
+        lip_col = lip_col[None] * (1.0 + 0.06 * self.lip_lines[:, None]) * (1 - 0.35 * self.lip_inner_shade[:, None])
+        col = mix(col, lip_col, self.lips)
+
+        # Mouth cavity.
+        cavity_col = np.array([0.42, 0.14, 0.14])[None] * np.exp(-self.cavity_depth / 0.012)[:, None]
+        col = mix(col, cavity_col, self.cavity)
+
+        # Beard under the hair layers.
+        if beard_v != "none":
+            beard = np.array(BEARD_COLOR)
+            if beard_v == "stubble":
+                shadow = self.beard_full * 0.35
+                col = mix(col, col * np.array([0.72, 0.72, 0.76]), shadow)
+                col = mix(col, beard, self.beard_full * self.stubble_dots * 0.7)
+            else:
+                m = self.beard_full if beard_v == "full" else self.beard_goatee
+                cover = smoothstep(0.0, 0.3, m - 0.5 * (1.0 - self.beard_strands))
+                strands = beard[None] * (0.6 + 0.8 * self.beard_strands[:, None])
+                col = mix(col, strands, cover)
+
+        # Eyebrows.
+        brow = np.array(BROW_COLORS[brow_v])
+        col = mix(col, brow[None] * (0.8 + 0.4 * self.brow_strokes[:, None]), 0.92 * self.brow_mask(brow_v))
+
+        # Scalp hair.
+        hair = np.array(HAIR_COLORS[hair_v])
+        hair_col = hair[None] * (0.45 + 1.1 * self.hair_strands[:, None])
+        col = mix(col, hair_col, self.hair_cover)
+
+        # Eyes.
+        sclera = np.array([0.93, 0.91, 0.88])
+        sclera_col = mix(np.broadcast_to(sclera, col.shape), np.array([0.92, 0.78, 0.74]), 0.5 * self.sclera_vein)
+        col = mix(col, sclera_col, self.eye_w)
+        iris_col = self.iris_color[None] * (0.6 + 0.7 * self.iris_fibre[:, None])
+        col = mix(col, iris_col, self.iris)
+        col = mix(col, np.array([0.05, 0.04, 0.04]), 0.6 * self.limbal)
+        col = mix(col, np.array([0.02, 0.02, 0.02]), self.pupil)
+        # Lash line on the lids.
+        col = mix(col, np.array([0.06, 0.045, 0.04]), 0.9 * self.lash)
+        return np.clip(col, 0.0, 1.0)
+
+    def paint(self, look: dict[str, str]) -> np.ndarray:
+        """(S, S, 3) uint8 albedo texture for `look` (cached per texture-relevant variants)."""
+        key = tuple(look.get(c) for c in TEXTURE_CATEGORIES)
+        if key not in self._cache:
+            flat = self.paint_flat(look)
+            S = self.size
+            img = np.zeros((S * S, 3), dtype=np.float64)
+            img[self.atlas.index] = flat
+            img = img[self.atlas.fill_from]  # gutter texels copy their nearest covered texel
+            self._cache[key] = np.round(img.reshape(S, S, 3) * 255.0).astype(np.uint8)
+        return self._cache[key]
+
+
+def mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per-texel lerp: a, b (N, 3) or (3,), t (N,) -> (N, 3)."""
+    return a + (np.asarray(b) - a) * np.asarray(t)[:, None]
+
+
+def paint_texture(head, look: dict[str, str] | None = None, size: int = 512, seed: int = 0) -> np.ndarray:
+    """Convenience: (S, S, 3) uint8 albedo of `head` (a HeadModel) for `look` (None = reference)."""
+    return TexturePainter(head_anatomy(head), size=size, seed=seed).paint(look or {})

@@ -1,0 +1,397 @@
+"""Synthetic attribute datasets: catalogue, textures, accessory binding, generator and reader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from perse.errors import PerseError
+from perse.head.model import HeadParams
+from perse.synth import (CATEGORIES, AttributeDataset, apply_binding, bind_to_mesh, build_accessories,
+                         category_by_name, generate_dataset)
+from perse.synth.accessories import closest_point_on_triangles
+from perse.synth.generator import euler_to_axis_angle
+from perse.synth.texture import TexturePainter, head_anatomy, polygon_signed_distance, rasterize_uv
+from perse.synth.variants import HEAD_REGIONS
+
+TEX = 256  # small textures keep the tests fast
+
+
+@pytest.fixture(scope="module")
+def head():
+    from perse.head.builtin import load_builtin_head
+
+    return load_builtin_head()
+
+
+@pytest.fixture(scope="module")
+def anatomy(head):
+    return head_anatomy(head)
+
+
+@pytest.fixture(scope="module")
+def painter(anatomy):
+    return TexturePainter(anatomy, size=TEX, seed=3)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    from perse.render.gl import MeshRenderer
+
+    try:
+        r = MeshRenderer()
+    except PerseError as e:  # only when this machine has no GL at all (CI installs Mesa)
+        pytest.skip(f"no OpenGL context possible on this machine: {e}")
+    yield r
+    r.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Catalogue
+# --------------------------------------------------------------------------------------------------
+def test_catalogue_invariants():
+    assert len(CATEGORIES) >= 6
+    names = [c.name for c in CATEGORIES]
+    assert len(set(names)) == len(names) and len(names) <= 16  # bits of a uint16 mask
+    for c in CATEGORIES:
+        assert len(c.variants) >= 3, c.name
+        assert c.reference in c.variants
+        assert c.none is None or c.none in c.variants
+        assert c.regions and set(c.regions) <= set(HEAD_REGIONS)
+        assert category_by_name(c.name) is c
+        assert c.index(c.reference) == c.variants.index(c.reference)
+    assert category_by_name("glasses").none == "none"
+    assert "neck" in category_by_name("skin").regions and "scalp" in category_by_name("hat").regions
+    with pytest.raises(PerseError, match="unknown attribute category"):
+        category_by_name("moustache-wax")
+    with pytest.raises(PerseError, match="unknown variant .monocle. for category .glasses."):
+        category_by_name("glasses").index("monocle")
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure geometry helpers
+# --------------------------------------------------------------------------------------------------
+def test_rasterize_uv_known_layout():
+    # Two triangles splitting the unit square along the anti-diagonal; row 0 of the texture is v = 1.
+    uvs = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    face, bary = rasterize_uv(uvs, np.array([[0, 1, 2], [1, 3, 2]]), 8)
+    assert (face >= 0).all()
+    assert face[7, 0] == 0 and face[0, 7] == 1  # bottom-left texel in triangle 0, top-right in 1
+    np.testing.assert_allclose(bary.sum(-1), 1.0, atol=1e-6)
+    # Texel (row 7, col 0) has uv (1/16, 1/16): weights (7/8, 1/16, 1/16) of corners (0, 1, 2).
+    np.testing.assert_allclose(bary[7, 0], [0.875, 0.0625, 0.0625], atol=1e-6)
+
+
+def test_polygon_signed_distance_square():
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    d = polygon_signed_distance(np.array([[0.5, 0.5], [2.0, 0.5], [0.5, 0.9]]), square)
+    np.testing.assert_allclose(d, [-0.5, 1.0, -0.1], atol=1e-12)
+
+
+def test_closest_point_on_triangle_regions():
+    a, b, c = np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    p = np.array([[0.2, 0.2, 0.5], [-1.0, -1.0, 0.0], [2.0, -0.5, 0.0], [0.8, 0.8, 0.0]])
+    q = closest_point_on_triangles(p, a, b, c)
+    np.testing.assert_allclose(q, [[0.2, 0.2, 0], [0, 0, 0], [1, 0, 0], [0.5, 0.5, 0]], atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# Textures
+# --------------------------------------------------------------------------------------------------
+def test_texture_is_deterministic_and_seeded(anatomy, painter):
+    look = {"hair": "red", "beard": "full"}
+    a = painter.paint(look)
+    assert a.shape == (TEX, TEX, 3) and a.dtype == np.uint8
+    b = TexturePainter(anatomy, size=TEX, seed=3).paint(look)
+    np.testing.assert_array_equal(a, b)
+    c = TexturePainter(anatomy, size=TEX, seed=4).paint(look)
+    assert np.abs(a.astype(int) - c).mean() > 0.3  # another seed: another skin and hair pattern
+
+
+def test_hair_colour_changes_only_hair_regions(anatomy, painter):
+    atlas = painter.atlas
+    brown = painter.paint_flat({"hair": "brown"})
+    blonde = painter.paint_flat({"hair": "blonde"})
+    changed = np.abs(brown - blonde).max(axis=1) > 1e-6
+    names = anatomy.region_names
+    hair_w = sum(atlas.region_weights[:, names.index(r)] for r in category_by_name("hair").regions)
+    assert changed.sum() > 0.05 * atlas.num_texels  # a lot of hair was repainted
+    assert (hair_w[changed] > 0).all()              # ... and nothing outside the hair regions
+    scalp = atlas.region == names.index("scalp")
+    assert changed[scalp].mean() > 0.9
+    # The face, lips and eyes keep their colour exactly.
+    for r in ("face", "lips", "eyeballs", "nose", "ears", "neck"):
+        assert not changed[atlas.region_weights[:, names.index(r)] > 0.999].any(), r
+
+
+def test_texture_features_have_the_right_colours(anatomy, painter):
+    """Pupils dark, sclera bright, lips redder than the cheeks, eyebrows darker than the forehead."""
+    atlas, names = painter.atlas, anatomy.region_names
+    col = painter.paint_flat({})
+    lum = col.mean(axis=1)
+    assert lum[painter.pupil > 0.9].mean() < 0.1
+    sclera = (atlas.region == names.index("eyeballs")) & (painter.iris < 0.01)
+    assert lum[sclera].mean() > 0.75
+    lips = painter.lips > 0.9
+    face = (atlas.region == names.index("face")) & (painter.lips < 0.01)
+    redness = lambda c: c[:, 0] - c[:, 1]  # noqa: E731
+    assert redness(col[lips]).mean() > redness(col[face]).mean() + 0.05
+    brows = painter.brow_mask("natural") > 0.5
+    assert brows.sum() > 20 and lum[brows].mean() < 0.6 * lum[atlas.region == names.index("forehead")].mean()
+    thick, thin = ((painter.brow_mask(v) > 0.3).sum() for v in ("thick", "thin"))
+    assert thick > 1.5 * thin
+
+
+# --------------------------------------------------------------------------------------------------
+# Binding accessories to the head
+# --------------------------------------------------------------------------------------------------
+def test_binding_round_trip_and_rigid_motion(anatomy):
+    glasses = build_accessories(anatomy, {"glasses": "round"})
+    pts = np.concatenate([acc.vertices for acc in glasses])
+    v, f = anatomy.vertices, anatomy.faces
+    for acc in glasses:
+        np.testing.assert_allclose(apply_binding(acc.binding, v, f), acc.vertices, atol=1e-9)
+    # A fresh binding to every triangle: exact on the rest mesh, rigid under a rigid motion.
+    b = bind_to_mesh(pts, v, f)
+    np.testing.assert_allclose(apply_binding(b, v, f), pts, atol=1e-9)
+    R = torch.linalg.matrix_exp(torch.tensor([[0.0, -0.3, 0.2], [0.3, 0.0, -0.5], [-0.2, 0.5, 0.0]],
+                                             dtype=torch.float64)).numpy()
+    t = np.array([0.05, -0.1, 0.3])
+    np.testing.assert_allclose(apply_binding(b, v @ R.T + t, f), pts @ R.T + t, atol=1e-9)
+    # torch path gives the same answer (batched).
+    vt = torch.as_tensor(np.stack([v, v @ R.T + t]))
+    out = apply_binding(b, vt, torch.as_tensor(f))
+    assert out.shape == (2, pts.shape[0], 3)
+    np.testing.assert_allclose(out[1].numpy(), pts @ R.T + t, atol=1e-9)
+
+
+def test_accessories_follow_head_pose(head, anatomy):
+    """Under a pure head rotation every head vertex moves rigidly, so the hat must too; under an
+    expression the glasses (bound to skull and nose-bridge triangles) stay put."""
+    hat = build_accessories(anatomy, {"hat": "cap"})[0]
+    rot = torch.tensor(euler_to_axis_angle(0.5, -0.2, 0.1), dtype=torch.float32)[None]
+    with torch.no_grad():
+        rest = head(head.zero_params()).vertices[0].double().numpy()
+        posed = head(HeadParams(global_rot=rot)).vertices[0].double().numpy()
+    # Rigid transform of the head (least squares from the vertices).
+    mu_r, mu_p = rest.mean(0), posed.mean(0)
+    U, _, Vt = np.linalg.svd((posed - mu_p).T @ (rest - mu_r))
+    R = U @ Vt
+    expected = (hat.vertices - mu_r) @ R.T + mu_p
+    np.testing.assert_allclose(hat.posed(posed), expected, atol=2e-5)
+    # Hat stays outside the skull: its vertices are farther from the head centre than the scalp.
+    glasses = build_accessories(anatomy, {"glasses": "rectangular"})[0]
+    names = head.expression_names
+    smile = head.expression_vector({n: 1.0 for n in ("mouthSmileLeft", "mouthSmileRight", "jawOpen") if n in names})
+    with torch.no_grad():
+        smiling = head(HeadParams(expression=smile[None])).vertices[0].double().numpy()
+    moved = np.linalg.norm(glasses.posed(smiling) - glasses.vertices, axis=1)
+    assert moved.max() < 0.002  # a smile does not move the glasses by more than 2 mm
+
+
+def test_accessory_geometry_sits_outside_the_head(anatomy):
+    """Lenses in front of the eyes, hat above the brows, earrings at the ear lobes."""
+    a = anatomy
+    frame, lenses = build_accessories(a, {"glasses": "sunglasses"})
+    assert lenses.opacity < 1.0 and frame.opacity == 1.0
+    for c in a.eye_centers:  # each lens covers its eye, in front of it
+        near = lenses.vertices[np.linalg.norm(lenses.vertices[:, :2] - c[:2], axis=1) < 0.01]
+        assert near.shape[0] > 0 and near[:, 2].min() > c[2] + a.eye_radii.mean()
+    hat = build_accessories(a, {"hat": "beanie"})[0]
+    brows_top = a.vertices[a.vertex_mask(["brows"]), 1].max()
+    assert hat.vertices[:, 1].min() > brows_top - 0.03 and hat.vertices[:, 1].max() > a.vertices[:, 1].max()
+    studs = build_accessories(a, {"earrings": "studs"})[0]
+    ears = a.vertices[a.vertex_mask(["ears"])]
+    for side in (-1, 1):
+        s = studs.vertices[np.sign(studs.vertices[:, 0]) == side]
+        ear = ears[np.sign(ears[:, 0]) == side]
+        assert s[:, 1].mean() < ear[:, 1].min() + 0.015  # at the lobe, i.e. the bottom of the ear
+        assert np.linalg.norm(ear - s.mean(0), axis=1).min() < 0.006
+
+
+# --------------------------------------------------------------------------------------------------
+# Generator and reader
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory, head, renderer):
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    generate_dataset(out, head, num_frames_per_variant=1, image_size=64, seed=5, progress=False,
+                     texture_size=TEX, renderer=renderer)
+    return out
+
+
+def test_dataset_files_and_metadata(tiny_dataset):
+    meta = json.loads((tiny_dataset / "dataset.json").read_text())
+    assert meta["format"] == "perse-dataset" and meta["version"] == 1
+    assert meta["image_size"] == [64, 64]
+    assert [c["name"] for c in meta["categories"]] == [c.name for c in CATEGORIES]
+    n_single = sum(len(c.variants) - 1 for c in CATEGORIES)
+    frames = meta["frames"]
+    assert len(frames) >= n_single + 1
+    assert (tiny_dataset / "README.md").is_file()
+    assert not tiny_dataset.with_name("ds.partial").exists()
+    splits = [f["split"] for f in frames]
+    assert 0 < splits.count("test") < 0.25 * len(frames)
+    for f in frames:
+        assert (tiny_dataset / f["image"]).is_file() and (tiny_dataset / f["regions"]).is_file()
+        assert set(f["variants"]) == {c.name for c in CATEGORIES}
+        assert set(f["params"]) == {"shape", "expression", "global_rot", "neck_rot", "jaw_rot", "eye_left_rot",
+                                    "eye_right_rot", "translation"}
+        assert all(len(v) == 1 for v in f["params"].values())
+        switched = sum(f["variants"][c.name] != c.reference for c in CATEGORIES)
+        assert switched <= 2
+    # Every non-reference variant appears in some training frame.
+    seen = {(c, f["variants"][c]) for f in frames if f["split"] == "train" for c in f["variants"]}
+    for c in CATEGORIES:
+        for v in c.variants:
+            assert (c.name, v) in seen
+
+
+def test_dataset_reader_frames(tiny_dataset, head):
+    ds = AttributeDataset(tiny_dataset, cache=True)
+    assert len(ds) == len(ds.indices("train")) + len(ds.indices("test"))
+    assert ds.category_names == [c.name for c in CATEGORIES]
+    fr = ds.load_frame(0)
+    assert fr.image.shape == (64, 64, 3) and fr.alpha.shape == (64, 64, 1) and fr.regions.shape == (64, 64)
+    assert fr.image.dtype == torch.float32 and fr.regions.dtype == torch.int64
+    assert fr.params.batch_size == 1 and fr.camera.width == 64
+    assert ds.load_frame(0) is fr  # cached
+    for i in range(len(ds)):
+        fr = ds.load_frame(i)
+        alpha = fr.alpha[..., 0]
+        assert 0.05 < (alpha > 0.5).float().mean() < 0.95          # a head in the middle, background around
+        assert float(fr.image[alpha == 0].abs().max()) == 0.0     # straight colour, black background
+        assert alpha[0, 0] == 0 and alpha[32, 32] > 0.99           # corner empty, centre covered
+        # Region bits only near the foreground.
+        from scipy import ndimage
+
+        near = ndimage.binary_dilation((alpha > 0).numpy(), iterations=4)
+        assert not (fr.regions.numpy()[~near] != 0).any()
+        # The reconstructed head projects inside the foreground.
+        with torch.no_grad():
+            lmk = head(fr.params).landmarks[0]
+        uv = fr.camera.project(lmk[[1, 168]]).round().long()      # nose tip, nose bridge
+        for u, v in uv.tolist():
+            assert alpha[v, u] > 0.5
+        assert fr.variant_index == {c.name: c.variants.index(ds.frames[i]["variants"][c.name]) for c in CATEGORIES}
+
+
+def test_region_bits_where_expected(tiny_dataset, head):
+    ds = AttributeDataset(tiny_dataset)
+    bit = {name: 1 << i for i, name in enumerate(ds.category_names)}
+    glasses_frames = [i for i in range(len(ds)) if ds.frames[i]["variants"]["glasses"] != "none"]
+    assert glasses_frames
+    for i in glasses_frames:
+        fr = ds.load_frame(i)
+        with torch.no_grad():
+            out = head(fr.params)
+        lmk = out.landmarks[0]
+        for eye in (159, 386):  # upper-lid centres
+            u, v = fr.camera.project(lmk[[eye]]).round().long()[0].tolist()
+            assert int(fr.regions[v, u]) & bit["glasses"], (i, eye)
+        assert not (int(fr.regions[v, u]) & bit["earrings"])
+    # Lips bit on the mouth, skin bit on the nose, hair bit nowhere near the mouth.
+    fr = ds.load_frame(ds.frames_with("hat", "none")[0])
+    with torch.no_grad():
+        lmk = head(fr.params).landmarks[0]
+    u, v = fr.camera.project(lmk[[13]]).round().long()[0].tolist()  # upper lip, inner
+    assert int(fr.regions[v, u]) & bit["lips"] and not int(fr.regions[v, u]) & bit["hair"]
+    u, v = fr.camera.project(lmk[[1]]).round().long()[0].tolist()
+    assert int(fr.regions[v, u]) & bit["skin"]
+
+
+def test_variants_change_the_images(head, renderer, tmp_path):
+    """Same pose and camera, glasses on vs off: pixels change around the eyes and nowhere far away."""
+    from perse.synth.generator import FrameRenderer
+    from perse.render.camera import orbit_camera
+
+    fr = FrameRenderer(head, CATEGORIES, texture_size=TEX, seed=0, renderer=renderer)
+    verts = fr.posed_vertices(head.zero_params())
+    cam = orbit_camera(0, 0, 0.9, (0.0, 0.0, 0.0), 20.0, 96, 96)
+    ref, bits, _ = fr.render({}, verts, cam, 2)
+    on, _, _ = fr.render({"glasses": "sunglasses"}, verts, cam, 2)
+    diff = np.abs(ref.astype(int) - on.astype(int)).max(axis=-1) > 8
+    assert diff.sum() > 30
+    glasses_bit = bits & (1 << [c.name for c in CATEGORIES].index("glasses"))
+    from scipy import ndimage
+
+    region = ndimage.binary_dilation(glasses_bit > 0, iterations=3)
+    assert diff[~region].mean() < 0.01
+    red, _, _ = fr.render({"lips": "red"}, verts, cam, 2)
+    lips_diff = np.abs(ref.astype(int) - red.astype(int)).max(axis=-1) > 8
+    lips_bit = bits & (1 << [c.name for c in CATEGORIES].index("lips"))
+    assert lips_diff.sum() > 5 and (lips_bit[lips_diff] > 0).all()
+
+
+def test_existing_output_is_not_overwritten(tmp_path, head, renderer):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(PerseError, match="already exists"):
+        generate_dataset(out, head, num_frames_per_variant=1, image_size=32, progress=False, texture_size=TEX,
+                         categories=["lips"], renderer=renderer)
+    assert (out / "keep.txt").read_text() == "mine"
+    generate_dataset(out, head, num_frames_per_variant=1, image_size=32, progress=False, texture_size=TEX,
+                     categories=["lips"], renderer=renderer, overwrite=True, test_fraction=0.0)
+    assert not (out / "keep.txt").exists()
+    ds = AttributeDataset(out)
+    assert ds.category_names == ["lips"] and len(ds) == 4 and ds.indices("test") == []
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, head, renderer):
+    out = tmp_path / "ds"
+
+    def interrupt(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(out, head, num_frames_per_variant=2, image_size=32, progress=False, texture_size=TEX,
+                         categories=["lips", "glasses"], renderer=renderer, on_frame=interrupt)
+    assert not out.exists() and not tmp_path.joinpath("ds.partial").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(PerseError, match="not found"):
+        AttributeDataset(tmp_path / "nothing")
+    (tmp_path / "dataset.json").write_text("{ not json")
+    with pytest.raises(PerseError, match="corrupt"):
+        AttributeDataset(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(PerseError, match="not a PERSE dataset"):
+        AttributeDataset(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"format": "perse-dataset", "version": 1, "image_size": [8, 8],
+                                                       "categories": [c.to_dict() for c in CATEGORIES[:1]],
+                                                       "frames": [{"image": "x.png"}]}))
+    with pytest.raises(PerseError, match="frame 0 lacks"):
+        AttributeDataset(tmp_path)
+
+
+def test_bad_arguments(tmp_path, head):
+    with pytest.raises(PerseError, match="unknown attribute category"):
+        generate_dataset(tmp_path / "a", head, categories=["wings"], progress=False)
+    with pytest.raises(PerseError, match="image size"):
+        generate_dataset(tmp_path / "b", head, image_size=4, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_head_fixed_lighting_turns_with_the_head():
+    from perse.render.camera import orbit_camera
+    from perse.render.gl import Lighting
+    from perse.synth.generator import axis_angle_matrix, head_fixed_lighting
+
+    base = Lighting()
+    front = orbit_camera(0.0, 0.0, 0.6)
+    same = head_fixed_lighting(front, np.eye(3), base)
+    assert np.allclose(same.key_direction, base.key_direction, atol=1e-6)
+    # Turning the head and the camera together by the same yaw leaves the lighting unchanged in camera space.
+    turned = head_fixed_lighting(orbit_camera(30.0, 0.0, 0.6), axis_angle_matrix(np.array([0.0, np.radians(30), 0.0])), base)
+    assert np.allclose(turned.key_direction, base.key_direction, atol=1e-5)
+    assert np.allclose(turned.fill_direction, base.fill_direction, atol=1e-5)
+    # Turning only the head changes it.
+    head_only = head_fixed_lighting(front, axis_angle_matrix(np.array([0.0, 0.6, 0.0])), base)
+    assert not np.allclose(head_only.key_direction, base.key_direction, atol=1e-2)
