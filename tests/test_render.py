@@ -197,9 +197,10 @@ def test_means2d_is_a_non_leaf_with_screen_gradients():
     g, cam = _requires_grad(_random_scene(5)), _camera()
     out = render(g, cam, "cpu")
     assert not out.means2d.is_leaf
-    out.means2d.retain_grad()
+    out.retain_screen_grad()
     out.rgb.sum().backward()
-    grad = out.means2d.grad
+    grad = out.screen_grad()
+    assert torch.equal(grad, out.means2d.grad)
     assert grad.shape == (len(g), 2)
     assert grad[out.radii > 0].abs().sum() > 0 and grad[out.radii == 0].abs().sum() == 0
 

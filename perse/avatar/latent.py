@@ -46,7 +46,7 @@ def lerp_looks(a: Look, b: Look, t: float) -> Look:
 class LatentSpace(nn.Module):
     """Per-category code tables. codes[c]: (num_variants_c, code_dim), learned as an auto-decoder."""
 
-    def __init__(self, categories: list[Category], code_dim: int = 16, init_std: float = 0.1,
+    def __init__(self, categories: list[Category], code_dim: int = 16, init_std: float = 1.0,
                  seed: int = 0):
         super().__init__()
         self.categories = list(categories)

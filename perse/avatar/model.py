@@ -75,7 +75,7 @@ class Avatar(nn.Module):
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def initialize(cls, head: HeadModel, categories: list[Category], num_gaussians: int = 20000,
-                   shell_fraction: float = 0.35, shell_max_offset: float = 0.025,
+                   shell_fraction: float = 0.35, shell_max_offset: float = 0.04,
                    cfg: FieldConfig | None = None, identity: Tensor | None = None, seed: int = 0) -> "Avatar":
         """A fresh avatar: Gaussians on the neutral head surface, plus faint 'shell' Gaussians floating up
         to `shell_max_offset` metres above the regions of categories (room for hats, glasses, earrings

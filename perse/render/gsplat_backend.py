@@ -85,9 +85,10 @@ def ensure_gsplat() -> None:
 
 
 def render_gsplat(gaussians: Gaussians, camera: Camera, background: Tensor) -> tuple[Tensor, Tensor, Tensor,
-                                                                                     Tensor, Tensor]:
+                                                                                     Tensor, Tensor, Tensor]:
     """Render with gsplat.rasterization. Returns rgb (H, W, 3), alpha (H, W, 1), depth (H, W, 1),
-    means2d (N, 2) (non-leaf, our pixel convention) and radii (N,) int (max over gsplat's per-axis radii)."""
+    means2d (N, 2) (our pixel convention), radii (N,) int (max over gsplat's per-axis radii) and
+    gsplat's own means2d (1, N, 2), the tensor of the graph that receives screen-space gradients."""
     ensure_gsplat()
     from gsplat import rasterization
 
@@ -104,8 +105,9 @@ def render_gsplat(gaussians: Gaussians, camera: Camera, background: Tensor) -> t
         near_plane=camera.near, far_plane=camera.far, eps2d=0.3, sh_degree=None, packed=False,
         tile_size=16, backgrounds=background.to(device)[None], render_mode="RGB+ED", rasterize_mode="classic",
     )
-    means2d = info["means2d"]  # (1, N, 2) non-leaf; shifting it keeps it in the graph
+    grad_source = info["means2d"]  # (1, N, 2), used by gsplat's rasterizer: its .grad is the screen gradient
     radii = info["radii"][0]
     if radii.dim() == 2:  # gsplat >= 1.5 returns per-axis radii
         radii = radii.max(dim=-1).values
-    return renders[0, ..., :3], alphas[0], renders[0, ..., 3:], means2d[0] - 0.5, radii
+    return (renders[0, ..., :3], alphas[0], renders[0, ..., 3:], grad_source[0].detach() - 0.5, radii,
+            grad_source)

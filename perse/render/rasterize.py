@@ -23,9 +23,11 @@ BACKENDS = ("gsplat", "cpu", "reference")
 class RenderOutput:
     """rgb: (H, W, 3) composited over the background; alpha: (H, W, 1) accumulated opacity;
     depth: (H, W, 1) alpha-normalised expected camera z (0 where alpha = 0);
-    means2d: (N, 2) projected centres, a non-leaf tensor of the graph (call ``means2d.retain_grad()``
-    before ``backward()`` to read screen-space gradients); radii: (N,) int pixel radius, 0 = culled;
-    backend: the backend that rendered it."""
+    means2d: (N, 2) projected centres in our pixel convention; radii: (N,) int pixel radius, 0 = culled;
+    backend: the backend that rendered it.
+    grad_source: the tensor of the graph whose gradient is the screen-space gradient (means2d itself for
+    the CPU backends; gsplat's own (1, N, 2) means2d, which differs from ours by a constant offset).
+    Call `retain_screen_grad()` before ``backward()`` and `screen_grad()` after it (densification)."""
 
     rgb: Tensor
     alpha: Tensor
@@ -33,6 +35,17 @@ class RenderOutput:
     means2d: Tensor
     radii: Tensor
     backend: str
+    grad_source: Tensor | None = None
+
+    def retain_screen_grad(self) -> None:
+        source = self.means2d if self.grad_source is None else self.grad_source
+        if source.requires_grad:
+            source.retain_grad()
+
+    def screen_grad(self) -> Tensor | None:
+        """(N, 2) d loss / d means2d after backward, or None if nothing was retained."""
+        source = self.means2d if self.grad_source is None else self.grad_source
+        return None if source.grad is None else source.grad.reshape(-1, 2)
 
 
 def available_backends() -> list[str]:
@@ -89,8 +102,8 @@ def render(gaussians: Gaussians, camera: Camera, backend: str = "auto",
 
         bg = torch.zeros(3) if background is None else background
         bg = bg.to(device=gaussians.means.device, dtype=torch.float32)
-        rgb, alpha, depth, means2d, radii = render_gsplat(gaussians, camera, bg)
-        return RenderOutput(rgb, alpha, depth, means2d, radii, name)
+        rgb, alpha, depth, means2d, radii, grad_source = render_gsplat(gaussians, camera, bg)
+        return RenderOutput(rgb, alpha, depth, means2d, radii, name, grad_source)
 
     gaussians = _as_cpu_float32(gaussians, name)
     camera = camera.to("cpu")

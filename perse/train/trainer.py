@@ -51,15 +51,15 @@ class TrainConfig:
     checkpoint_every: int = 500
     lr: dict = field(default_factory=lambda: {
         "position": 2e-3, "quat": 2e-3, "log_scale": 5e-3, "opacity_logit": 5e-2, "color_logit": 2.5e-2,
-        "feature": 2e-3, "gate_logit": 1e-2, "codes": 5e-3, "field": 2e-3})
+        "feature": 2e-3, "gate_logit": 1e-2, "codes": 1e-2, "field": 5e-3})
     densify: DensifyConfig = field(default_factory=DensifyConfig)
 
     @classmethod
     def preset(cls, name: str) -> "TrainConfig":
         """'cpu': small and quick for 2 cores; 'cuda': the full recipe for a GPU."""
         if name == "cpu":
-            return cls(steps=3000, num_gaussians=15000,
-                       densify=DensifyConfig(start_step=300, stop_step=2200, interval=200, max_gaussians=24000))
+            return cls(steps=6000, num_gaussians=16000,
+                       densify=DensifyConfig(start_step=300, stop_step=4000, interval=200, max_gaussians=28000))
         if name == "cuda":
             return cls(steps=15000, num_gaussians=40000,
                        densify=DensifyConfig(start_step=500, stop_step=10000, interval=300, max_gaussians=120000))
@@ -158,14 +158,17 @@ class Trainer:
         background = torch.rand(3, generator=self.generator).to(self.device)
         camera = frame.camera.to(self.device)
         out = render(gaussians, camera, backend=cfg.backend, background=background)
-        out.means2d.retain_grad()
+        out.retain_screen_grad()
         alpha_gt = frame.alpha.to(self.device)
         target = frame.image.to(self.device) * alpha_gt + background * (1 - alpha_gt)
         loss_photo = photometric_loss(out.rgb, target, cfg.ssim_weight)
         loss_alpha = (out.alpha - alpha_gt).abs().mean()
         loss_code = sum(look.codes[n].pow(2).sum() for n in self.category_names) / max(len(self.category_names), 1)
         loss_interp = self._interpolation_loss()
-        loss_leak = self._leakage_loss(frame, out.means2d.detach(), look)
+        with torch.no_grad():
+            cam_pts = gaussians.means.detach() @ camera.world_to_cam[:3, :3].T + camera.world_to_cam[:3, 3]
+            self._gaussian_depths = cam_pts[:, 2]
+        loss_leak = self._leakage_loss(frame, out, look)
         gates = torch.sigmoid(avatar.gaussians_params["gate_logit"])
         loss_gate = (gates * avatar.region_mask).sum() / avatar.region_mask.sum().clamp_min(1)
         loss = (loss_photo + cfg.alpha_weight * loss_alpha + cfg.code_weight * loss_code
@@ -177,12 +180,13 @@ class Trainer:
         avatar.invalidate_cache()
         self.step += 1
 
-        if out.means2d.grad is not None:
-            self.densifier.accumulate(out.means2d.grad, out.radii, camera.width, camera.height)
+        screen_grad = out.screen_grad()
+        if screen_grad is not None:
+            self.densifier.accumulate(screen_grad, out.radii, camera.width, camera.height)
         if self.densifier.due(self.step):
             self._densify()
         return {"loss": loss.item(), "photo": loss_photo.item(), "alpha": loss_alpha.item(),
-                "interp": loss_interp.item(), "leak": float(loss_leak), "n": avatar.num_gaussians}
+                "interp": loss_interp.item(), "leak": loss_leak.item(), "n": avatar.num_gaussians}
 
     def _interpolation_loss(self) -> Tensor:
         """Midpoint regularizer on one random category and pair of variants, in Gaussian-parameter space."""
@@ -201,15 +205,21 @@ class Trainer:
         _, off_t = avatar.field.category_offsets(spec.name, torch.lerp(codes[a], codes[b], t), *args)
         return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
 
-    def _leakage_loss(self, frame, means2d: Tensor, look: Look) -> Tensor:
-        """Penalise the offsets a non-reference category applies to Gaussians that land outside its image
-        region in this frame (the dataset's per-category region masks)."""
+    def _leakage_loss(self, frame, out, look: Look) -> Tensor:
+        """Penalise the offsets a switched category applies to Gaussians that are *visible* in this frame
+        (in front of the rendered depth at their pixel) but land outside the category's image region
+        (the dataset's per-category region masks). Occluded Gaussians are left alone: the mask says
+        nothing about them, and penalising them shrinks the whole shared branch."""
         avatar = self.avatar
         H, W = frame.regions.shape
+        means2d = out.means2d.detach()
         px = means2d.round().long()
-        inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+        inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H) & (out.radii > 0)
         bits = torch.zeros(px.shape[0], dtype=torch.long, device=self.device)
         bits[inside] = frame.regions.to(self.device)[px[inside, 1], px[inside, 0]]
+        visible = torch.zeros_like(inside)
+        depth_at = out.depth.detach()[px[inside, 1], px[inside, 0], 0]
+        visible[inside] = self._gaussian_depths[inside] <= depth_at * 1.02 + 1e-3
         total = torch.zeros((), device=self.device)
         p = avatar.gaussians_params
         for c, spec in enumerate(avatar.categories):
@@ -217,9 +227,8 @@ class Trainer:
                 continue
             idx, off = avatar.field.category_offsets(spec.name, look.codes[spec.name], p["feature"],
                                                      p["gate_logit"], avatar.region_mask)
-            outside = (((bits[idx] >> c) & 1) == 0) & inside[idx]
-            if outside.any():
-                total = total + off[outside].abs().mean()
+            leaking = ((((bits[idx] >> c) & 1) == 0) & visible[idx]).float()[:, None]
+            total = total + (off.abs() * leaking).sum() / (idx.numel() * off.shape[1])
         return total
 
     @torch.no_grad()
