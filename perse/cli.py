@@ -154,14 +154,13 @@ def cmd_render(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import torch
     from tqdm import tqdm
 
     from perse.avatar.latent import Look
     from perse.controls import look_from_attrs
-    from perse.export.presets import sequence
-    from perse.export.video import check_video_target, write_frames
-    from perse.render import render
+    from perse.export.presets import check_preset
+    from perse.export.render_sequence import ExportSettings, export_preset
+    from perse.export.video import check_video_target
 
     check_video_target(args.out)
     size = _check_size(args.size)
@@ -169,29 +168,27 @@ def cmd_export(args) -> int:
     avatar = _load(args)
     look_b = None
     if args.look_b:
-        look_b = Look.from_dict(json.loads(Path(args.look_b).read_text()))
-    base = look_from_attrs(avatar, args.attr or [])
-    if args.preset == "morph" and args.category:
-        avatar.latent.category(args.category)  # validate early
-    with torch.no_grad():
-        verts = avatar.head_vertices(avatar.reference_state().head)
-    from perse.render.framing import orbit_view
-
-    seq = list(sequence(avatar, args.preset, args.frames, base, args.category, look_b))
-    bar = tqdm(total=len(seq), desc=f"export {args.preset}", unit="frame")
-
-    def frames():
-        with torch.no_grad():
-            for state, yaw, pitch in seq:
-                yield render(avatar.gaussians(state), orbit_view(verts, yaw, pitch, size),
-                             backend=args.backend, background=background).rgb
-
+        look_b = Look.from_dict(_read_json(args.look_b))
+    check_preset(avatar, args.preset, args.frames, args.category, look_b)
+    settings = ExportSettings(preset=args.preset, out=Path(args.out), frames=args.frames, fps=args.fps, size=size,
+                              backend=args.backend, background=tuple(background.tolist()), category=args.category,
+                              look=look_from_attrs(avatar, args.attr or []), look_b=look_b)
+    bar = tqdm(total=args.frames, desc=f"export {args.preset}", unit="frame")
     try:
-        out = write_frames(frames(), args.out, fps=args.fps, on_frame=lambda i: bar.update(1))
+        out = export_preset(avatar, settings, on_frame=lambda i, total: bar.update(1))
     finally:
         bar.close()
-    print(f"wrote {out} ({len(seq)} frames, {size}x{size}, {args.fps} fps)")
+    print(f"wrote {out} ({args.frames} frames, {size}x{size}, {args.fps} fps)")
     return 0
+
+
+def _read_json(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PerseError(f"look file not found: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PerseError(f"cannot read look file {path}: {exc}") from None
 
 
 def cmd_synth(args) -> int:

@@ -102,13 +102,24 @@ def morph_looks(avatar: Avatar, category: str | None, look_a: Look | None = None
     return looks
 
 
-def sequence(avatar: Avatar, preset: str, frames: int, base_look: Look | None = None,
-             category: str | None = None, look_b: Look | None = None) -> Iterator[tuple[AvatarState, float, float]]:
-    """(state, yaw_deg, pitch_deg) for each frame of a preset."""
+def check_preset(avatar: Avatar, preset: str, frames: int, category: str | None = None,
+                 look_b: Look | None = None) -> None:
+    """Raise PerseError for settings a preset cannot use (before any work or output starts)."""
     if preset not in PRESETS:
         raise PerseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
     if frames < 1:
         raise PerseError(f"--frames must be at least 1 (got {frames})")
+    if preset == "morph":
+        if category is None and look_b is None:
+            raise PerseError("the morph preset needs a category (--category NAME) or a second look (--look-b FILE)")
+        if category is not None:
+            avatar.latent.category(category)
+
+
+def sequence(avatar: Avatar, preset: str, frames: int, base_look: Look | None = None,
+             category: str | None = None, look_b: Look | None = None) -> Iterator[tuple[AvatarState, float, float]]:
+    """(state, yaw_deg, pitch_deg) for each frame of a preset."""
+    check_preset(avatar, preset, frames, category, look_b)
     look = base_look if base_look is not None else avatar.latent.reference_look()
     keyframes = expression_keyframes(avatar)
     looks = morph_looks(avatar, category, look, look_b) if preset == "morph" else None
