@@ -1,7 +1,5 @@
 """`perse-studio [AVATAR]`: open an avatar in a DearPyGui window.
 
-This first version shows the avatar with orbit (drag) and the engine's render stats; the full studio
-(attribute, interpolation, expression, export panels; static-texture / CUDA-GL upload) is the next step.
 Headless check: ``perse-studio --screenshot OUT.png [--frames N] [--attr C=V[:W]] [--expr N=V]``.
 """
 
@@ -23,6 +21,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backend", default="auto", help="auto | gsplat | cpu")
     p.add_argument("--screenshot", help="render, save the window to this PNG and exit")
     p.add_argument("--frames", type=int, default=3, help="frames to run before --screenshot (default 3)")
+    p.add_argument("--export", metavar="OUT", help="run the export panel (current preset) to OUT, then exit")
+    p.add_argument("--export-preset", default="turntable", choices=["turntable", "expressions", "morph"])
+    p.add_argument("--export-seconds", type=float, default=3.0)
+    p.add_argument("--verbose", action="store_true", help="log to stderr")
     p.add_argument("--attr", action="append", default=[], metavar="CATEGORY=VARIANT[:WEIGHT]")
     p.add_argument("--expr", action="append", default=[], metavar="NAME=VALUE")
     return p.parse_args(argv)
@@ -38,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         print("perse-studio: error: no display found (DISPLAY is not set); for headless use try "
               "`perse render` or `perse export`, or run under xvfb-run", file=sys.stderr)
         return 2
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="perse-studio: %(levelname)s: %(message)s")
     try:
         from app.window import StudioWindow
 

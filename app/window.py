@@ -1,102 +1,394 @@
-"""The studio window: one viewport image and a status line (first version)."""
+"""The studio window: menu, viewport (static texture written by GL), docked panels, status line.
+
+Threads: everything here runs on the main thread (DearPyGui and GL); only exports run on a worker.
+Rendering happens when the state changed or an animation plays; while a control is being dragged
+the frame renders at half resolution and refines to full resolution once the mouse stops.
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
 import time
+import traceback
+from pathlib import Path
 
-import numpy as np
 import torch
 
+from app.config import StudioConfig
+from app.panels.attributes import AttributesPanel
+from app.panels.expression import ExpressionPanel
+from app.panels.export import ExportPanel
+from app.panels.interpolation import InterpolationPanel, load_looks, save_looks
+from app.panels.view import ViewPanel
+from app.state import StudioState
+from app.viewport import ViewportTexture
 from perse.avatar.io import load_avatar
-from perse.avatar.model import AvatarState
-from perse.controls import expression_from_specs, look_from_attrs
-from perse.export.presets import head_params
+from perse.errors import PerseError
 from perse.paths import resolve_avatar_path
 from perse.render import render, resolve_backend
-from perse.render.framing import orbit_view
+
+log = logging.getLogger("perse.studio")
+DRAG_REFINE_S = 0.15    # full-resolution refine once controls were still for this long
+DRAG_SCALE = 0.5        # render scale while dragging
+ORBIT_DEG_PER_PX = 0.4
+MENU_H, STATUS_H = 22, 26
 
 
 class StudioWindow:
-    """Holds the avatar, the view state and the DearPyGui items."""
-
     def __init__(self, args):
         self.args = args
-        self.path = resolve_avatar_path(args.avatar)
-        self.avatar = load_avatar(self.path)
+        self.config = StudioConfig.load()
         self.backend = resolve_backend(args.backend)
-        self.look = look_from_attrs(self.avatar, args.attr)
-        self.expression = expression_from_specs(self.avatar, args.expr)
-        self.yaw, self.pitch = 0.0, 0.0
-        self.dirty = True
-        self.size = 512
-        self.render_ms = 0.0
-        with torch.no_grad():
-            self.rest_vertices = self.avatar.head_vertices(self.avatar.reference_state().head)
+        path = resolve_avatar_path(args.avatar)
+        self.state = StudioState(load_avatar(path), path)
+        self.config.add_recent(path)
+        self.last_frame = None
+        self.render_ms = self.upload_ms = 0.0
+        self.fps = 0.0
+        self._shown_version = -1
+        self._shown_full = False
+        self._last_interaction = 0.0
+        self._last_mouse = None
+        self._status_text = ""
+        self._frame_times: list[float] = []
 
-    def render_frame(self) -> np.ndarray:
-        """(H, W, 4) float32 RGBA in [0, 1] for DearPyGui."""
+    # -- callbacks helpers ------------------------------------------------------------------------
+    def safe(self, fn):
+        """Wrap a widget callback: errors go to the status line (and the log), never kill the app."""
+        try:
+            nargs = len([p for p in inspect.signature(fn).parameters.values()
+                         if p.default is inspect.Parameter.empty and p.kind == p.POSITIONAL_OR_KEYWORD])
+        except (TypeError, ValueError):
+            nargs = 0
+
+        def callback(sender=None, app_data=None, user_data=None):
+            try:
+                fn(*(sender, app_data, user_data)[:nargs])
+            except PerseError as exc:
+                self.error(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a UI callback must never take the app down
+                log.error("callback failed:\n%s", traceback.format_exc())
+                self.error(f"{type(exc).__name__}: {exc}")
+        return callback
+
+    def drag(self, change) -> None:
+        """Apply a change coming from a continuous control (renders at reduced resolution meanwhile)."""
+        self._last_interaction = time.perf_counter()
+        change()
+
+    def status(self, text: str) -> None:
+        import dearpygui.dearpygui as dpg
+
+        self._status_text = text
+        if dpg.does_item_exist("status_msg"):
+            dpg.set_value("status_msg", text)
+            dpg.configure_item("status_msg", color=(200, 200, 200))
+
+    def error(self, text: str) -> None:
+        import dearpygui.dearpygui as dpg
+
+        log.warning(text)
+        self._status_text = text
+        if dpg.does_item_exist("status_msg"):
+            dpg.set_value("status_msg", f"error: {text}")
+            dpg.configure_item("status_msg", color=(255, 110, 100))
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _viewport_size(self) -> tuple[int, int]:
+        import dearpygui.dearpygui as dpg
+
+        w = dpg.get_viewport_client_width() - self.config.panel_width - 24
+        h = dpg.get_viewport_client_height() - MENU_H - STATUS_H - 24
+        return max(w, 16), max(h, 16)
+
+    def build(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        w, h = self.config.window
+        dpg.create_viewport(title="PERSE Studio", width=w, height=h, min_width=320, min_height=240)
+        vw, vh = max(w - self.config.panel_width - 24, 16), max(h - MENU_H - STATUS_H - 60, 16)
+        self.viewport = ViewportTexture(vw, vh, background=self.state.view.background)
+        with dpg.window(tag="main", no_scrollbar=True):
+            self._build_menu()
+            with dpg.group(horizontal=True):
+                with dpg.child_window(tag="view_area", width=-self.config.panel_width - 8, height=-STATUS_H,
+                                      no_scrollbar=True, border=False):
+                    self.image = self.viewport.add_image(tag="viewport_image")
+                with dpg.child_window(tag="panels", width=self.config.panel_width, height=-STATUS_H):
+                    self._build_panels()
+            with dpg.group(horizontal=True):
+                dpg.add_text("", tag="status_stats", color=(150, 200, 150))
+                dpg.add_text("", tag="status_msg")
+        dpg.set_primary_window("main", True)
+        dpg.set_viewport_resize_callback(self.safe(lambda: self._on_resize()))
+        with dpg.handler_registry():
+            dpg.add_mouse_wheel_handler(callback=self.safe(lambda s, d: self._on_wheel(d)))
+
+    def _build_menu(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        with dpg.menu_bar():
+            with dpg.menu(label="File"):
+                dpg.add_menu_item(label="Open avatar...", callback=self.safe(lambda: self._file_dialog("avatar")))
+                with dpg.menu(label="Recent", tag="recent_menu"):
+                    pass
+                dpg.add_separator()
+                dpg.add_menu_item(label="Open looks...", callback=self.safe(lambda: self._file_dialog("open_looks")))
+                dpg.add_menu_item(label="Save looks...", callback=self.safe(lambda: self._file_dialog("save_looks")))
+                dpg.add_separator()
+                dpg.add_menu_item(label="About", callback=self.safe(self._about))
+        self._fill_recent()
+
+    def _build_panels(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        with dpg.group(tag="panel_root"):
+            with dpg.collapsing_header(label="Attributes", default_open=True):
+                self.attributes_panel = AttributesPanel(self)
+            with dpg.collapsing_header(label="Interpolation"):
+                self.interpolation_panel = InterpolationPanel(self)
+            with dpg.collapsing_header(label="Expression & pose", default_open=True):
+                self.expression_panel = ExpressionPanel(self)
+            with dpg.collapsing_header(label="View"):
+                self.view_panel = ViewPanel(self)
+            with dpg.collapsing_header(label="Export"):
+                self.export_panel = ExportPanel(self)
+
+    def sync_panels(self) -> None:
+        for panel in (self.attributes_panel, self.interpolation_panel, self.expression_panel, self.view_panel):
+            panel.sync()
+
+    def _fill_recent(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        dpg.delete_item("recent_menu", children_only=True)
+        for p in self.config.recent:
+            dpg.add_menu_item(label=Path(p).name, parent="recent_menu",
+                              callback=self.safe(lambda s, a, u: self.open_avatar(u)), user_data=p)
+
+    # -- actions ----------------------------------------------------------------------------------
+    def open_avatar(self, path: str | Path) -> None:
+        """Load another avatar; on failure keep the current one and show the error."""
+        try:
+            avatar = load_avatar(resolve_avatar_path(path))
+        except PerseError as exc:
+            self._error_dialog(str(exc))
+            raise
+        import dearpygui.dearpygui as dpg
+
+        self.export_panel.shutdown()
+        self.state = StudioState(avatar, Path(path))
+        dpg.delete_item("panel_root")
+        dpg.push_container_stack("panels")
+        self._build_panels()
+        dpg.pop_container_stack()
+        self.config.add_recent(path)
+        self._fill_recent()
+        self.status(f"opened {path}")
+
+    def _error_dialog(self, text: str) -> None:
+        import dearpygui.dearpygui as dpg
+
+        if dpg.does_item_exist("error_dialog"):
+            dpg.delete_item("error_dialog")
+        with dpg.window(label="Error", modal=True, tag="error_dialog", width=460, no_resize=True):
+            dpg.add_text(text, wrap=440)
+            dpg.add_button(label="OK", callback=lambda: dpg.delete_item("error_dialog"))
+
+    def _file_dialog(self, purpose: str) -> None:
+        import dearpygui.dearpygui as dpg
+
+        ext = ".perse" if purpose == "avatar" else ".json"
+
+        def chosen(sender, app_data):
+            path = app_data.get("file_path_name")
+            if not path:
+                return
+            if purpose == "avatar":
+                self.open_avatar(path)
+            elif purpose == "open_looks":
+                self.state.named_looks.update(load_looks(path, self.state.avatar.latent.category_names))
+                self.config.looks_file = path
+                self.sync_panels()
+                self.status(f"loaded looks from {path}")
+            else:
+                save_looks(self.state.named_looks, path)
+                self.config.looks_file = path
+                self.status(f"saved {len(self.state.named_looks)} looks to {path}")
+
+        with dpg.file_dialog(label=f"Choose a {ext} file", callback=self.safe(chosen), width=640, height=420,
+                             modal=True, directory_selector=False):
+            dpg.add_file_extension(ext)
+            dpg.add_file_extension(".*")
+
+    def _about(self) -> None:
+        import dearpygui
+        import dearpygui.dearpygui as dpg
+        import numba
+
+        import perse
+
+        lines = [f"PERSE Studio {perse.__version__}", f"torch {torch.__version__}, numba {numba.__version__}, "
+                 f"dearpygui {dearpygui.__version__}",
+                 f"device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}",
+                 f"backend: {self.backend}, upload: {self.viewport.path_reason}",
+                 f"avatar: {self.state.path} ({self.state.avatar.num_gaussians} Gaussians)"]
+        if dpg.does_item_exist("about"):
+            dpg.delete_item("about")
+        with dpg.window(label="About", tag="about", width=520, modal=True):
+            for line in lines:
+                dpg.add_text(line)
+
+    # -- input ------------------------------------------------------------------------------------
+    def _on_resize(self) -> None:
+        self.viewport.resize(*self._viewport_size())
+        self.state.touch()
+
+    def _on_wheel(self, delta: float) -> None:
+        import dearpygui.dearpygui as dpg
+
+        if dpg.is_item_hovered(self.image):
+            self.drag(lambda: self.state.zoom_by(1.1 ** float(delta)))
+
+    def _poll_mouse(self) -> None:
+        """Orbit with the left button, pan with the right or middle button, on the viewport image."""
+        import dearpygui.dearpygui as dpg
+
+        pos = dpg.get_mouse_pos(local=False)
+        buttons = [dpg.is_mouse_button_down(b) for b in (dpg.mvMouseButton_Left, dpg.mvMouseButton_Right,
+                                                          dpg.mvMouseButton_Middle)]
+        if not any(buttons):
+            self._last_mouse = None
+            return
+        if self._last_mouse is None:
+            self._last_mouse = pos if dpg.is_item_hovered(self.image) else None
+            return
+        dx, dy = pos[0] - self._last_mouse[0], pos[1] - self._last_mouse[1]
+        self._last_mouse = pos
+        if dx == 0 and dy == 0:
+            return
+        if buttons[0]:
+            self.drag(lambda: self.state.orbit(-dx * ORBIT_DEG_PER_PX, dy * ORBIT_DEG_PER_PX))
+        else:
+            scale = 0.0008 / self.state.view.zoom
+            self.drag(lambda: self.state.pan_by(-dx * scale, dy * scale))
+
+    # -- frames -----------------------------------------------------------------------------------
+    def _frame_size(self, full: bool) -> tuple[int, int]:
+        scale = self.state.view.render_scale * (1.0 if full else DRAG_SCALE)
+        return max(16, int(self.viewport.width * scale)), max(16, int(self.viewport.height * scale))
+
+    def render_if_needed(self) -> None:
+        dragging = time.perf_counter() - self._last_interaction < DRAG_REFINE_S
+        if self.state.version == self._shown_version and (self._shown_full or dragging):
+            return
+        full = not dragging
+        w, h = self._frame_size(full)
         t0 = time.perf_counter()
         with torch.no_grad():
-            state = AvatarState(head_params(self.expression), self.look)
-            cam = orbit_view(self.rest_vertices, self.yaw, self.pitch, self.size)
-            out = render(self.avatar.gaussians(state), cam, backend=self.backend,
-                         background=torch.tensor([0.16, 0.17, 0.19]))
-        rgb = out.rgb.clamp(0, 1).cpu().numpy()
+            state = self.state
+            cam = state.camera(w, h)
+            out = render(state.avatar.gaussians(state.avatar_state()), cam, backend=self.backend,
+                         background=torch.tensor(state.view.background, dtype=torch.float32))
         self.render_ms = (time.perf_counter() - t0) * 1000
-        return np.concatenate([rgb, np.ones((*rgb.shape[:2], 1), np.float32)], axis=-1)
+        self.last_frame = out.rgb.clamp(0, 1)
+        ms = self.viewport.upload(self.last_frame)
+        self.upload_ms = ms if ms is not None else self.upload_ms
+        self._shown_version, self._shown_full = self.state.version, full
+
+    def _update_status(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        now = time.perf_counter()
+        self._frame_times = [t for t in self._frame_times if now - t < 1.0] + [now]
+        self.fps = len(self._frame_times)
+        dpg.set_value("status_stats", f"{self.backend} | {self.viewport.path} | render {self.render_ms:.0f} ms | "
+                      f"upload {self.upload_ms:.1f} ms | {self.fps} fps |")
+
+    def tick(self) -> None:
+        """One iteration of the main loop (before DPG draws its frame)."""
+        self._poll_mouse()
+        self.expression_panel.tick()
+        self.interpolation_panel.tick()
+        self.export_panel.tick()
+        flushed = self.viewport.flush()
+        if flushed is not None:
+            self.upload_ms = flushed
+        self.render_if_needed()
+        self._update_status()
+
+    # -- run --------------------------------------------------------------------------------------
+    def apply_flags(self) -> None:
+        """--attr / --expr through the same state methods as the widgets."""
+        for spec in self.args.attr:
+            self.state.apply_attr_spec(spec)
+        for spec in self.args.expr:
+            self.state.apply_expr_spec(spec)
+        self.sync_panels()
 
     def run(self) -> int:
         import dearpygui.dearpygui as dpg
 
         dpg.create_context()
-        dpg.create_viewport(title=f"PERSE Studio — {self.path.name}", width=self.size + 340, height=self.size + 80)
-        with dpg.texture_registry():
-            self.texture = dpg.add_dynamic_texture(self.size, self.size, self.render_frame().ravel().tolist())
-        with dpg.window(tag="main", no_title_bar=True, no_move=True, no_resize=True):
-            with dpg.group(horizontal=True):
-                self.image = dpg.add_image(self.texture)
-                with dpg.group():
-                    dpg.add_text("PERSE Studio", color=(230, 200, 120))
-                    dpg.add_text(f"avatar: {self.path.name}")
-                    dpg.add_text(f"Gaussians: {self.avatar.num_gaussians}")
-                    dpg.add_text("categories:")
-                    for c in self.avatar.categories:
-                        dpg.add_text(f"  {c.name}: {', '.join(c.variants)}", wrap=300)
-                    dpg.add_slider_float(label="yaw", min_value=-180, max_value=180, default_value=0,
-                                         callback=lambda s, v: self._set_view(yaw=v), width=200)
-                    dpg.add_slider_float(label="pitch", min_value=-60, max_value=60, default_value=0,
-                                         callback=lambda s, v: self._set_view(pitch=v), width=200)
-            self.status = dpg.add_text("")
-        dpg.set_primary_window("main", True)
-        dpg.setup_dearpygui()
-        dpg.show_viewport()
-        frame = 0
-        while dpg.is_dearpygui_running():
-            if self.dirty:
-                dpg.set_value(self.texture, self.render_frame().ravel())
-                self.dirty = False
-                dpg.set_value(self.status, f"backend {self.backend} | upload host | render {self.render_ms:.0f} ms")
-            dpg.render_dearpygui_frame()
-            frame += 1
-            if self.args.screenshot and frame >= max(self.args.frames, 2):
-                self._screenshot(dpg, self.args.screenshot)
-                break
-        dpg.destroy_context()
+        try:
+            self.build()
+            self.apply_flags()
+            dpg.setup_dearpygui()
+            dpg.show_viewport()
+            self.status(f"opened {self.state.path}")
+            frame = 0
+            while dpg.is_dearpygui_running():
+                self.tick()
+                dpg.render_dearpygui_frame()
+                frame += 1
+                if frame == 1:  # the layout is known now: fit the texture to the view area
+                    self._on_resize()
+                settled = frame >= max(self.args.frames, 3) and self.viewport.ready and self._shown_full
+                if settled and self.args.export and not self._export_started:
+                    self._start_flag_export()
+                if settled and (not self.args.export or self._export_finished()):
+                    if self.args.screenshot:
+                        self._screenshot(self.args.screenshot)
+                    if self.args.screenshot or self.args.export:
+                        break
+            self.export_panel.shutdown()
+            self.config.window = (dpg.get_viewport_width(), dpg.get_viewport_height())
+            self.config.save()
+        finally:
+            dpg.destroy_context()
         return 0
 
-    def _set_view(self, yaw: float | None = None, pitch: float | None = None) -> None:
-        self.yaw = self.yaw if yaw is None else yaw
-        self.pitch = self.pitch if pitch is None else pitch
-        self.dirty = True
+    _export_started = False
 
-    @staticmethod
-    def _screenshot(dpg, path: str) -> None:
+    def _start_flag_export(self) -> None:
+        """--export: fill the export panel's widgets and press its Export button (same path as a user)."""
+        import dearpygui.dearpygui as dpg
+
+        panel = self.export_panel
+        dpg.set_value(panel.out, self.args.export)
+        dpg.set_value(panel.preset, self.args.export_preset)
+        dpg.set_value(panel.seconds, self.args.export_seconds)
+        self._export_started = True
+        self.safe(panel.start)()
+
+    def _export_finished(self) -> bool:
+        return self._export_started and self.export_panel.job is None
+
+    def _screenshot(self, path: str) -> None:
+        import dearpygui.dearpygui as dpg
+
         from perse.io_utils import atomic_path
 
+        self.tick()
+        dpg.render_dearpygui_frame()
         with atomic_path(path) as tmp:
             dpg.output_frame_buffer(str(tmp))
-            for _ in range(3):  # the PNG is written during the next frames
+            for _ in range(10):  # DPG writes the file while drawing the next frames
                 dpg.render_dearpygui_frame()
                 if tmp.stat().st_size > 0:
                     break
+            if tmp.stat().st_size == 0:
+                raise PerseError(f"DearPyGui did not write the screenshot {path}")
         print(f"wrote {path}")
+
