@@ -241,8 +241,9 @@ class ViewportTexture:
     _serial = 0
 
     def __init__(self, width: int, height: int, background: tuple[float, float, float] = (0.16, 0.17, 0.19),
-                 registry: int | str | None = None):
+                 registry: int | str | None = None, allow_interop: bool = True):
         self.background = background
+        self.allow_interop = allow_interop  # False forces the host path (benchmarks, a --no-interop flag)
         self.registry = registry
         self.images: list[int | str] = []
         self.tag: int | str | None = None
@@ -344,11 +345,14 @@ class ViewportTexture:
                 self._interop = None
 
     def _decide(self, is_cuda: bool) -> None:
-        cudart = load_cuda_runtime() if is_cuda else None
         self._close_interop()
+        self._decided_for = is_cuda
+        if is_cuda and not self.allow_interop:
+            self.path, self.path_reason = "host", "host upload (interop disabled)"
+            return
+        cudart = load_cuda_runtime() if is_cuda else None
         self.path, self.path_reason, self._interop = choose_upload_path(
             is_cuda, cudart is not None, lambda: CudaGLImage(cudart, self.gl_name))
-        self._decided_for = is_cuda
 
     def upload(self, frame: torch.Tensor | np.ndarray) -> float | None:
         """Write a (h, w, 3|4) uint8/float frame (numpy, CPU or CUDA tensor) into the texture's top-left

@@ -1,0 +1,125 @@
+"""Studio logic without a window: StudioState, looks files, config, the background export job."""
+
+import json
+
+import pytest
+import torch
+
+from app.config import StudioConfig
+from app.export_job import ExportJob
+from app.panels.interpolation import load_looks, save_looks
+from app.panels.view import color_to_unit
+from app.state import ATTR_RANGE, StudioState
+from perse.avatar import Avatar
+from perse.errors import PerseError
+from perse.export.render_sequence import ExportSettings
+from tiny_models import tiny_categories, tiny_head
+
+
+@pytest.fixture
+def state(tmp_path):
+    a = Avatar.initialize(tiny_head(), tiny_categories(), num_gaussians=300, seed=1).eval()
+    for b in a.field.branches.values():
+        torch.nn.init.normal_(b.out.weight, std=0.3)
+    return StudioState(a, tmp_path / "tiny.perse")
+
+
+def test_attribute_rows_build_the_look_and_bump_the_version(state):
+    v0 = state.version
+    state.apply_attr_spec("hat=blue:0.5")
+    assert state.version > v0
+    expected = state.avatar.latent.look_from_spec({"hat": ("blue", 0.5)})
+    assert torch.allclose(state.look().codes["hat"], expected.codes["hat"])
+    state.set_attribute("hat", weight=9.0)
+    assert state.attributes["hat"].weight == ATTR_RANGE[1]  # clamped to the slider range
+    state.random_attribute("beard", torch.Generator().manual_seed(0))
+    assert state.attributes["beard"].sampled is not None
+    state.reset_all_attributes()
+    assert state.look().key() == state.avatar.latent.reference_look().key()
+    with pytest.raises(PerseError, match="unknown category"):
+        state.apply_attr_spec("hair=red")
+
+
+def test_interpolation_needs_both_looks_and_blends_codes(state):
+    with pytest.raises(PerseError, match="store a look as A"):
+        state.set_alpha(0.5)
+    state.store_look("A")
+    state.apply_attr_spec("hat=red")
+    state.store_look("B")
+    state.set_alpha(0.25)
+    a, b = state.interp.look_a.codes["hat"], state.interp.look_b.codes["hat"]
+    assert torch.allclose(state.look().codes["hat"], 0.75 * a + 0.25 * b)
+    state.set_attribute("hat", weight=0.0)  # touching a row leaves interpolation mode
+    assert not state.interp.active
+
+
+def test_expression_and_pose_controls(state):
+    state.apply_expr_spec("e1=0.7")
+    state.set_pose(jaw=0.2, gaze=(0.1, -0.05))
+    p = state.head_params()
+    assert p.expression[0, 1] == pytest.approx(0.7) and p.jaw_rot[0, 0] == pytest.approx(0.2)
+    assert torch.allclose(p.eye_left_rot, torch.tensor([[-0.05, 0.1, 0.0]]))
+    with pytest.raises(PerseError, match="unknown expression"):
+        state.apply_expr_spec("smile=1")
+    state.reset_expression()
+    assert state.head_params().expression.abs().sum() == 0
+
+
+def test_view_controls_are_bounded(state):
+    state.orbit(400.0, 500.0)
+    assert -180 <= state.view.yaw <= 180 and state.view.pitch == 80.0
+    state.zoom_by(1000.0)
+    assert state.view.zoom == 8.0
+    cam = state.camera(300, 200)
+    assert (cam.width, cam.height) == (300, 200)
+    state.reset_view()
+    assert state.view.zoom == 1.0
+
+
+def test_looks_file_round_trip_and_errors(state, tmp_path):
+    state.apply_attr_spec("hat=red")
+    state.store_look("red hat")
+    path = tmp_path / "looks.json"
+    save_looks(state.named_looks, path)
+    back = load_looks(path, state.avatar.latent.category_names)
+    assert torch.allclose(back["red hat"].codes["hat"], state.named_looks["red hat"].codes["hat"])
+    with pytest.raises(PerseError, match="another avatar"):
+        load_looks(path, ["hair"])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(PerseError, match="not a looks file"):
+        load_looks(tmp_path / "bad.json", ["hat", "beard"])
+
+
+def test_config_round_trip_and_corrupt_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    cfg = StudioConfig.load()
+    assert cfg.window == (1280, 800)
+    cfg.window = (900, 700)
+    for i in range(12):
+        cfg.add_recent(tmp_path / f"a{i}.perse")
+    cfg.save()
+    back = StudioConfig.load()
+    assert back.window == (900, 700) and len(back.recent) == 8 and back.recent[0].endswith("a11.perse")
+    StudioConfig.path().write_text("[1, 2")
+    assert StudioConfig.load().window == (1280, 800)  # corrupt: defaults, no crash
+
+
+def test_color_to_unit_accepts_both_ranges():
+    assert color_to_unit([255, 0, 127.5, 255]) == pytest.approx((1.0, 0.0, 0.5))
+    assert color_to_unit([0.5, 0.25, 1.0]) == pytest.approx((0.5, 0.25, 1.0))
+
+
+def test_export_job_finishes_and_cancel_leaves_no_file(state, tmp_path):
+    done = ExportJob(state.avatar, ExportSettings("turntable", tmp_path / "a.mp4", frames=4, size=32,
+                                                  backend="cpu")).start()
+    done.wait(120)
+    assert done.done and done.error is None and done.result == tmp_path / "a.mp4" and done.progress == 1.0
+    job = ExportJob(state.avatar, ExportSettings("turntable", tmp_path / "b.mp4", frames=400, size=32,
+                                                 backend="cpu"))
+    job.cancel()  # cancelled before the first frame
+    job.start().wait(120)
+    assert job.cancelled and not (tmp_path / "b.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+    bad = ExportJob(state.avatar, ExportSettings("morph", tmp_path / "c.mp4", frames=4, size=32, backend="cpu"))
+    bad.start().wait(60)
+    assert "needs a category" in bad.error
