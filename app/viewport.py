@@ -43,7 +43,11 @@ def rgba8(frame: torch.Tensor | np.ndarray, out: torch.Tensor | None = None) -> 
     Numpy input is wrapped without a copy; the conversion runs in torch (multi-threaded on CPU, on
     the GPU for CUDA tensors). `out`, an (H, W, 4) uint8 tensor on the same device, is reused when given.
     """
-    t = torch.from_numpy(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
+    if isinstance(frame, np.ndarray):
+        frame = np.ascontiguousarray(frame) if frame.flags.writeable else np.array(frame)  # torch needs writeable
+        t = torch.from_numpy(frame)
+    else:
+        t = frame.detach()
     if t.ndim != 3 or t.shape[2] not in (3, 4):
         raise PerseError(f"a viewport frame must be (H, W, 3) or (H, W, 4); got shape {tuple(t.shape)}")
     H, W, C = t.shape
@@ -125,7 +129,7 @@ class CudaGLImage:
 
     def __init__(self, cudart, gl_name: int):
         self.cudart = cudart
-        flags = cudart.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard
+        flags = int(cudart.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard)
         self.resource = self._check(cudart.cudaGraphicsGLRegisterImage(gl_name, GL_TEXTURE_2D, flags),
                                     "cudaGraphicsGLRegisterImage")
 
@@ -361,6 +365,9 @@ class ViewportTexture:
         Returns the milliseconds spent (conversion + write), or None when DPG has not created the GL
         texture yet: then the frame is kept and written by the next ``upload``/``flush``.
         """
+        if not isinstance(frame, (np.ndarray, torch.Tensor)) or frame.ndim != 3:
+            raise PerseError(f"a viewport frame must be an (H, W, 3|4) array or tensor; got {type(frame).__name__}"
+                             f" of shape {tuple(getattr(frame, 'shape', ()))}")
         h, w = int(frame.shape[0]), int(frame.shape[1])
         if not (0 < h <= self.height and 0 < w <= self.width):
             raise PerseError(f"frame {w}x{h} does not fit the {self.width}x{self.height} viewport texture; "
@@ -375,8 +382,7 @@ class ViewportTexture:
             self._decide(is_cuda)
         used = "host"
         if self._interop is not None and is_cuda:
-            self._dev_buf = rgba8(frame, self._dev_buf if self._dev_buf is not None and
-                                  self._dev_buf.shape[:2] == (h, w) else None)
+            self._dev_buf = rgba8(frame, self._dev_buf)
             try:
                 self._interop.write(self._dev_buf, torch.cuda.current_stream(frame.device).cuda_stream)
                 used = "interop"
@@ -384,7 +390,7 @@ class ViewportTexture:
                 self._close_interop()
                 self.path, self.path_reason = "host", f"host upload (interop failed: {_one_line(exc)})"
         if used == "host":
-            self._write_host(rgba8(frame) if is_cuda else frame)
+            self._write_host(frame)
         self._set_uv(w, h)
         self.last = UploadStats((time.perf_counter() - t0) * 1000.0, used, (w, h))
         return self.last.ms
@@ -396,21 +402,16 @@ class ViewportTexture:
         return self.upload(self._pending)
 
     def _write_host(self, frame: torch.Tensor | np.ndarray) -> None:
-        h, w = int(frame.shape[0]), int(frame.shape[1])
-        if isinstance(frame, torch.Tensor) and frame.dtype == torch.uint8 and frame.shape[2] == 4 \
-                and frame.device.type == "cpu" and frame.is_contiguous():
-            rgba = frame
-        elif isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape[2] == 4 \
-                and frame.flags.c_contiguous:
-            gl_write(self.gl_name, frame)
-            return
+        if isinstance(frame, torch.Tensor) and frame.is_cuda:
+            rgba = rgba8(frame).cpu().numpy()  # converted on the GPU: a quarter of the float bytes cross
         else:
-            if isinstance(frame, torch.Tensor) and frame.is_cuda:
-                rgba = frame.cpu()
+            a = frame.detach().numpy() if isinstance(frame, torch.Tensor) else frame  # no copy
+            if a.dtype == np.uint8 and a.shape[2] == 4 and a.flags.c_contiguous:
+                rgba = a  # already what GL takes
             else:
-                buf = self._host_buf if self._host_buf is not None and self._host_buf.shape[:2] == (h, w) else None
-                rgba = self._host_buf = rgba8(frame, buf)
-        gl_write(self.gl_name, rgba.numpy())
+                self._host_buf = rgba8(a, self._host_buf)
+                rgba = self._host_buf.numpy()
+        gl_write(self.gl_name, rgba)
 
     def _set_uv(self, w: int, h: int) -> None:
         uv = (w / self.width, h / self.height)

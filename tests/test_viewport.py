@@ -48,6 +48,9 @@ def test_static_texture_shows_written_frames_unflipped(shots):
     out, info = shots
     # the first upload came before DPG had made the GL texture: it was kept, then flushed
     assert info["early_upload"] is None
+    too_big, not_image = info["errors"]
+    assert "does not fit the 200x120" in too_big and "resize" in too_big
+    assert "(H, W, 3|4)" in not_image and "(120, 200)" in not_image
     for step in ("quadrants", "gradient"):
         seen, expected = _region(out, step, info)
         assert seen.shape == expected.shape == (120, 200, 3)

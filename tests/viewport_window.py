@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.viewport import ViewportTexture  # noqa: E402
+from perse.errors import PerseError  # noqa: E402
 
 
 def quadrants(h: int, w: int) -> np.ndarray:
@@ -76,6 +77,13 @@ def main(out: Path) -> int:
 
     settle(1)
     shot("quadrants", quadrants(120, 200))  # written by flush() after the first frame
+
+    info["locate_ms"] = view.locate_ms
+    for bad in (np.zeros((121, 200, 3), np.uint8), np.zeros((120, 200), np.uint8)):
+        try:
+            view.upload(bad)
+        except PerseError as exc:
+            info.setdefault("errors", []).append(str(exc))
 
     g = gradient(120, 200)
     info["gradient_ms"] = view.upload(g)
