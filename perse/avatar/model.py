@@ -147,8 +147,9 @@ class Avatar(nn.Module):
         caching = not torch.is_grad_enabled()
         if caching:
             key = look.key()
-            if self._look_cache is not None and self._look_cache[0] == key:
-                return self._look_cache[1]
+            cache = self._look_cache  # read once: another thread may replace it
+            if cache is not None and cache[0] == key:
+                return cache[1]
         p = self.gaussians_params
         offsets = self.field(look.codes, p["feature"], p["gate_logit"], self.region_mask)
         local = LocalGaussians(
