@@ -99,3 +99,21 @@ def test_no_display_is_a_one_line_error(tmp_path):
     assert proc.returncode == 2
     assert "no display" in proc.stderr and "perse render" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+@needs_display
+def test_tiny_window_bad_avatar_and_failing_callback_do_not_crash(tmp_path):
+    junk = tmp_path / "junk.perse"
+    junk.write_bytes(b"junk")
+    shot = tmp_path / "after.png"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "studio_script.py"), str(junk),
+                           str(shot)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    findings = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert min(findings["texture_after_tiny"]) >= 16
+    assert "not a readable .perse file" in findings["open_junk"]
+    assert findings["kept_avatar"] and findings["error_dialog"]
+    assert findings["status_after_bad_callback"].startswith("error: store a look as A")
+    img = imageio.imread(shot)[..., :3].astype(int)
+    assert np.abs(img[VIEW] - np.array([41, 43, 48])).max(axis=-1).__gt__(30).mean() > 0.1  # still rendering
