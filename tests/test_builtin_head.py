@@ -8,7 +8,7 @@ import torch
 
 from perse.errors import PerseError
 from perse.head import arkit
-from perse.head import mesh_ops as mo
+from perse import mesh_ops as mo
 from perse.head.builtin import EYEBALL_RADIUS, GENERATOR_COMMAND, REGIONS, build_head_data, load_builtin_head
 from perse.head.model import HeadParams
 

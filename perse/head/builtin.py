@@ -53,7 +53,7 @@ import numpy as np
 
 from perse.errors import PerseError
 from perse.head import arkit
-from perse.head import mesh_ops as mo
+from perse import mesh_ops as mo
 from perse.head.model import JOINT_NAMES, HeadData, HeadModel
 
 GENERATOR_COMMAND = "python -m perse.head.builtin --out assets/builtin_head.safetensors"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perse.errors import PerseError
+from perse.mesh_ops import vertex_normals
 from perse.synth.variants import HEAD_REGIONS
 
 # --------------------------------------------------------------------------------------------------
@@ -148,16 +149,6 @@ def polygon_signed_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarr
     crosses = ((y0 > y) != (y1 > y)) & (x < (x1 - x0) * (y - y0) / np.where(y1 == y0, 1e-12, y1 - y0) + x0)
     inside = (crosses.sum(axis=1) % 2) == 1
     return np.where(inside, -dist, dist)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals. vertices: (V, 3); faces: (F, 3) -> (V, 3)."""
-    v0, v1, v2 = (vertices[faces[:, i]] for i in range(3))
-    fn = np.cross(v1 - v0, v2 - v0)
-    vn = np.zeros_like(vertices)
-    for i in range(3):
-        np.add.at(vn, faces[:, i], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
 def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from perse.errors import PerseError
+from perse.mesh_ops import face_normals, vertex_normals
 from perse.paths import SHADERS_DIR
 from perse.render.gl.context import GLContext, create_gl_context
 
@@ -154,24 +155,6 @@ def normal_matrix(world_to_cam: np.ndarray) -> np.ndarray:
     return (cof / det).astype(np.float32)
 
 
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(F, 3) unnormalised face normals (length = 2 x area), right-handed in face winding order."""
-    v0, v1, v2 = (vertices[faces[:, i]] for i in range(3))
-    return np.cross(v1 - v0, v2 - v0)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit vertex normals, area-weighted mean of adjacent face normals (0 for isolated vertices)."""
-    fn = face_normals(vertices, faces)
-    V = vertices.shape[0]
-    vn = np.zeros((V, 3), dtype=np.float64)
-    for corner in range(3):  # bincount is much faster than np.add.at for scatter-add
-        for k in range(3):
-            vn[:, k] += np.bincount(faces[:, corner], weights=fn[:, k], minlength=V)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    return (vn / np.maximum(norm, 1e-20)).astype(np.float32)
-
-
 # ----------------------------------------------------------------------------------------------
 # Input preparation (validation happens here, before any GL call)
 # ----------------------------------------------------------------------------------------------
@@ -219,9 +202,9 @@ def _prepare(mesh: Mesh, index: int) -> _Prepared:
     data = np.empty((n_corners, _FLOATS_PER_VERTEX), dtype=np.float32)
     data[:, 0:3] = V[corners]
     if mesh.smooth:
-        data[:, 3:6] = vertex_normals(V, F)[corners]
+        data[:, 3:6] = vertex_normals(V, F).astype(np.float32)[corners]
     else:
-        data[:, 3:6] = np.repeat(face_normals(V, F), 3, axis=0)
+        data[:, 3:6] = np.repeat(face_normals(V, F, normalize=False), 3, axis=0)
 
     has_colors = mesh.colors is not None
     if has_colors:

@@ -1,5 +1,5 @@
-"""Pure triangle-mesh helpers (numpy / scipy), used to build and check the built-in head.
-
+"""Pure triangle-mesh helpers (numpy / scipy): normals, areas, topology, subdivision, distances.
+Used by the built-in head generator, the GL mesh renderer and the synthetic texture painter.
 Conventions: vertices ``(V, 3)`` float64 arrays, faces ``(F, 3)`` int64 arrays with counter-clockwise
 corners seen from outside (so ``cross(b - a, c - a)`` points outward). Nothing here keeps state.
 """
@@ -32,11 +32,14 @@ def face_areas(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit vertex normals, area-weighted average of the incident face normals."""
+    """(V, 3) unit vertex normals (float64), area-weighted mean of the incident face normals
+    (0 for isolated vertices)."""
     fn = face_normals(verts, faces, normalize=False)
-    vn = np.zeros_like(verts, dtype=np.float64)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
+    V = verts.shape[0]
+    vn = np.zeros((V, 3), dtype=np.float64)
+    for corner in range(3):  # bincount is much faster than np.add.at for scatter-add
+        for k in range(3):
+            vn[:, k] += np.bincount(faces[:, corner], weights=fn[:, k], minlength=V)
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
 
 
