@@ -1,5 +1,7 @@
 """Pure triangle-mesh helpers (numpy / scipy): normals, areas, topology, subdivision, distances.
+
 Used by the built-in head generator, the GL mesh renderer and the synthetic texture painter.
+
 Conventions: vertices ``(V, 3)`` float64 arrays, faces ``(F, 3)`` int64 arrays with counter-clockwise
 corners seen from outside (so ``cross(b - a, c - a)`` points outward). Nothing here keeps state.
 """
