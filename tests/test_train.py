@@ -124,3 +124,15 @@ def test_corrupt_checkpoint_is_a_clear_error(dataset, tmp_path):
 def test_evaluate_reports_high_psnr_for_the_teacher_itself(dataset):
     report = evaluate(dataset.avatar, dataset, backend="cpu")
     assert report["frames"] == 4 and report["psnr"] > 40
+
+
+def test_densification_is_recorded_in_the_training_summary(dataset):
+    student = Avatar.initialize(tiny_head(), tiny_categories(), num_gaussians=300, seed=5)
+    cfg = _config()
+    cfg.densify = DensifyConfig(start_step=2, stop_step=100, interval=2, grad_threshold=0.0)
+    trainer = Trainer(student, dataset, cfg)
+    for _ in range(4):
+        trainer.train_step()
+    events = trainer.summary()["densify"]
+    assert [e["step"] for e in events] == [2, 4]
+    assert events[-1]["densify"]["total"] == trainer.avatar.num_gaussians

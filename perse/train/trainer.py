@@ -238,8 +238,9 @@ class Trainer:
         world_scale = ref.scales.max(dim=-1).values.cpu()
         max_opacity = self._max_opacity_over_looks().cpu()
         old = self._snapshot_state()
-        self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator)
+        counts = self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator)
         self._build_optimizer(old, self.densifier.source_index)
+        self.history.append({"step": self.step, "densify": counts})
 
     def _max_opacity_over_looks(self) -> Tensor:
         """(N,) opacity maximised over every single-category variant of the reference look."""
@@ -280,10 +281,12 @@ class Trainer:
         return trainer
 
     def summary(self) -> dict:
-        last = self.history[-1] if self.history else {}
+        losses = [h for h in self.history if "loss" in h]
+        last = losses[-1] if losses else {}
         return {"steps": self.step, "num_gaussians": self.avatar.num_gaussians, "backend": self.cfg.backend,
                 "dataset": str(getattr(self.dataset, "root", "")), "final_loss": last.get("loss"),
-                "config": self.cfg.to_dict()}
+                "config": self.cfg.to_dict(),
+                "densify": [h for h in self.history if "densify" in h]}
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, out_path: str | Path, checkpoint_path: str | Path | None = None, progress: bool = True,
