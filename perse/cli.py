@@ -17,6 +17,7 @@ EPILOG_EXAMPLES = """examples:
   perse info default
   perse render default --out face.png --yaw 30 --attr hair=blonde --expr mouthSmileLeft=0.8
   perse export default --preset turntable --out turntable.mp4 --frames 90
+  perse track portrait.jpg --out params.json --overlay fit.png
   perse synth --out data/synth
   perse train data/synth --out me.perse
   perse eval me.perse data/synth
@@ -191,6 +192,13 @@ def _read_json(path: str) -> dict:
         raise PerseError(f"cannot read look file {path}: {exc}") from None
 
 
+def cmd_track(args) -> int:
+    from perse.track import track_command
+
+    track_command(args.image, args.out, overlay=args.overlay, flame=args.flame, flame_embedding=args.flame_embedding)
+    return 0
+
+
 def cmd_synth(args) -> int:
     from perse.head.registry import load_head_model
     from perse.synth.generator import generate_dataset
@@ -302,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--look-b", help="morph: a look JSON file to morph to (from the studio)")
     _add_look_args(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("track", help="fit the head model to a portrait's MediaPipe landmarks",
+                       epilog="example: perse track portrait.jpg --out params.json --overlay fit.png")
+    p.add_argument("image", help="a photo with one (or more: the largest is used) face")
+    p.add_argument("--out", required=True, help="output JSON: head parameters, camera, fit error")
+    p.add_argument("--overlay", help="also draw the fitted mesh and landmarks over the photo (PNG)")
+    p.add_argument("--flame", help="fit a FLAME file instead of the built-in head")
+    p.add_argument("--flame-embedding", help="mediapipe_landmark_embedding.npz for --flame")
+    p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("synth", help="generate a synthetic attribute dataset",
                        epilog="example: perse synth --out data/synth --size 256")
