@@ -17,6 +17,7 @@ EPILOG_EXAMPLES = """examples:
   perse info default
   perse render default --out face.png --yaw 30 --attr hair=blonde --expr mouthSmileLeft=0.8
   perse export default --preset turntable --out turntable.mp4 --frames 90
+  perse create portrait.jpg --out me.perse --quality draft
   perse track portrait.jpg --out params.json --overlay fit.png
   perse synth --out data/synth
   perse train data/synth --out me.perse
@@ -192,6 +193,17 @@ def _read_json(path: str) -> dict:
         raise PerseError(f"cannot read look file {path}: {exc}") from None
 
 
+def cmd_create(args) -> int:
+    from perse.create.pipeline import create_avatar
+
+    try:
+        create_avatar(args.portrait, args.out, quality=args.quality, device=args.device, flame=args.flame,
+                      flame_embedding=args.flame_embedding, work=args.work, resume=args.resume, seed=args.seed)
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt(f"{exc}; finished stages are kept: run the same command with --resume") from None
+    return 0
+
+
 def cmd_track(args) -> int:
     from perse.track import track_command
 
@@ -310,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--look-b", help="morph: a look JSON file to morph to (from the studio)")
     _add_look_args(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("create", help="create an avatar from one portrait (detect, fit, texture, dataset, train)",
+                       epilog="examples:\n  perse create portrait.jpg --out me.perse --quality draft\n"
+                              "  perse create portrait.jpg --out me.perse --resume   # after Ctrl-C",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("portrait", help="a photo of one person (the largest face is used)")
+    p.add_argument("--out", required=True, help="output .perse file")
+    p.add_argument("--quality", default="draft", choices=["draft", "standard", "high"],
+                   help="draft: minutes on a CPU; standard/high: for a GPU (default draft)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--work", help="work folder (default OUT.work); keeps every stage's result")
+    p.add_argument("--resume", action="store_true", help="continue from the work folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flame", help="use a FLAME file (needs a texture layout; the built-in head is the default)")
+    p.add_argument("--flame-embedding")
+    p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("track", help="fit the head model to a portrait's MediaPipe landmarks",
                        epilog="example: perse track portrait.jpg --out params.json --overlay fit.png")
