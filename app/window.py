@@ -52,6 +52,7 @@ class StudioWindow:
         self._last_mouse = None
         self._status_text = ""
         self._frame_times: list[float] = []
+        self.create_dialog = None
 
     # -- callbacks helpers ------------------------------------------------------------------------
     def safe(self, fn):
@@ -130,6 +131,7 @@ class StudioWindow:
 
         with dpg.menu_bar():
             with dpg.menu(label="File"):
+                dpg.add_menu_item(label="New from portrait...", callback=self.safe(self.open_create_dialog))
                 dpg.add_menu_item(label="Open avatar...", callback=self.safe(lambda: self._file_dialog("avatar")))
                 with dpg.menu(label="Recent", tag="recent_menu"):
                     pass
@@ -186,6 +188,11 @@ class StudioWindow:
         self.config.add_recent(path)
         self._fill_recent()
         self.status(f"opened {path}")
+
+    def open_create_dialog(self) -> None:
+        from app.panels.create import CreateDialog
+
+        self.create_dialog = CreateDialog(self)
 
     def _error_dialog(self, text: str) -> None:
         import dearpygui.dearpygui as dpg
@@ -312,6 +319,8 @@ class StudioWindow:
         self.expression_panel.tick()
         self.interpolation_panel.tick()
         self.export_panel.tick()
+        if self.create_dialog is not None:
+            self.create_dialog.tick()
         flushed = self.viewport.flush()
         if flushed is not None:
             self.upload_ms = flushed
@@ -353,6 +362,8 @@ class StudioWindow:
                     if self.args.screenshot or self.args.export:
                         break
             self.export_panel.shutdown()
+            if self.create_dialog is not None:
+                self.create_dialog.close()
             self.config.window = (dpg.get_viewport_width(), dpg.get_viewport_height())
             self.config.save()
         finally:

@@ -62,10 +62,14 @@ def square_crop_box(face_points: np.ndarray, width: int, height: int) -> tuple[i
 class StageLog:
     """Prints one line per stage with elapsed time and the overall ETA; remembers finished stages."""
 
-    def __init__(self, work: Path, quality: Quality, print_fn: Callable[[str], None] = print):
+    def __init__(self, work: Path, quality: Quality, print_fn: Callable[[str], None] = print,
+                 cancel: Callable[[], bool] | None = None,
+                 on_progress: Callable[[str, float], None] | None = None):
         self.path = work / "stages.json"
         self.quality = quality
         self.print = print_fn
+        self.cancel = cancel
+        self.on_progress = on_progress
         self.done: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.t0 = time.perf_counter()
 
@@ -76,7 +80,19 @@ class StageLog:
         i = STAGES.index(stage)
         return sum(self.quality.expected_s[j] for j in range(i, len(STAGES)) if STAGES[j] not in self.done)
 
+    def progress(self, stage: str, within: float = 0.0) -> None:
+        """Report overall progress: finished stages plus `within` (0..1) of `stage`, weighted by cost."""
+        if self.on_progress is None:
+            return
+        costs = self.quality.expected_s
+        i = STAGES.index(stage)
+        done = sum(costs[:i]) + within * costs[i]
+        self.on_progress(stage, done / sum(costs))
+
     def start(self, stage: str) -> float:
+        if self.cancel is not None and self.cancel():
+            raise KeyboardInterrupt(f"cancelled before {stage}")
+        self.progress(stage)
         i = STAGES.index(stage)
         self.print(f"[{i + 1}/{len(STAGES)}] {stage} ... (about {self.eta(stage) / 60:.0f} min left overall)")
         return time.perf_counter()
@@ -89,8 +105,15 @@ class StageLog:
 
 def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality = "draft", device: str = "auto",
                   flame: str | None = None, flame_embedding: str | None = None, work: str | Path | None = None,
-                  resume: bool = False, seed: int = 0, print_fn: Callable[[str], None] = print) -> dict:
-    """Run every stage; returns the summary (paths, fit error, evaluation)."""
+                  resume: bool = False, seed: int = 0, print_fn: Callable[[str], None] = print,
+                  cancel: Callable[[], bool] | None = None,
+                  on_progress: Callable[[str, float], None] | None = None) -> dict:
+    """Run every stage; returns the summary (paths, fit error, evaluation).
+
+    cancel: polled between stages and every training step; True stops with KeyboardInterrupt, keeping
+        finished stages (and a training checkpoint) for ``resume=True``.
+    on_progress(stage, fraction): overall progress in [0, 1] for a UI.
+    """
     import imageio.v2 as imageio
 
     from perse.head.registry import load_head_model
@@ -111,7 +134,7 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     if work.exists() and not resume and any(work.iterdir()):
         raise PerseError(f"work folder {work} exists: pass --resume to continue it, or delete it")
     work.mkdir(parents=True, exist_ok=True)
-    log = StageLog(work, q, print_fn)
+    log = StageLog(work, q, print_fn, cancel, on_progress)
     head = load_head_model(flame, flame_embedding)
     if head.uvs is None or not head.region_names:
         raise PerseError(f"{head.meta.get('name', 'this head model')} has no texture layout or regions, which "
@@ -191,7 +214,9 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
             cfg.steps = q.cuda_steps if train_device == "cuda" else q.cpu_steps
             cfg.num_gaussians, cfg.backend, cfg.seed = q.num_gaussians, backend, seed
             trainer = Trainer(new_avatar_for_dataset(dataset, cfg, head), dataset, cfg, train_device)
-        trainer.run(trained, ckpt)
+        steps = trainer.cfg.steps
+        trainer.run(trained, ckpt, on_step=lambda step, _: log.progress("train", step / steps),
+                    should_stop=cancel)
         ckpt.unlink(missing_ok=True)
         log.finish("train", t, steps=trainer.step, gaussians=trainer.avatar.num_gaussians)
 

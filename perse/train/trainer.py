@@ -290,9 +290,11 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, out_path: str | Path, checkpoint_path: str | Path | None = None, progress: bool = True,
-            on_step: Callable[[int, dict], None] | None = None) -> Path:
-        """Train to `cfg.steps`, then write the avatar to `out_path`. Ctrl-C (SIGINT) stops at the end of
-        the current step, writes a checkpoint, and re-raises KeyboardInterrupt."""
+            on_step: Callable[[int, dict], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Path:
+        """Train to `cfg.steps`, then write the avatar to `out_path`. Ctrl-C (SIGINT), or `should_stop()`
+        returning True (a UI's cancel button), stops at the end of the current step, writes a checkpoint,
+        and raises KeyboardInterrupt."""
         from tqdm import tqdm
 
         out_path = Path(out_path)
@@ -320,7 +322,7 @@ class Trainer:
                     on_step(self.step, stats)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                     self.save_checkpoint(checkpoint_path)
-                if stop["requested"]:
+                if stop["requested"] or (should_stop is not None and should_stop()):
                     self.save_checkpoint(checkpoint_path)
                     bar.close()
                     raise KeyboardInterrupt(f"training interrupted at step {self.step}; checkpoint saved to "
