@@ -1,0 +1,1 @@
+"""`perse.create`: one portrait in, an editable, animatable avatar out (texture, dataset, training)."""

@@ -1,0 +1,323 @@
+"""Albedo texture of a head from one portrait: project what the photo sees, complete what it cannot.
+
+Pipeline (`portrait_texture`):
+
+1. Person mask: MediaPipe selfie segmentation (bundled in mediapipe 0.10.21) -> foreground (H, W).
+2. Projection: the head is posed with the fit's parameters; every covered texel of the UV atlas
+   (`perse.synth.texture.build_atlas`) gets its posed 3D point (barycentric interpolation of the posed
+   vertices) and normal, is projected with the fitted camera and sampled from the photo bilinearly.
+   Its confidence is the product of: a depth test against a GL depth render of the posed head (a few
+   mm of tolerance, more on grazing surfaces where one pixel spans more depth), facing
+   (smoothstep of normal . view from 0.2 up, so confidence grows as the surface turns to the camera),
+   the foreground mask, and being inside the image.
+3. Completion: (a) mirror - the built-in head is symmetric about x = 0, so a texel the photo misses
+   takes the colour of its mirror texel (nearest atlas texel to (-x, y, z)) where that one was seen;
+   (b) small holes and seams inside the seen area (depth-test dropouts, UV island borders) are filled
+   with OpenCV's inpainting; (c) the rest gets a prior colour per region: the median observed hair
+   colour on scalp / back of head (with subtle low-frequency variation so it is not flat), the median
+   observed skin colour on skin regions (ears, neck, face...), a plain sclera on unseen eyeball.
+   Observed and completed colours are blended by the confidence, feathered on the mesh (a few
+   Laplacian smoothing steps in 3D, so the blend does not break at UV seams).
+
+Hair standing out of the head surface (decision for this version): the texture lives only on the head
+surface. Hair colour is painted on the scalp and back of the head, which is where short hair lies;
+hair volume that stands out of the surface (and the head's silhouette in the photo) is NOT
+reconstructed here. It is left to the avatar: its Gaussians bound to scalp triangles may move off the
+surface (an offset shell) and learn volume from the training images, of which the portrait itself is
+the reference view. `PortraitTexture.outside_head` marks the photo's person pixels that the fitted
+head surface does not cover (hair volume, clothes) so later stages can weight or use them.
+
+Texture orientation: texel row 0 holds v = 1, as in `perse.synth.texture` (OBJ convention for uvs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from perse.errors import PerseError
+from perse.head.model import HeadModel
+from perse.mesh_ops import uniform_laplacian, vertex_normals
+from perse.synth.texture import TexelAtlas, build_atlas, head_anatomy, rasterize_uv, sine_noise, smoothstep
+
+SUPPORTED_SIZES = (256, 512, 1024, 2048)
+SKIN_REGIONS = ("face", "nose")              # where the skin median is measured (cheeks, nose)
+HAIR_REGIONS = ("scalp",)                    # where the hair median is measured
+HAIR_FILL_REGIONS = ("scalp", "back_of_head")
+GATED_REGIONS = ("neck", "ears")             # observed only where the colour is skin-like
+EYE_REGION = "eyeballs"
+SCLERA = np.array([0.86, 0.83, 0.80])        # plain sclera for unseen eyeball texels
+FACING_MIN, FACING_FULL = 0.2, 0.55          # normal . view where confidence starts / is full
+DEPTH_TOLERANCE_M = 0.003                    # depth test tolerance at a frontal surface
+
+
+@dataclass
+class PortraitTexture:
+    """texture: (S, S, 3) uint8 albedo; observed: (S, S) float32 in [0, 1], confidence that a texel's
+    colour comes from the photo (before completion; 0 on gutters and unseen texels);
+    foreground: (H, W) float32 person mask of the photo; outside_head: (H, W) bool person pixels not
+    covered by the fitted head (hair volume, clothes); skin_color, hair_color: (3,) float in [0, 1],
+    the medians used for completion."""
+
+    texture: np.ndarray
+    observed: np.ndarray
+    foreground: np.ndarray
+    outside_head: np.ndarray
+    skin_color: np.ndarray
+    hair_color: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------------
+# Small pure functions
+# --------------------------------------------------------------------------------------------------
+def segment_person(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) float32 person probability (MediaPipe selfie segmentation)."""
+    import mediapipe as mp
+
+    from perse.track.landmarks import quiet_native_stderr
+
+    with quiet_native_stderr():
+        # model 0: the general 256x256 model, better than the landscape one for head-and-shoulders.
+        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+            result = seg.process(np.ascontiguousarray(image))
+    mask = result.segmentation_mask
+    if mask is None:
+        raise PerseError("MediaPipe selfie segmentation returned no mask for the portrait; check the image")
+    return np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
+
+
+def bilinear_sample(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Sample (H, W) or (H, W, C) at (N, 2) pixel coordinates (OpenCV: pixel centres are integers),
+    clamped to the border. Returns (N,) or (N, C) float64."""
+    h, w = image.shape[:2]
+    x = np.clip(uv[:, 0], 0.0, w - 1.0)
+    y = np.clip(uv[:, 1], 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2 if w > 1 else 0)
+    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2 if h > 1 else 0)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = x - x0, y - y0
+    img = image.astype(np.float64)
+    if img.ndim == 3:
+        fx, fy = fx[:, None], fy[:, None]
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def texel_faces(anatomy, atlas: TexelAtlas) -> tuple[np.ndarray, np.ndarray]:
+    """Triangle (N,) and barycentrics (N, 3) of every covered atlas texel, in `atlas.index` order.
+
+    Rasterizes the UV layout again with `build_atlas`'s ownership rule (least stretched triangle wins
+    where UV triangles overlap), since `TexelAtlas` keeps positions but not the triangle indices."""
+    v, t = anatomy.vertices[anatomy.faces], anatomy.uvs[anatomy.uv_faces]
+    area3 = 0.5 * np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
+    area2 = 0.5 * np.abs(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]))
+    face, bary = rasterize_uv(anatomy.uvs, anatomy.uv_faces, atlas.size, priority=area3 / np.maximum(area2, 1e-20))
+    flat_face = face.ravel()
+    if not np.array_equal(np.nonzero(flat_face >= 0)[0], atlas.index):
+        raise RuntimeError("UV rasterization disagrees with the texel atlas (build_atlas changed its rule?)")
+    return flat_face[atlas.index].astype(np.int64), bary.reshape(-1, 3)[atlas.index].astype(np.float64)
+
+
+def mirror_texels(position: np.ndarray) -> np.ndarray:
+    """(N,) index of each texel's mirror texel: the nearest texel to (-x, y, z). position: (N, 3)."""
+    from scipy.spatial import cKDTree
+
+    _, idx = cKDTree(position).query(position * np.array([-1.0, 1.0, 1.0]), k=1)
+    return idx.astype(np.int64)
+
+
+def smooth_on_mesh(values: np.ndarray, corners: np.ndarray, bary: np.ndarray, num_verts: int, faces: np.ndarray,
+                   steps: int) -> np.ndarray:
+    """Low-pass a per-texel scalar on the mesh surface (seam-free, unlike a blur in texture space).
+
+    values: (N,) per texel; corners: (N, 3) vertex ids of each texel's triangle; bary: (N, 3).
+    Splats to vertices (barycentric-weighted mean), runs `steps` Jacobi steps of uniform Laplacian
+    smoothing, interpolates back. Returns (N,)."""
+    num = np.bincount(corners.ravel(), weights=(bary * values[:, None]).ravel(), minlength=num_verts)
+    den = np.bincount(corners.ravel(), weights=bary.ravel(), minlength=num_verts)
+    vert = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
+    L = uniform_laplacian(num_verts, faces)
+    degree = np.maximum(L.diagonal(), 1.0)
+    for _ in range(steps):
+        vert = 0.5 * vert + 0.5 * (degree * vert - L @ vert) / degree  # lazy step toward the neighbour mean
+    return (vert[corners] * bary).sum(axis=1)
+
+
+def weighted_median(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-channel weighted median of (N, 3) colours with (N,) non-negative weights -> (3,)."""
+    out = np.empty(3)
+    for c in range(3):
+        order = np.argsort(colors[:, c])
+        cum = np.cumsum(weights[order])
+        out[c] = colors[order[np.searchsorted(cum, 0.5 * cum[-1])], c]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The projector
+# --------------------------------------------------------------------------------------------------
+def _check_inputs(image: np.ndarray, fit, size: int) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise PerseError(f"portrait must be an RGB uint8 (H, W, 3) array, got {got}; load it with "
+                         "perse.track.load_image")
+    h, w = image.shape[:2]
+    if (int(fit.camera.width), int(fit.camera.height)) != (w, h):
+        raise PerseError(f"the fit's camera is {fit.camera.width}x{fit.camera.height} but the portrait is {w}x{h}; "
+                         "fit the head on this very image (perse track)")
+    if fit.params.batch_size != 1:
+        raise PerseError(f"the fit must hold one set of head parameters, got a batch of {fit.params.batch_size}")
+    if size not in SUPPORTED_SIZES:
+        raise PerseError(f"texture size {size} is not supported; use one of {SUPPORTED_SIZES}")
+
+
+def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, renderer=None,
+                     seed: int = 0) -> PortraitTexture:
+    """Texture `head` from the portrait `image` it was fitted to (`fit`: perse.track.FitResult).
+
+    image: (H, W, 3) uint8 RGB, the same size as fit.camera. renderer: a `MeshRenderer` to reuse for
+    the depth render (one is created and closed otherwise). seed: the hair-variation noise.
+    Deterministic for equal inputs. See the module docstring for the method.
+    """
+    from perse.render.gl import Mesh, MeshRenderer
+
+    _check_inputs(image, fit, size)
+    anatomy = head_anatomy(head)
+    atlas = build_atlas(anatomy, size)
+    tri, bary = texel_faces(anatomy, atlas)
+    corners = anatomy.faces[tri]                                               # (N, 3)
+    foreground = segment_person(image)
+
+    # Posed geometry per texel, in camera coordinates.
+    with torch.no_grad():
+        verts = head(fit.params).vertices[0].detach().cpu().double().numpy()    # (V, 3) world
+    w2c = fit.camera.world_to_cam.detach().cpu().double().numpy()
+    K = fit.camera.K.detach().cpu().double().numpy()
+    R, t = w2c[:3, :3], w2c[:3, 3]
+    vn = vertex_normals(verts, anatomy.faces)
+    P = (verts[corners] * bary[..., None]).sum(axis=1) @ R.T + t              # (N, 3) camera frame
+    N = (vn[corners] * bary[..., None]).sum(axis=1) @ R.T
+    N /= np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-12)
+    z = P[:, 2]
+    in_front = z > 1e-6
+    zs = np.where(in_front, z, 1.0)
+    uv = np.stack([K[0, 0] * P[:, 0] / zs + K[0, 2], K[1, 1] * P[:, 1] / zs + K[1, 2]], axis=1)
+
+    # Depth render of the posed head from the fitted camera.
+    own = renderer is None
+    renderer = MeshRenderer() if own else renderer
+    try:
+        render = renderer.render([Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)], fit.camera)
+    finally:
+        if own:
+            renderer.close()
+    H, W = image.shape[:2]
+    inside = in_front & (uv[:, 0] >= -0.5) & (uv[:, 0] <= W - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= H - 0.5)
+    px = np.clip(np.round(uv).astype(np.int64), 0, [W - 1, H - 1])
+    depth = render.depth[px[:, 1], px[:, 0]].astype(np.float64)
+    facing = (N * (-P / np.linalg.norm(P, axis=1, keepdims=True))).sum(axis=1)   # normal . view
+    # One pixel spans z / f metres; on a surface turned by theta that is z / f * tan(theta) of depth.
+    tan = np.sqrt(np.maximum(1.0 - facing ** 2, 0.0)) / np.maximum(facing, 0.05)
+    tol = DEPTH_TOLERANCE_M + 1.0 * (z / K[0, 0]) * tan
+    visible = inside & (depth > 0) & (np.abs(z - depth) < tol)
+    fg = bilinear_sample(foreground, uv)
+    conf = visible * smoothstep(FACING_MIN, FACING_FULL, facing) * smoothstep(0.3, 0.8, fg)
+    colors = bilinear_sample(image, uv) / 255.0                                # (N, 3)
+
+    filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed)
+    S = size
+    tex = np.zeros((S * S, 3))
+    tex[atlas.index] = filled
+    tex = tex[atlas.fill_from]                                                 # gutters copy the nearest texel
+    observed = np.zeros(S * S, np.float32)
+    observed[atlas.index] = stats["observed"]
+    outside = (foreground > 0.5) & (render.alpha < 0.5)
+    return PortraitTexture(texture=np.clip(np.round(tex * 255.0), 0, 255).astype(np.uint8).reshape(S, S, 3),
+                           observed=observed.reshape(S, S), foreground=foreground, outside_head=outside,
+                           skin_color=stats["skin"], hair_color=stats["hair"])
+
+
+def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.ndarray, colors: np.ndarray,
+                     conf: np.ndarray, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Fill the texels the photo does not see. colors: (N, 3) in [0, 1] sampled from the photo;
+    conf: (N,) in [0, 1]. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
+    "observed": (N,) the photo confidence after rejecting non-skin samples on neck and ears}."""
+    import cv2
+
+    names = anatomy.region_names
+    W = atlas.region_weights.astype(np.float64)
+    region = atlas.region
+    reg = {name: W[:, i] for i, name in enumerate(names)}
+
+    # Skin and hair medians from the directly seen texels.
+    strong = conf > 0.5
+    skin_sel = strong & np.isin(region, [names.index(r) for r in SKIN_REGIONS])
+    hair_sel = (conf > 0.3) & np.isin(region, [names.index(r) for r in HAIR_REGIONS])
+    if skin_sel.sum() < 50:
+        raise PerseError("the photo shows too little of the face to measure the skin colour; use a frontal portrait")
+    skin = weighted_median(colors[skin_sel], conf[skin_sel])
+    # No visible scalp (e.g. a strongly lowered head): hair colour falls back to a darkened skin tone.
+    hair = weighted_median(colors[hair_sel], conf[hair_sel]) if hair_sel.sum() >= 50 else 0.5 * skin
+
+    # Neck and ears are often covered by clothes, collars or hair in a portrait: trust only skin-like
+    # samples there (relative RGB distance to the skin median).
+    gated = np.isin(region, [names.index(r) for r in GATED_REGIONS])
+    distance = np.linalg.norm(colors - skin, axis=1) / max(float(np.linalg.norm(skin)), 1e-6)
+    conf = np.where(gated, conf * smoothstep(0.45, 0.25, distance), conf)
+
+    # (a) Mirror: take the mirror texel's photo colour where it was seen better than this one.
+    mirror = mirror_texels(atlas.position.astype(np.float64))
+    conf_m = conf[mirror]
+    gain = np.clip(conf_m - conf, 0.0, 1.0)
+    conf1 = conf + gain
+    col1 = np.where(conf1[:, None] > 0, (conf[:, None] * colors + gain[:, None] * colors[mirror])
+                    / np.maximum(conf1, 1e-12)[:, None], 0.0)
+
+    # (b) Inpaint small holes and seams inside the seen area (in texture space, where cv2 works).
+    S = atlas.size
+    seen = np.zeros(S * S, bool)
+    seen[atlas.index] = conf1 > 0.05
+    seen = seen.reshape(S, S)
+    img = np.zeros((S * S, 3))
+    img[atlas.index] = col1
+    img = img.reshape(S, S, 3)
+    close = cv2.morphologyEx(seen.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool)
+    covered = np.zeros(S * S, bool)
+    covered[atlas.index] = True
+    holes = close & ~seen & covered.reshape(S, S)
+    if holes.any():
+        img8 = np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+        painted = cv2.inpaint(img8, holes.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float64) / 255.0
+        hole_texels = holes.ravel()[atlas.index]
+        col1[hole_texels] = painted.reshape(-1, 3)[atlas.index[hole_texels]]
+        # Inpainted texels are trusted like their seen surroundings, a little less.
+        seen_conf = np.where(seen, _scatter(conf1, atlas), 0.0)
+        neighbour = cv2.blur(seen_conf, (7, 7)) / np.maximum(cv2.blur(seen.astype(np.float64), (7, 7)), 1e-6)
+        conf1[hole_texels] = np.clip(0.8 * neighbour.ravel()[atlas.index[hole_texels]], 0.0, 1.0)
+
+    # (c) Prior colours from the medians.
+    P = atlas.position.astype(np.float64)
+    rng = np.random.default_rng([int(seed), 11])
+    variation = 1.0 + 0.06 * sine_noise(P, rng, wavelength=0.04) + 0.02 * sine_noise(P, rng, wavelength=0.01)
+    hair_w = np.clip(sum(reg[r] for r in HAIR_FILL_REGIONS), 0.0, 1.0)
+    eye_w = reg[EYE_REGION]
+    skin_w = np.clip(1.0 - hair_w - eye_w, 0.0, 1.0)
+    prior = (skin_w[:, None] * skin + hair_w[:, None] * np.clip(hair * variation[:, None], 0.0, 1.0)
+             + eye_w[:, None] * SCLERA)
+
+    # Blend observed (+ mirrored, inpainted) and prior by a confidence feathered on the mesh: the
+    # smoothed confidence only lowers the weight near the border of the seen area, never raises it.
+    feather = smooth_on_mesh(conf1, corners, bary, anatomy.vertices.shape[0], anatomy.faces, steps=4)
+    alpha = np.clip(conf1 * np.clip(1.5 * feather, 0.0, 1.0), 0.0, 1.0)[:, None]
+    out = alpha * col1 + (1.0 - alpha) * prior
+    return np.clip(out, 0.0, 1.0), {"skin": skin, "hair": hair, "observed": conf.astype(np.float32)}
+
+
+def _scatter(values: np.ndarray, atlas: TexelAtlas) -> np.ndarray:
+    """(N,) per-texel values -> (S, S) image, 0 off the atlas."""
+    out = np.zeros(atlas.size * atlas.size)
+    out[atlas.index] = values
+    return out.reshape(atlas.size, atlas.size)
