@@ -395,3 +395,186 @@ def test_head_fixed_lighting_turns_with_the_head():
     # Turning only the head changes it.
     head_only = head_fixed_lighting(front, axis_angle_matrix(np.array([0.0, 0.6, 0.0])), base)
     assert not np.allclose(head_only.key_direction, base.key_direction, atol=1e-2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Painting over a person's texture
+# --------------------------------------------------------------------------------------------------
+def striped_base(painter: TexturePainter) -> np.ndarray:
+    """A stand-in for a portrait texture: the procedural look with black hair and tan skin, times
+    vertical stripes of +-15 % (structure the variants must keep)."""
+    S = painter.size
+    tex = painter.paint({"hair": "black", "skin": "tan"}).astype(np.float64)
+    stripes = 1.0 + 0.15 * np.sin(2 * np.pi * np.arange(S) / 9.0)
+    return np.clip(np.round(tex * stripes[None, :, None]), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def base_tex(painter):
+    return striped_base(painter)
+
+
+@pytest.fixture(scope="module")
+def over(anatomy, base_tex):
+    return TexturePainter(anatomy, size=TEX, seed=3, base_texture=base_tex)
+
+
+def _hair_weight(painter):
+    names = painter.anatomy.region_names
+    return sum(painter.atlas.region_weights[:, names.index(r)] for r in category_by_name("hair").regions)
+
+
+def test_base_reference_look_reproduces_the_texture(over, base_tex, anatomy):
+    ref = over.paint({})
+    assert ref.shape == base_tex.shape and ref.dtype == np.uint8
+    flat = ref.reshape(-1, 3)
+    idx = over.atlas.index
+    np.testing.assert_array_equal(flat[idx], base_tex.reshape(-1, 3)[idx])      # covered texels: exact
+    np.testing.assert_array_equal(flat, flat[idx][np.searchsorted(idx, over.atlas.fill_from)])  # gutters
+    # The reference of every category is the reference look.
+    from perse.synth.variants import reference_look
+
+    np.testing.assert_array_equal(over.paint(reference_look()), ref)
+    # Another size: resampled, still close (bilinear of a smooth texture, stripes aside).
+    big = TexturePainter(anatomy, size=512, seed=3, base_texture=base_tex).paint({})
+    assert big.shape == (512, 512, 3)
+    assert np.abs(big[::2, ::2].astype(int) - ref).mean() < 12
+
+
+def test_base_hair_colour_recolours_hair_keeping_luminance(over, anatomy):
+    from perse.synth.texture import HAIR_COLORS, luminance
+
+    base = over.base.color
+    names = anatomy.region_names
+    hair_w = _hair_weight(over)
+    for variant in ("blonde", "red", "gray"):
+        col = over.paint_flat({"hair": variant})
+        changed = np.abs(col - base).max(axis=1) > 1e-6
+        assert changed.sum() > 0.05 * over.atlas.num_texels, variant
+        assert (hair_w[changed] > 0).all(), variant                  # only hair-region texels change
+        for r in ("face", "lips", "eyeballs", "nose", "ears", "neck", "brows"):
+            assert not changed[over.atlas.region_weights[:, names.index(r)] > 0.999].any(), (variant, r)
+        hair = over.base.hair > 0.5
+        assert hair.sum() > 500
+        # The strands and stripes of the base survive: luminance stays correlated ...
+        corr = np.corrcoef(luminance(col[hair]), luminance(base[hair]))[0, 1]
+        assert corr > 0.8, (variant, corr)
+        # ... and the mean colour moves to the target.
+        np.testing.assert_allclose(col[hair].mean(0), HAIR_COLORS[variant], atol=0.08)
+    # Bare skin on the scalp (below the hairline, between strands) is not tinted.
+    skin_scalp = (over.reg["scalp"] > 0.99) & (over.base.hair < 0.01)
+    assert skin_scalp.sum() > 20
+    np.testing.assert_array_equal(over.paint_flat({"hair": "blonde"})[skin_scalp], base[skin_scalp])
+
+
+def test_base_lips_and_other_variants_stay_in_their_regions(over, anatomy):
+    from perse.synth.texture import LIP_COLORS, luminance
+
+    base = over.base.color
+    names = anatomy.region_names
+    red = over.paint_flat({"lips": "red"})
+    changed = np.abs(red - base).max(axis=1) > 1e-6
+    assert changed.sum() > 30
+    assert (over.lips[changed] > 0).all()
+    lips = over.lips > 0.9
+    assert np.abs(red[lips].mean(0) - LIP_COLORS["red"]).max() < 0.08
+    assert np.corrcoef(luminance(red[lips]), luminance(base[lips]))[0, 1] > 0.8
+    # Beard: overlays the face below the eyes; never the scalp, eyes or forehead.
+    for v in ("stubble", "goatee", "full"):
+        ch = np.abs(over.paint_flat({"beard": v}) - base).max(axis=1) > 1e-6
+        assert ch.sum() > 30, v
+        for r in ("scalp", "eyeballs", "forehead", "back_of_head"):
+            assert not ch[over.atlas.region_weights[:, names.index(r)] > 0.999].any(), (v, r)
+    # Eyebrows: inside the brow zone; thick darkens it, thin and light brighten it.
+    zone_lum = lambda c: luminance(c[over.base.brow_zone > 0.5]).mean()  # noqa: E731
+    for v, sign in (("thick", -1), ("thin", 1), ("light", 1)):
+        col = over.paint_flat({"eyebrows": v})
+        ch = np.abs(col - base).max(axis=1) > 1e-6
+        assert ch.sum() > 20, v
+        assert ((over.base.brow_zone[ch] > 0) | (over.brow_mask(v)[ch] > 0)).all(), v
+        assert sign * (zone_lum(col) - zone_lum(base)) > 0.01, v
+    # Skin: all skin scales toward the tone, eyes and hair keep their colour.
+    dark = over.paint_flat({"skin": "darker"})
+    face = (over.atlas.region == names.index("face")) & (over.lips < 0.01)
+    assert luminance(dark[face]).mean() < 0.75 * luminance(base[face]).mean()
+    assert np.corrcoef(luminance(dark[face]), luminance(base[face]))[0, 1] > 0.95
+    keep = (over.eye_w > 0.999) | (over.base.hair > 0.999)
+    np.testing.assert_allclose(dark[keep], base[keep], atol=2e-3)
+
+
+def test_base_texture_rejected_clearly(anatomy):
+    with pytest.raises(PerseError, match="square RGB"):
+        TexturePainter(anatomy, size=TEX, base_texture=np.zeros((64, 32, 3), np.uint8))
+    with pytest.raises(PerseError, match="uint8"):
+        TexturePainter(anatomy, size=TEX, base_texture=np.zeros((64, 64, 3), np.float32))
+
+
+def test_procedural_path_unchanged_by_the_base_option(anatomy, painter):
+    """base_texture=None is the procedural painter, bit for bit."""
+    plain = TexturePainter(anatomy, size=TEX, seed=3, base_texture=None)
+    for look in ({}, {"hair": "red", "beard": "full"}, {"eyebrows": "thin", "skin": "darker", "lips": "berry"}):
+        np.testing.assert_array_equal(plain.paint(look), painter.paint(look))
+    assert plain.base is None and plain.base_texture is None
+
+
+def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_tex):
+    from perse.render.camera import orbit_camera
+
+    shape = torch.zeros(head.num_shape)
+    shape[:3] = torch.tensor([1.5, -1.0, 0.8])
+    ref_params = head.zero_params()
+    ref_params.shape = shape[None].clone()
+    ref_params.global_rot = torch.tensor([[0.05, 0.2, 0.0]])
+    ref_cam = orbit_camera(10.0, 0.0, 0.9, (0.0, 0.0, 0.0), 20.0, 128, 128)
+    out = generate_dataset(tmp_path / "ds", head, num_frames_per_variant=1, image_size=48, seed=2, progress=False,
+                           texture_size=TEX, categories=["hair", "lips"], renderer=renderer, test_fraction=0.0,
+                           base_texture=base_tex, identity_shape=shape, reference_camera=ref_cam,
+                           reference_params=ref_params, reference_frames=2)
+    meta = json.loads((out / "dataset.json").read_text())
+    gen = meta["generator"]
+    import hashlib
+
+    assert gen["base_texture"]["sha256"] == hashlib.sha256(base_tex.tobytes()).hexdigest()
+    np.testing.assert_allclose(gen["identity_shape"], shape.tolist(), atol=1e-6)
+    import imageio.v3 as iio
+
+    np.testing.assert_array_equal(iio.imread(out / "base_texture.png"), base_tex)
+    frames = meta["frames"]
+    for f in frames:
+        np.testing.assert_allclose(f["params"]["shape"][0], shape.tolist(), atol=1e-6)
+    refs = [f for f in frames if f.get("reference")]
+    assert len(refs) == 2 and gen["reference_frames"] == 2
+    assert all(f["split"] == "train" and f["variants"] == {"hair": "brown", "lips": "natural"} for f in refs)
+    cam = refs[0]["camera"]
+    assert cam["width"] == 48 and np.allclose(cam["K"][0][0], ref_cam.K[0, 0].item() * 48 / 128, rtol=1e-5)
+    np.testing.assert_allclose(refs[0]["params"]["global_rot"], [[0.05, 0.2, 0.0]], atol=1e-6)
+    # The frames show the shaped head: its nose tip projects onto the foreground, the template's
+    # silhouette differs from it.
+    ds = AttributeDataset(out)
+    i = frames.index(refs[0])
+    fr = ds.load_frame(i)
+    with torch.no_grad():
+        shaped = head(fr.params).vertices[0]
+        zero = head(HeadParams(**{**vars(fr.params), "shape": torch.zeros(1, head.num_shape)})).vertices[0]
+    assert (shaped - zero).norm(dim=1).max() > 0.003
+    u, v = fr.camera.project(head(fr.params).landmarks[0][[1]].detach()).round().long()[0].tolist()
+    assert fr.alpha[v, u, 0] > 0.5
+    # The reference frame is the base texture's reference look rendered at the portrait's view.
+    from perse.synth.generator import FrameRenderer, axis_angle_matrix
+    from perse.synth.variants import category_by_name as cat
+
+    cats = [cat("hair"), cat("lips")]
+    rot = axis_angle_matrix(fr.params.global_rot[0].numpy()) @ axis_angle_matrix(fr.params.neck_rot[0].numpy())
+    for base, same in ((base_tex, True), (None, False)):
+        r = FrameRenderer(head, cats, TEX, 2, renderer, base_texture=base)
+        rgba, _, _ = r.render({}, r.posed_vertices(fr.params), fr.camera, 1, rot)
+        assert np.array_equal(rgba, iio.imread(out / refs[0]["image"])) == same
+
+    with pytest.raises(PerseError, match="go together"):
+        generate_dataset(tmp_path / "x", head, progress=False, reference_camera=ref_cam)
+    bad = shape.clone()
+    bad[0] = 0.0
+    with pytest.raises(PerseError, match="differs"):
+        generate_dataset(tmp_path / "y", head, progress=False, identity_shape=bad, reference_camera=ref_cam,
+                         reference_params=ref_params)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

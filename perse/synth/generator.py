@@ -1,7 +1,8 @@
 """The built-in synthetic attribute dataset generator.
 
 For every frame it picks a *look* (one variant per attribute category), a sparse random expression, a
-head pose and a camera, then renders the head (procedurally painted texture, `perse.synth.texture`)
+head pose and a camera, then renders the head (procedurally painted texture, or a person's texture with
+the look painted over it, `perse.synth.texture`)
 with the look's accessories (`perse.synth.accessories`, bound to the head so they follow the pose) with
 the offscreen GL `MeshRenderer`. Region labels of the same render give per-category visibility masks.
 
@@ -27,13 +28,20 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                   "split": "train" | "test",
                   "camera": Camera.to_dict(),
                   "params": HeadParams.to_dict() with batch size 1 (all 8 fields),
-                  "variants": {category_name: variant_name, ...}}],   # every category present
-      "generator": {settings, seed, ...}
+                  "variants": {category_name: variant_name, ...},    # every category present
+                  "reference": true}],   # only on frames at the portrait's own view (see below)
+      "generator": {settings, seed, ..., "base_texture": {"file", "size", "sha256"} | null,
+                    "identity_shape": [S floats] | null, "reference_frames": int}
     }
+    base_texture.png    only with a base texture: the texture the looks were painted over (RGB uint8).
     images/NNNNNN.png   RGBA uint8; alpha = coverage of head + accessories; RGB is straight (not
                         premultiplied) colour, 0 on the background.
     regions/NNNNNN.png  uint16 single channel; bit c set where category c's region (its head regions plus
                         its accessory geometry, from the label render) is visible, dilated a few pixels.
+
+A person (`perse create`): `base_texture` replaces the procedural albedo, `identity_shape` is every
+frame's params.shape, and with the portrait's camera and parameters a few training frames repeat the
+portrait's own view in the reference look (exact duplicates: they weight that view in training).
 
 The folder is built as ``OUT.partial`` and renamed to ``OUT`` at the very end; any error or Ctrl-C
 removes the partial folder, so ``OUT`` only ever holds a complete dataset.
@@ -251,11 +259,11 @@ class FrameRenderer:
     """Holds the head's painter, accessory cache and GL renderer; renders looks in any pose."""
 
     def __init__(self, head: HeadModel, categories: list[Category], texture_size: int = 512, seed: int = 0,
-                 renderer=None):
+                 renderer=None, base_texture: np.ndarray | None = None):
         self.head = head
         self.categories = categories
         self.anatomy: HeadAnatomy = head_anatomy(head)
-        self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed)
+        self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed, base_texture=base_texture)
         self.accessories = AccessoryCache(self.anatomy)
         self.face_labels = (self.anatomy.face_regions() + 1).astype(np.int32)  # 0 = background
         self._renderer = renderer
@@ -369,6 +377,45 @@ def head_identity(head: HeadModel) -> dict:
     return {"kind": kind, "name": str(head.meta.get("name", kind)), "sha256": head.meta.get("sha256")}
 
 
+def identity_vector(head: HeadModel, identity_shape, reference_params: HeadParams | None) -> torch.Tensor | None:
+    """(1, S) float32 identity of every frame, or None (the template head).
+
+    identity_shape: (S') with S' <= S (missing coefficients are zero). Without it, a reference_params
+    shape is the identity. Both given and different is an error: the frames would show two people.
+    """
+    ref_shape = None if reference_params is None else reference_params.shape
+    if identity_shape is None and ref_shape is None:
+        return None
+    vecs = []
+    for name, value in (("identity_shape", identity_shape), ("reference_params.shape", ref_shape)):
+        if value is None:
+            vecs.append(None)
+            continue
+        v = torch.as_tensor(value, dtype=torch.float32).detach().cpu()
+        if name == "reference_params.shape":
+            if v.ndim != 2 or v.shape[0] != 1:
+                raise PerseError(f"reference_params must have batch size 1, its shape is {tuple(v.shape)}")
+            v = v[0]
+        if v.ndim != 1 or v.shape[0] > head.num_shape:
+            raise PerseError(f"{name} has shape {tuple(v.shape)}; expected ({head.num_shape},) identity "
+                             "coefficients of this head model")
+        if not torch.isfinite(v).all():
+            raise PerseError(f"{name} contains NaN or infinite values; refit the portrait")
+        vecs.append(torch.cat([v, torch.zeros(head.num_shape - v.shape[0])]))
+    ident, ref = vecs
+    if ident is not None and ref is not None and (ident - ref).abs().max() > 1e-4:
+        raise PerseError("identity_shape differs from reference_params.shape; pass the portrait fit's shape to both")
+    return (ident if ident is not None else ref)[None]
+
+
+def reference_frame_camera(camera: Camera, image_size: int) -> Camera:
+    """The portrait's camera at the dataset's square resolution; PerseError if it is not square."""
+    if camera.width != camera.height:
+        raise PerseError(f"reference camera is {camera.width}x{camera.height}; the dataset is square: crop the "
+                         "portrait to a square before fitting")
+    return camera.resized(image_size, image_size) if camera.width != image_size else camera
+
+
 def _write_png(path: Path, array: np.ndarray) -> None:
     import imageio.v3 as iio
 
@@ -379,7 +426,10 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      image_size: int = 256, seed: int = 0, progress: bool = True, overwrite: bool = False,
                      texture_size: int = 512, test_fraction: float = 0.1, double_fraction: float = 0.1,
                      categories: list[str] | None = None, renderer=None,
-                     on_frame: Callable[[int, int], None] | None = None) -> Path:
+                     on_frame: Callable[[int, int], None] | None = None,
+                     base_texture: np.ndarray | None = None, identity_shape: torch.Tensor | None = None,
+                     reference_camera: Camera | None = None, reference_params: HeadParams | None = None,
+                     reference_frames: int = 4) -> Path:
     """Render a synthetic attribute dataset into `out_dir` (format: see the module docstring).
 
     Args:
@@ -394,6 +444,14 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         categories: names of the categories to use (default: the whole catalogue, in catalogue order).
         renderer: an existing `MeshRenderer` to reuse (else one is created and closed).
         on_frame: called as on_frame(done, total) after every written frame (GUIs, tests).
+        base_texture: (T, T, 3) uint8 albedo in the head's UV layout (e.g. projected from a portrait):
+            the reference look is this texture and every other variant is painted over it (see
+            `perse.synth.texture.BaseTextureFields`). None: the procedural texture.
+        identity_shape: (S,) identity coefficients used as params.shape of every frame (the person's
+            head shape). None: reference_params.shape if given, else the template head.
+        reference_camera, reference_params: the portrait's camera and fitted parameters (batch 1).
+            Given both, `reference_frames` training frames render exactly that view with the reference
+            look (marked ``"reference": true``), so the avatar learns the portrait's own framing.
     Returns:
         The dataset folder.
     """
@@ -408,6 +466,18 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
     if not out.parent.exists():
         raise PerseError(f"cannot write {out}: folder {out.parent} does not exist (create it first)")
     cats = [category_by_name(n) for n in settings.categories]
+    if (reference_camera is None) != (reference_params is None):
+        raise PerseError("reference_camera and reference_params go together: pass both (the portrait's fit) or neither")
+    if reference_params is not None and reference_params.batch_size != 1:
+        raise PerseError(f"reference_params must have batch size 1, got {reference_params.batch_size}")
+    if not 0 <= int(reference_frames) <= 64:
+        raise PerseError(f"reference_frames must be in [0, 64], got {reference_frames}")
+    identity = identity_vector(head, identity_shape, reference_params)
+    ref_camera = None if reference_camera is None else reference_frame_camera(reference_camera, settings.image_size)
+    if base_texture is not None:
+        from perse.synth.texture import check_base_texture
+
+        check_base_texture(base_texture)
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
@@ -418,35 +488,57 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         (partial / "images").mkdir(parents=True)
         (partial / "regions").mkdir()
         plans = plan_frames(cats, settings, np.random.default_rng([settings.seed, 2]))
-        frame_renderer = FrameRenderer(head, cats, settings.texture_size, settings.seed, renderer)
+        frame_renderer = FrameRenderer(head, cats, settings.texture_size, settings.seed, renderer,
+                                       base_texture=base_texture)
         _paint_all(frame_renderer, plans, progress)
+        if base_texture is not None:
+            _write_png(partial / "base_texture.png", base_texture)
+        # Jobs: (plan, fixed params and camera or None to sample); reference views come last so the
+        # sampled frames keep the numbering they have without them.
+        jobs: list[tuple[FramePlan, HeadParams | None, Camera | None]] = [(pl, None, None) for pl in plans]
+        if reference_params is not None:
+            ref_params = _complete_params(head, reference_params)
+            jobs += [(FramePlan(reference_look(cats), "train"), ref_params, ref_camera)] * int(reference_frames)
         rng_train = np.random.default_rng([settings.seed, 0])
         rng_test = np.random.default_rng([settings.seed, 1])
         frames = []
-        bar = _bar(len(plans), "synth: rendering frames", "frame", progress)
+        bar = _bar(len(jobs), "synth: rendering frames", "frame", progress)
         t_render = time.perf_counter()
-        for i, plan in enumerate(plans):
-            rng = rng_test if plan.split == "test" else rng_train
-            params = sample_params(head, rng, settings)
+        for i, (plan, fixed_params, fixed_camera) in enumerate(jobs):
+            if fixed_params is None:
+                rng = rng_test if plan.split == "test" else rng_train
+                params = sample_params(head, rng, settings)
+            else:
+                params = fixed_params
+            if identity is not None:
+                params.shape = identity.clone()
             verts = frame_renderer.posed_vertices(params)
-            camera = frame_camera(verts, rng, settings, plan.split == "test")
+            camera = frame_camera(verts, rng, settings, plan.split == "test") if fixed_camera is None else fixed_camera
             head_rot = axis_angle_matrix(params.global_rot[0].numpy()) @ axis_angle_matrix(params.neck_rot[0].numpy())
             rgba, bits, _ = frame_renderer.render(plan.look, verts, camera, dilation, head_rot)
             image_rel, region_rel = f"images/{i:06d}.png", f"regions/{i:06d}.png"
             _write_png(partial / image_rel, rgba)
             _write_png(partial / region_rel, bits)
-            frames.append({"image": image_rel, "regions": region_rel, "split": plan.split,
-                           "camera": camera.to_dict(), "params": params.to_dict(),
-                           "variants": {c.name: plan.look[c.name] for c in cats}})
+            frame = {"image": image_rel, "regions": region_rel, "split": plan.split,
+                     "camera": camera.to_dict(), "params": params.to_dict(),
+                     "variants": {c.name: plan.look[c.name] for c in cats}}
+            if fixed_params is not None:
+                frame["reference"] = True
+            frames.append(frame)
             if bar is not None:
                 bar.update(1)
             if on_frame is not None:
-                on_frame(i + 1, len(plans))
+                on_frame(i + 1, len(jobs))
         if bar is not None:
             bar.close()
         render_s = time.perf_counter() - t_render
         generator = {**asdict(settings), "generator": "perse.synth.builtin", "region_dilation_px": dilation,
-                     "accessory_label_base": ACCESSORY_LABEL_BASE, "frames_per_second": len(plans) / max(render_s, 1e-9),
+                     "accessory_label_base": ACCESSORY_LABEL_BASE, "frames_per_second": len(jobs) / max(render_s, 1e-9),
+                     "base_texture": None if base_texture is None else {
+                         "file": "base_texture.png", "size": int(base_texture.shape[0]),
+                         "sha256": texture_sha256(base_texture)},
+                     "identity_shape": None if identity is None else identity[0].tolist(),
+                     "reference_frames": sum(1 for _, fp, _ in jobs if fp is not None),
                      "seconds": time.perf_counter() - t_start,
                      "test_views": "independent random stream (seed, 1); camera yaw up to "
                                    f"{settings.camera_yaw_test_deg} deg vs {settings.camera_yaw_deg} in training"}
@@ -465,6 +557,33 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         if frame_renderer is not None:
             frame_renderer.close()
     return out
+
+
+def texture_sha256(texture: np.ndarray) -> str:
+    """sha256 hex of a (T, T, 3) uint8 texture's raw C-order bytes (not of its PNG encoding)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(texture, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def _complete_params(head: HeadModel, params: HeadParams) -> HeadParams:
+    """Batch-1 params with every field filled (None -> zeros, short shape/expression zero-padded), float32."""
+    from dataclasses import fields as dc_fields
+
+    zero = head.zero_params()
+    out = {}
+    for f in dc_fields(HeadParams):
+        value, ref = getattr(params, f.name), getattr(zero, f.name)
+        if value is None:
+            out[f.name] = ref.detach().cpu().float().clone()
+            continue
+        v = torch.as_tensor(value).detach().cpu().float().reshape(1, -1)
+        if v.shape[1] > ref.shape[1]:
+            raise PerseError(f"reference_params.{f.name} has {v.shape[1]} values; this head model takes {ref.shape[1]}")
+        if not torch.isfinite(v).all():
+            raise PerseError(f"reference_params.{f.name} contains NaN or infinite values; refit the portrait")
+        out[f.name] = torch.cat([v, torch.zeros(1, ref.shape[1] - v.shape[1])], dim=1)
+    return HeadParams(**out)
 
 
 def _bar(total: int, desc: str, unit: str, enabled: bool):

@@ -24,7 +24,7 @@ import numpy as np
 
 from perse.errors import PerseError
 from perse.mesh_ops import vertex_normals
-from perse.synth.variants import HEAD_REGIONS
+from perse.synth.variants import HEAD_REGIONS, SKIN_REGIONS
 
 # --------------------------------------------------------------------------------------------------
 # MediaPipe face-mesh landmark ids used to place features (subject's right side has x < 0).
@@ -379,9 +379,11 @@ class TexturePainter:
         tex = painter.paint({"hair": "blonde", "beard": "full"})   # (512, 512, 3) uint8
     """
 
-    def __init__(self, anatomy: HeadAnatomy, size: int = 512, seed: int = 0):
+    def __init__(self, anatomy: HeadAnatomy, size: int = 512, seed: int = 0,
+                 base_texture: np.ndarray | None = None):
         if size not in (256, 512, 1024, 2048):
             raise PerseError(f"texture size {size} is not supported; use 512 or 1024")
+        base_img = None if base_texture is None else resample_texture(check_base_texture(base_texture), size)
         self.anatomy = anatomy
         self.size = size
         self.seed = int(seed)
@@ -446,6 +448,10 @@ class TexturePainter:
         # Hair and beard.
         self._hair_fields(P, N, rng)
         self._beard_fields(P, rng)
+        # A person's texture to paint over (after every procedural field, so the procedural path and
+        # its random stream are untouched by it).
+        self.base_texture: np.ndarray | None = base_img
+        self.base: BaseTextureFields | None = None if base_img is None else BaseTextureFields.build(self, base_img)
 
     # -- field builders ----------------------------------------------------------------------------
     def _paint_eyes_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
@@ -522,6 +528,12 @@ class TexturePainter:
         cover = smoothstep(0.0, 0.3, body - 0.55 * (1.0 - self.brow_strokes))
         return cover * self.brow_ok
 
+    def brow_zone(self) -> np.ndarray:
+        """(N,) soft area around both eyebrows, wider than the thickest variant (a person's brows)."""
+        s = self.brow_s
+        along = smoothstep(0.0, 0.08, s) * smoothstep(1.0, 0.94, s)
+        return smoothstep(2.6, 1.8, np.abs(self.brow_t)) * along * self.brow_ok
+
     def _hair_fields(self, P: np.ndarray, N: np.ndarray, rng: np.random.Generator) -> None:
         a = self.anatomy
         c = a.head_center
@@ -561,6 +573,7 @@ class TexturePainter:
         self.hair_strands = np.clip(0.5 + 0.22 * s1 + 0.12 * s2 + 0.18 * clump, 0, 1)
         # Density rises over ~8 mm above the hairline: near it, only the brighter strands remain.
         density = smoothstep(y_line - 0.001, y_line + 0.008, P[:, 1])
+        self.hair_density = density * allowed   # smooth hairline (no strands): where a base's hair is
         self.hair_cover = smoothstep(0.0, 0.25, density - 0.5 * (1.0 - self.hair_strands)) * allowed
         self.hair = self.hair_cover
 
@@ -600,18 +613,13 @@ class TexturePainter:
 
     # -- painting ----------------------------------------------------------------------------------
     def paint_flat(self, look: dict[str, str]) -> np.ndarray:
-        """(N, 3) float colours of the covered texels for `look` (missing categories: reference)."""
-        hair_v = look.get("hair", "brown")
-        beard_v = look.get("beard", "none")
-        brow_v = look.get("eyebrows", "natural")
-        lips_v = look.get("lips", "natural")
-        skin_v = look.get("skin", "reference")
-        for value, table, cat in ((hair_v, HAIR_COLORS, "hair"), (brow_v, BROW_COLORS, "eyebrows"),
-                                  (lips_v, LIP_COLORS, "lips"), (skin_v, SKIN_TONES, "skin")):
-            if value not in table:
-                raise PerseError(f"unknown {cat} variant '{value}'; choose one of {', '.join(table)}")
-        if beard_v not in ("none", "stubble", "goatee", "full"):
-            raise PerseError(f"unknown beard variant '{beard_v}'; choose one of none, stubble, goatee, full")
+        """(N, 3) float colours of the covered texels for `look` (missing categories: reference).
+
+        With a base texture the look is painted over it (`BaseTextureFields.paint`), else procedurally.
+        """
+        hair_v, beard_v, brow_v, lips_v, skin_v = texture_variants(look)
+        if self.base is not None:
+            return self.base.paint(hair_v, beard_v, brow_v, lips_v, skin_v)
 
         skin = np.array(SKIN_TONES[skin_v])
         col = np.broadcast_to(skin, (self.atlas.num_texels, 3)).copy()
@@ -632,21 +640,10 @@ class TexturePainter:
         col = mix(col, cavity_col, self.cavity)
 
         # Beard under the hair layers.
-        if beard_v != "none":
-            beard = np.array(BEARD_COLOR)
-            if beard_v == "stubble":
-                shadow = self.beard_full * 0.35
-                col = mix(col, col * np.array([0.72, 0.72, 0.76]), shadow)
-                col = mix(col, beard, self.beard_full * self.stubble_dots * 0.7)
-            else:
-                m = self.beard_full if beard_v == "full" else self.beard_goatee
-                cover = smoothstep(0.0, 0.3, m - 0.5 * (1.0 - self.beard_strands))
-                strands = beard[None] * (0.6 + 0.8 * self.beard_strands[:, None])
-                col = mix(col, strands, cover)
+        col = self.apply_beard(col, beard_v)
 
         # Eyebrows.
-        brow = np.array(BROW_COLORS[brow_v])
-        col = mix(col, brow[None] * (0.8 + 0.4 * self.brow_strokes[:, None]), 0.92 * self.brow_mask(brow_v))
+        col = self.apply_brows(col, np.array(BROW_COLORS[brow_v]), brow_v)
 
         # Scalp hair.
         hair = np.array(HAIR_COLORS[hair_v])
@@ -665,8 +662,31 @@ class TexturePainter:
         col = mix(col, np.array([0.06, 0.045, 0.04]), 0.9 * self.lash)
         return np.clip(col, 0.0, 1.0)
 
+    def apply_beard(self, col: np.ndarray, beard_v: str) -> np.ndarray:
+        """Paint beard variant `beard_v` over colours col (N, 3): stubble darkens and dots the skin,
+        goatee / full lay strands over it."""
+        if beard_v == "none":
+            return col
+        beard = np.array(BEARD_COLOR)
+        if beard_v == "stubble":
+            shadow = self.beard_full * 0.35
+            col = mix(col, col * np.array([0.72, 0.72, 0.76]), shadow)
+            return mix(col, beard, self.beard_full * self.stubble_dots * 0.7)
+        m = self.beard_full if beard_v == "full" else self.beard_goatee
+        cover = smoothstep(0.0, 0.3, m - 0.5 * (1.0 - self.beard_strands))
+        strands = beard[None] * (0.6 + 0.8 * self.beard_strands[:, None])
+        return mix(col, strands, cover)
+
+    def apply_brows(self, col: np.ndarray, color: np.ndarray, brow_v: str) -> np.ndarray:
+        """Paint stroked eyebrows of shape `brow_v` and colour `color` (3,) over col (N, 3)."""
+        return mix(col, color[None] * (0.8 + 0.4 * self.brow_strokes[:, None]), 0.92 * self.brow_mask(brow_v))
+
     def paint(self, look: dict[str, str]) -> np.ndarray:
-        """(S, S, 3) uint8 albedo texture for `look` (cached per texture-relevant variants)."""
+        """(S, S, 3) uint8 albedo texture for `look` (cached per texture-relevant variants).
+
+        Gutter texels (outside every UV island) copy their nearest covered texel, also over a base
+        texture: recoloured islands must not bleed the base's original colours at their borders.
+        """
         key = tuple(look.get(c) for c in TEXTURE_CATEGORIES)
         if key not in self._cache:
             flat = self.paint_flat(look)
@@ -676,6 +696,227 @@ class TexturePainter:
             img = img[self.atlas.fill_from]  # gutter texels copy their nearest covered texel
             self._cache[key] = np.round(img.reshape(S, S, 3) * 255.0).astype(np.uint8)
         return self._cache[key]
+
+
+def texture_variants(look: dict[str, str]) -> tuple[str, str, str, str, str]:
+    """(hair, beard, eyebrows, lips, skin) variants of `look` (missing: reference); PerseError if unknown."""
+    hair_v = look.get("hair", "brown")
+    beard_v = look.get("beard", "none")
+    brow_v = look.get("eyebrows", "natural")
+    lips_v = look.get("lips", "natural")
+    skin_v = look.get("skin", "reference")
+    for value, table, cat in ((hair_v, HAIR_COLORS, "hair"), (brow_v, BROW_COLORS, "eyebrows"),
+                              (lips_v, LIP_COLORS, "lips"), (skin_v, SKIN_TONES, "skin")):
+        if value not in table:
+            raise PerseError(f"unknown {cat} variant '{value}'; choose one of {', '.join(table)}")
+    if beard_v not in ("none", "stubble", "goatee", "full"):
+        raise PerseError(f"unknown beard variant '{beard_v}'; choose one of none, stubble, goatee, full")
+    return hair_v, beard_v, brow_v, lips_v, skin_v
+
+
+# --------------------------------------------------------------------------------------------------
+# Painting over a person's texture
+# --------------------------------------------------------------------------------------------------
+LUMA = np.array([0.2126, 0.7152, 0.0722])   # Rec. 709 luminance weights
+
+
+def luminance(col: np.ndarray) -> np.ndarray:
+    """(..., 3) colours -> (...,) luminance."""
+    return col @ LUMA
+
+
+def check_base_texture(texture) -> np.ndarray:
+    """A base texture must be a square (S, S, 3) uint8 array; PerseError saying what is wrong otherwise."""
+    if not isinstance(texture, np.ndarray):
+        raise PerseError(f"base texture must be a numpy array (S, S, 3) uint8, got {type(texture).__name__}")
+    if texture.ndim != 3 or texture.shape[2] != 3 or texture.shape[0] != texture.shape[1]:
+        raise PerseError(f"base texture has shape {texture.shape}; expected a square RGB image (S, S, 3) "
+                         "(drop the alpha channel, pad or crop to a square)")
+    if texture.dtype != np.uint8:
+        raise PerseError(f"base texture is {texture.dtype}; expected uint8 (multiply [0, 1] floats by 255 and round)")
+    if texture.shape[0] < 16:
+        raise PerseError(f"base texture is {texture.shape[0]} pixels wide; use at least 256")
+    return texture
+
+
+def resample_texture(texture: np.ndarray, size: int) -> np.ndarray:
+    """(S, S, 3) uint8 -> (size, size, 3) uint8 (bilinear, antialiased when shrinking; a copy if equal).
+
+    Texel centres map to texel centres (half-texel convention of `uv_to_texel`), so the UV layout holds.
+    """
+    if texture.shape[0] == size:
+        return np.ascontiguousarray(texture).copy()
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(texture)).permute(2, 0, 1)[None].double()
+    y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                      antialias=size < texture.shape[0])
+    return np.clip(np.round(y[0].permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
+
+
+def recolor_keep_luminance(lum: np.ndarray, target, mean_lum: float, eps: float = 0.03) -> np.ndarray:
+    """Colours of `target` (3,) modulated by the luminance structure `lum` (N,) of what they replace.
+
+    Each texel gets target * (lum + eps) / (mean_lum + eps), a per-channel gain toward the target
+    colour: the mean comes out at the target, highlights and strands keep their relative brightness.
+    `eps` damps the gain where the original is very dark (noise in black hair is not blown up); the
+    ratio is clipped to [0.2, 3] so that no texel goes pure black or white. Returns (N, 3).
+    """
+    ratio = np.clip((lum + eps) / (float(mean_lum) + eps), 0.2, 3.0)
+    return np.asarray(target, dtype=np.float64)[None] * ratio[:, None]
+
+
+def hair_likeness(color: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(N,) in [0, 1]: how unlike skin `skin` (3,) each colour (N, 3) is, as hair is.
+
+    Hair differs from skin either in chromaticity (blonde: yellower, gray: less red, red: redder) or
+    by being much darker (brown, black). Brightness changes of skin alone (shading baked into a
+    photo, pores) change neither chromaticity nor, within a factor of ~0.6, darkness.
+    """
+    chroma = color / np.maximum(color.sum(axis=1, keepdims=True), 1e-6)
+    skin_chroma = skin / max(float(skin.sum()), 1e-6)
+    d_chroma = np.linalg.norm(chroma - skin_chroma[None], axis=1)
+    rel_lum = luminance(color) / max(float(luminance(skin)), 1e-6)
+    return np.maximum(smoothstep(0.025, 0.06, d_chroma), smoothstep(0.6, 0.4, rel_lum))
+
+
+def grow(values: np.ndarray, atlas: "TexelAtlas", radius: float) -> np.ndarray:
+    """Soft dilation of per-texel values (N,) in [0, 1] by about `radius` texels in texture space."""
+    from scipy import ndimage
+
+    S = atlas.size
+    img = np.zeros(S * S)
+    img[atlas.index] = values
+    r = max(1, int(np.ceil(radius)))
+    out = ndimage.maximum_filter(img.reshape(S, S), size=2 * r + 1)
+    return ndimage.gaussian_filter(out, radius / 2).ravel()[atlas.index].clip(0.0, 1.0)
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean of values (N, ...) with weights (N,); nan when the weights sum to zero."""
+    total = float(weights.sum())
+    if total <= 1e-9:
+        return np.full(values.shape[1:], np.nan)
+    return np.tensordot(weights, values, axes=(0, 0)) / total
+
+
+@dataclass
+class BaseTextureFields:
+    """A person's texture (e.g. projected from a portrait) and what painting variants over it needs.
+
+    All per-texel arrays are over the painter's covered texels (N,). color: (N, 3) float in [0, 1];
+    lum: (N,); skin_ref: (3,) median skin colour of the face; hair: (N,) how much each texel is the
+    person's hair (on the scalp and back of the head, or on the forehead above the procedural hairline,
+    weighted by how far its colour is from the skin's); brow_zone: (N,) soft area around both
+    eyebrows; brows: (N,) the person's eyebrow hair (darker than the surrounding skin in the zone);
+    brow_color: (3,); skin_fill: (N, 3) local skin colour with the brows left out; brows_erase: (N,)
+    where the thin variant replaces the person's brows by skin_fill;
+    skin: (N,) texels a skin-tone change scales; hair_lum / lips_lum / brow_lum: mean luminance.
+    """
+
+    painter: "TexturePainter"
+    color: np.ndarray
+    lum: np.ndarray
+    skin_ref: np.ndarray
+    hair: np.ndarray
+    hair_lum: float
+    lips_lum: float
+    brow_zone: np.ndarray
+    brows: np.ndarray
+    brow_color: np.ndarray
+    brow_lum: float
+    brows_erase: np.ndarray
+    skin_fill: np.ndarray
+    skin: np.ndarray
+
+    @classmethod
+    def build(cls, painter: "TexturePainter", texture: np.ndarray) -> "BaseTextureFields":
+        from scipy import ndimage
+
+        atlas, reg, S = painter.atlas, painter.reg, painter.size
+        color = texture.reshape(-1, 3)[atlas.index].astype(np.float64) / 255.0
+        lum = luminance(color)
+        clip01 = lambda x: np.clip(x, 0.0, 1.0)  # noqa: E731
+
+        # Reference skin: cheeks and nose away from lips, mouth, brows, eyes and hair.
+        brow_zone = painter.brow_zone()
+        plain = (clip01(reg["face"] + reg["nose"]) > 0.99) & (painter.lips < 0.01) & (painter.cavity < 0.01) \
+            & (brow_zone < 0.01) & (painter.eye_w < 0.01) & (painter.lash < 0.05)
+        if plain.sum() < 20:
+            raise PerseError("the head's face region covers too few texels to read the skin colour from the "
+                             "base texture; use a texture size of at least 256")
+        skin_ref = np.median(color[plain], axis=0)
+
+        # Hair: what looks like hair (far from the skin colour) on the scalp and back of the head, and on
+        # the forehead above the procedural hairline. Skin between strands, a bare nape or temples stay
+        # skin, so recolouring never tints skin (and a skin-tone change does reach it).
+        hairness = hair_likeness(color, skin_ref)
+        hair = clip01((clip01(reg["scalp"] + reg["back_of_head"]) + reg["forehead"] * painter.hair_density)
+                      * hairness)
+
+        # Skin with the brows left out, by normalized convolution in texture space (brows are small
+        # and inside one UV island, so the blur does not mix far-apart surface).
+        skin_w = clip01(sum(reg[r] for r in SKIN_REGIONS)) * (1 - painter.eye_w) * (1 - painter.lips) \
+            * (1 - painter.cavity) * (1 - hair) * (1 - smoothstep(0.05, 0.3, brow_zone))
+        sigma = max(2.0, 0.005 / painter.texel)
+        img_w = np.zeros(S * S)
+        img_w[atlas.index] = skin_w
+        img_c = np.zeros((S * S, 3))
+        img_c[atlas.index] = color * skin_w[:, None]
+        den = ndimage.gaussian_filter(img_w.reshape(S, S), sigma).ravel()[atlas.index]
+        num = np.stack([ndimage.gaussian_filter(img_c[:, k].reshape(S, S), sigma).ravel()[atlas.index]
+                        for k in range(3)], axis=1)
+        skin_fill = np.where(den[:, None] > 1e-3, num / np.maximum(den, 1e-3)[:, None], skin_ref[None])
+
+        # The person's brows: clearly darker than the local skin (skin shading and pores stay above
+        # ~85 % of it), inside the brow zone.
+        brows = brow_zone * smoothstep(0.85, 0.65, lum / np.maximum(luminance(skin_fill), 1e-3))
+        solid = brows > 0.5
+        # Too few brow texels (very light or hidden brows): use the catalogue's natural brow colour.
+        brow_color = np.median(color[solid], axis=0) if solid.sum() >= 10 else np.array(BROW_COLORS["natural"])
+
+        # Skin-tone changes reach all skin, bare scalp skin (temples, nape) included, as in the procedural
+        # path where the skin colour is the bottom layer everywhere.
+        skin = clip01(sum(reg[r] for r in (*SKIN_REGIONS, "scalp", "back_of_head"))) * (1 - painter.eye_w) \
+            * (1 - hair) * (1 - painter.cavity)
+        return cls(painter=painter, color=color, lum=lum, skin_ref=skin_ref, hair=hair,
+                   hair_lum=float(weighted_mean(lum, hair)), lips_lum=float(weighted_mean(lum, painter.lips)),
+                   brow_zone=brow_zone, brows=brows, brow_color=brow_color,
+                   brow_lum=float(weighted_mean(lum, brows)) if solid.sum() >= 10 else float(luminance(brow_color)),
+                   brows_erase=brow_zone * grow(brows, atlas, 1.5), skin_fill=skin_fill, skin=skin)
+
+    def paint(self, hair_v: str, beard_v: str, brow_v: str, lips_v: str, skin_v: str) -> np.ndarray:
+        """(N, 3) colours: the base texture with every non-reference variant painted over it.
+
+        Order: skin tone (a gain on the skin), lips, beard, eyebrows, hair; eyes stay the base's.
+        """
+        p = self.painter
+        col = self.color.copy()
+        gain = np.ones((col.shape[0], 3))
+        if skin_v != "reference":
+            # Per-channel gain that takes the person's median skin to the catalogue tone: pores,
+            # shading and freckles scale with it (multiplicative detail is kept).
+            g = np.clip(np.array(SKIN_TONES[skin_v]) / np.maximum(self.skin_ref, 1e-3), 0.2, 5.0)
+            gain = 1.0 + self.skin[:, None] * (g[None] - 1.0)
+            col = col * gain
+        if LIP_COLORS[lips_v] is not None:
+            lips = recolor_keep_luminance(self.lum, LIP_COLORS[lips_v], self.lips_lum)
+            col = mix(col, lips, p.lips)
+        col = p.apply_beard(col, beard_v)
+        if brow_v == "thick":
+            col = p.apply_brows(col, self.brow_color, "thick")
+        elif brow_v == "thin":
+            # Erase the person's brows (a little beyond their hairs) with the surrounding skin, then draw
+            # thin ones; the skin around them keeps its own detail.
+            col = mix(col, self.skin_fill * gain, self.brows_erase)
+            col = p.apply_brows(col, self.brow_color, "thin")
+        elif brow_v == "light":
+            light = recolor_keep_luminance(self.lum, BROW_COLORS["light"], self.brow_lum)
+            col = mix(col, light, self.brows)
+        if hair_v != "brown":
+            col = mix(col, recolor_keep_luminance(self.lum, HAIR_COLORS[hair_v], self.hair_lum), self.hair)
+        return np.clip(col, 0.0, 1.0)
 
 
 def mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
