@@ -1,0 +1,80 @@
+"""`perse create` end to end on the astronaut portrait, at a tiny quality so it runs in CI."""
+
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import skimage.data
+
+from perse.avatar import load_avatar, read_avatar_meta
+from perse.cli import main
+from perse.create.pipeline import STAGES, Quality, create_avatar, square_crop_box
+from perse.errors import PerseError
+
+TINY = Quality("tiny", image_size=64, frames_per_variant=1, texture_size=256, cpu_steps=15, cuda_steps=15,
+               num_gaussians=1500, expected_s=(1,) * 7)
+
+
+@pytest.fixture(scope="module")
+def portrait(tmp_path_factory):
+    path = tmp_path_factory.mktemp("portrait") / "astronaut.png"
+    imageio.imwrite(path, skimage.data.astronaut())
+    return path
+
+
+@pytest.fixture(scope="module")
+def created(portrait, tmp_path_factory):
+    out = tmp_path_factory.mktemp("created") / "astro.perse"
+    lines = []
+    summary = create_avatar(portrait, out, quality=TINY, device="cpu", print_fn=lines.append)
+    return out, summary, lines
+
+
+def test_square_crop_keeps_the_face_centred():
+    face = np.array([[300.0, 100.0], [340.0, 140.0]])
+    assert square_crop_box(face, 1000, 400) == (120, 0, 400)
+    assert square_crop_box(face, 400, 400) == (0, 0, 400)
+
+
+def test_create_runs_every_stage_and_keeps_the_reference_view(created):
+    out, summary, lines = created
+    work = out.with_name(out.name + ".work")
+    assert list(json.loads((work / "stages.json").read_text())) == list(STAGES)
+    meta = read_avatar_meta(out)
+    ref = meta["reference_view"]
+    assert ref["camera"]["width"] == 512 and "shape" in ref["params"]
+    assert meta["training"]["create"]["fit_error_iod"] < 0.02
+    assert summary["evaluation"]["psnr"] > 10  # 15 steps: a sanity bound, not the quality target
+    assert any(line.startswith("[1/7] detect") for line in lines) and any("wrote" in line for line in lines)
+    avatar = load_avatar(out)
+    assert avatar.identity.abs().sum() > 0  # the person's fitted shape, not the template
+
+
+def test_reference_view_renders_through_the_cli(created, tmp_path):
+    out, _, _ = created
+    png = tmp_path / "ref.png"
+    assert main(["render", str(out), "--view", "reference", "--size", "96", "--out", str(png), "--backend", "cpu"]) == 0
+    assert imageio.imread(png).shape == (96, 96, 3)
+
+
+def test_resume_skips_finished_stages(created, portrait):
+    out, _, _ = created
+    lines = []
+    create_avatar(portrait, out, quality=TINY, device="cpu", resume=True, print_fn=lines.append)
+    started = [line.split("]")[1].split()[0] for line in lines if line.startswith("[")]
+    assert started == ["save"]
+
+
+def test_existing_work_needs_resume(created, portrait):
+    out, _, _ = created
+    with pytest.raises(PerseError, match="--resume"):
+        create_avatar(portrait, out, quality=TINY, device="cpu", print_fn=lambda s: None)
+
+
+def test_no_face_is_a_clear_error_and_writes_no_avatar(tmp_path):
+    gray = tmp_path / "wall.png"
+    imageio.imwrite(gray, np.full((256, 256, 3), 128, np.uint8))
+    with pytest.raises(PerseError, match="no face"):
+        create_avatar(gray, tmp_path / "x.perse", quality=TINY, device="cpu", print_fn=lambda s: None)
+    assert not (tmp_path / "x.perse").exists()
