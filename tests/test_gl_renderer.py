@@ -370,3 +370,19 @@ def test_platform_conflict_is_a_clear_error():
     res = _run({"PERSE_GL": "egl"}, script=script)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "ERR OpenGL was already imported with the GLX platform" in res.stdout
+
+
+def test_per_mesh_unlit_shows_the_albedo_next_to_lit_meshes(renderer):
+    """A photo-textured mesh keeps its colours exactly; a lit mesh beside it is shaded."""
+    from perse.render.camera import orbit_camera
+    from perse.render.gl import Lighting, Mesh
+
+    quad_v = np.array([[-0.1, -0.1, 0.0], [0.1, -0.1, 0.0], [0.1, 0.1, 0.0], [-0.1, 0.1, 0.0]], np.float32)
+    quad_f = np.array([[0, 1, 2], [0, 2, 3]])
+    albedo = np.full((4, 3), 0.6, np.float32)
+    cam = orbit_camera(35.0, 20.0, 0.8, width=64, height=64)
+    lit = renderer.render([Mesh(quad_v, quad_f, colors=albedo)], cam, lighting=Lighting())
+    unlit = renderer.render([Mesh(quad_v, quad_f, colors=albedo, unlit=True)], cam, lighting=Lighting())
+    centre = (32, 32)
+    assert abs(unlit.rgb[centre][0] - 0.6) < 2 / 255
+    assert abs(lit.rgb[centre][0] - 0.6) > 0.02

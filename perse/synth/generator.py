@@ -264,6 +264,9 @@ class FrameRenderer:
         self.categories = categories
         self.anatomy: HeadAnatomy = head_anatomy(head)
         self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed, base_texture=base_texture)
+        # A photo texture already holds the portrait's real lighting: the head is drawn unlit (so the
+        # reference view reproduces the photo) while accessory geometry is still lit by the rig.
+        self.photo_texture = base_texture is not None
         self.accessories = AccessoryCache(self.anatomy)
         self.face_labels = (self.anatomy.face_regions() + 1).astype(np.int32)  # 0 = background
         self._renderer = renderer
@@ -295,7 +298,7 @@ class FrameRenderer:
         a = self.anatomy
         out = [Mesh(vertices=vertices.astype(np.float32), faces=a.faces, uvs=a.uvs.astype(np.float32),
                     uv_faces=a.uv_faces, texture=self.painter.paint(look), face_labels=self.face_labels,
-                    specular=0.06)]
+                    specular=0.06, unlit=self.photo_texture)]
         for acc in self.accessories.get(look):
             label = ACCESSORY_LABEL_BASE + self._cat_index.get(acc.category, 15)
             out.append(Mesh(vertices=acc.posed(vertices).astype(np.float32), faces=acc.faces,

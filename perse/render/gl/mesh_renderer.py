@@ -61,6 +61,8 @@ class Mesh:
     opacity: 1 = opaque; in (0, 1) blended after all opaque meshes (e.g. sunglass lenses); 0 = hidden.
     specular: Blinn-Phong specular strength (0 = matte; ~0.5 for glossy frames).
     smooth: interpolate area-weighted vertex normals (True) or use flat face normals (False).
+    unlit: show this mesh's albedo as is, whatever the lighting (e.g. a photo texture whose lighting
+        is already baked in, next to lit accessory geometry).
     """
 
     vertices: Any
@@ -74,6 +76,7 @@ class Mesh:
     opacity: float = 1.0
     specular: float = 0.04
     smooth: bool = True
+    unlit: bool = False
 
 
 @dataclass
@@ -185,6 +188,7 @@ class _Prepared:
     opacity: float
     specular: float
     mean_world: np.ndarray    # (3,) for back-to-front sorting
+    unlit: bool = False
 
 
 def _prepare(mesh: Mesh, index: int) -> _Prepared:
@@ -253,7 +257,7 @@ def _prepare(mesh: Mesh, index: int) -> _Prepared:
         raise PerseError(f"{where}: color must be an RGB triple, got {mesh.color!r}")
     base = color if (not has_colors and texture is None) else (1.0, 1.0, 1.0)
     mean = V.mean(axis=0) if V.shape[0] else np.zeros(3, np.float32)
-    return _Prepared(data, labels, base, texture, opacity, float(mesh.specular), mean)
+    return _Prepared(data, labels, base, texture, opacity, float(mesh.specular), mean, bool(mesh.unlit))
 
 
 def _texture_rgba8(texture: Any) -> np.ndarray:
@@ -429,6 +433,8 @@ class MeshRenderer:
     restores the previously current context afterwards (see `GLContext.current`).
     """
 
+    _lighting_unlit = False  # the current render's Lighting.unlit (set per render call)
+
     def __init__(self, context: GLContext | None = None, samples: int = 4):
         self._owns_context = context is None
         self.context = create_gl_context(16, 16) if context is None else context
@@ -546,6 +552,7 @@ class MeshRenderer:
             GL.glUseProgram(prog.id)
             self._set_camera_uniforms(prog, w2c32, normal_mat, proj)
             self._set_lighting_uniforms(prog, lighting)
+            self._lighting_unlit = bool(lighting.unlit)
             GL.glDisable(GL.GL_BLEND)
             for i in opaque:
                 self._draw(prog, self._slots[i], prepared[i], tex_ids[i], color_pass=True)
@@ -632,8 +639,7 @@ class MeshRenderer:
         GL.glUniform1f(prog.loc("u_ambient"), float(lighting.ambient))
         GL.glUniform1f(prog.loc("u_shininess"), max(float(lighting.shininess), 1.0))
 
-    @staticmethod
-    def _draw(prog: _Program, slot: _MeshSlot, p: _Prepared, tex: int, color_pass: bool) -> None:
+    def _draw(self, prog: _Program, slot: _MeshSlot, p: _Prepared, tex: int, color_pass: bool) -> None:
         from OpenGL import GL
         GL.glUniform1i(prog.loc("u_use_texture"), int(tex != 0))
         if tex:
@@ -644,6 +650,7 @@ class MeshRenderer:
             GL.glUniform3f(prog.loc("u_base_color"), *p.base_color)
             GL.glUniform1f(prog.loc("u_opacity"), p.opacity)
             GL.glUniform1f(prog.loc("u_specular"), p.specular)
+            GL.glUniform1i(prog.loc("u_unlit"), int(p.unlit or self._lighting_unlit))
         GL.glBindVertexArray(slot.vao)
         GL.glDrawArrays(GL.GL_TRIANGLES, 0, slot.count)
 
