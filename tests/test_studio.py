@@ -117,3 +117,20 @@ def test_tiny_window_bad_avatar_and_failing_callback_do_not_crash(tmp_path):
     assert findings["status_after_bad_callback"].startswith("error: store a look as A")
     img = imageio.imread(shot)[..., :3].astype(int)
     assert np.abs(img[VIEW] - np.array([41, 43, 48])).max(axis=-1).__gt__(30).mean() > 0.1  # still rendering
+
+
+@needs_display
+def test_new_from_portrait_previews_the_fit(tmp_path):
+    import skimage.data
+
+    portrait = tmp_path / "astronaut.png"
+    imageio.imwrite(portrait, skimage.data.astronaut())
+    shot = tmp_path / "create.png"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "studio_create_script.py"),
+                           str(portrait), str(shot)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    findings = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert findings["fit_text"].startswith("fit error") and "% of the eye distance" in findings["fit_text"]
+    assert not findings["status"].startswith("error")
+    assert shot.stat().st_size > 0

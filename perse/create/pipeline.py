@@ -279,7 +279,8 @@ def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def reference_view_quality(avatar, portrait: np.ndarray, portrait_landmarks: np.ndarray, backend: str) -> dict:
-    """Render the reference view at the portrait's size; PSNR inside the face, and whether MediaPipe finds
+    """Render the reference view at the portrait's size; PSNR inside the face oval of the portrait's
+    landmarks, and whether MediaPipe finds
     the face in the render with landmarks matching the portrait's (after similarity alignment)."""
     from perse.track import detect_largest_face
     from perse.avatar.model import AvatarState
@@ -293,7 +294,7 @@ def reference_view_quality(avatar, portrait: np.ndarray, portrait_landmarks: np.
     img = render(avatar.gaussians(AvatarState(state.head, None)), cam, backend=backend,
                  background=torch.zeros(3)).rgb.clamp(0, 1)
     target = torch.from_numpy(portrait[..., :3].astype(np.float32) / 255.0)
-    mask = face_mask(avatar, state.head, cam)
+    mask = landmark_hull_mask(portrait_landmarks, cam.width, cam.height)
     result = {"psnr_face": psnr(img, target, mask), "face_pixels": int(mask.sum())}
     try:
         found = detect_largest_face((img.numpy() * 255 + 0.5).astype(np.uint8), "the reference render").face.points
@@ -305,24 +306,15 @@ def reference_view_quality(avatar, portrait: np.ndarray, portrait_landmarks: np.
     return {**result, "face_found": True, "landmark_error_iod": error}
 
 
-def face_mask(avatar, params, camera) -> torch.Tensor:
-    """(H, W) bool: pixels inside the projected face region of the head (convex hull of the
-    face-region vertices; a conservative stand-in for a segmentation)."""
+def landmark_hull_mask(landmarks: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """(H, W) bool: inside the convex hull of a face's MediaPipe landmarks (the face oval: forehead to
+    chin, cheek to cheek) — "inside the face" as the portrait's own landmarks define it."""
     from matplotlib.path import Path as PolyPath  # installed with scikit-image's dependencies
-
-    from perse.head.model import HeadParams
-
-    head = avatar.head
-    names = head.region_names
-    face_ids = [names.index(r) for r in ("face", "nose", "lips", "eyelids", "brows", "beard") if r in names]
-    sel = torch.isin(head.vertex_regions, torch.tensor(face_ids))
-    verts = avatar.head_vertices(params if isinstance(params, HeadParams) else HeadParams())
-    uv = camera.project(verts[sel]).numpy()
     from scipy.spatial import ConvexHull
 
-    hull = uv[ConvexHull(uv).vertices]
-    ys, xs = np.mgrid[0:camera.height, 0:camera.width]
-    inside = PolyPath(hull).contains_points(np.stack([xs.ravel(), ys.ravel()], 1)).reshape(camera.height, camera.width)
+    hull = landmarks[ConvexHull(landmarks).vertices]
+    ys, xs = np.mgrid[0:height, 0:width]
+    inside = PolyPath(hull).contains_points(np.stack([xs.ravel(), ys.ravel()], 1)).reshape(height, width)
     return torch.from_numpy(inside)
 
 
