@@ -63,7 +63,8 @@ class CreateDialog:
         model = load_head_model(None)
         detection, fit = track_image(image, model, source=path)
         overlay = draw_fit_overlay(image, model, fit, detection.face.points)
-        dpg.set_value(self.texture, _fit_square(overlay, PREVIEW).ravel())
+        scale = overlay.shape[0] / image.shape[0]  # the overlay may be enlarged for readability
+        dpg.set_value(self.texture, _fit_square(_around(overlay, detection.face.points * scale), PREVIEW).ravel())
         note = f"; {detection.num_faces} faces, using the largest" if detection.num_faces > 1 else ""
         dpg.set_value(self.fit_text, f"fit error {fit.mean_error_px:.2f} px "
                                      f"({100 * fit.mean_error_iod:.1f}% of the eye distance){note}")
@@ -111,6 +112,15 @@ class CreateDialog:
             self.job.cancel()
         if dpg.does_item_exist("create_dialog"):
             dpg.delete_item("create_dialog")
+
+
+def _around(image: np.ndarray, points: np.ndarray, margin: float = 0.6) -> np.ndarray:
+    """Crop an image to the landmarks' bounding box grown by `margin` of its size on every side."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = margin * (hi - lo).max()
+    x0, y0 = (np.maximum(lo - pad, 0)).astype(int)
+    x1, y1 = np.minimum(hi + pad, [image.shape[1], image.shape[0]]).astype(int)
+    return image[y0:y1, x0:x1]
 
 
 def _fit_square(image: np.ndarray, size: int) -> np.ndarray:
