@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from perse.avatar import Avatar, AvatarState, Look, lerp_looks
-from perse.avatar.binding import bind_to_world, triangle_frames, world_to_local_position
+from perse.avatar.binding import triangle_frames, world_to_local_position
 from perse.errors import PerseError
 from perse.head.lbs import axis_angle_to_matrix
 from perse.head.model import HeadParams

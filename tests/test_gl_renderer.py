@@ -22,20 +22,11 @@ import torch
 
 from perse.errors import PerseError
 from perse.render.camera import Camera, look_at, orbit_camera
-from perse.render.gl import Lighting, Mesh, MeshRenderer, normal_matrix, projection_matrix
+from perse.render.gl import Lighting, Mesh, normal_matrix, projection_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 UNLIT = Lighting(unlit=True)
 
-
-@pytest.fixture(scope="module")
-def renderer():
-    try:
-        r = MeshRenderer()
-    except PerseError as e:  # only when this machine has no GL at all (CI installs .ci/apt-packages.txt)
-        pytest.skip(f"no OpenGL context possible on this machine: {e}")
-    yield r
-    r.close()
 
 
 def make_camera(width=96, height=72, fx=80.0, fy=70.0, cx=40.3, cy=39.6, eye=(0.0, 0.0, 1.0),

@@ -36,17 +36,6 @@ def fit(head, detection):
     return fit_head(head, detection.face.points, (512, 512))
 
 
-@pytest.fixture(scope="module")
-def renderer():
-    from perse.render.gl import MeshRenderer
-
-    try:
-        r = MeshRenderer()
-    except PerseError as e:  # only when this machine has no GL at all (CI installs .ci/apt-packages.txt)
-        pytest.skip(f"no OpenGL context possible on this machine: {e}")
-    yield r
-    r.close()
-
 
 @pytest.fixture(scope="module")
 def result(astronaut, head, fit, renderer) -> PortraitTexture:

@@ -1,6 +1,5 @@
 """Studio logic without a window: StudioState, looks files, config, the background export job."""
 
-import json
 
 import pytest
 import torch

@@ -37,17 +37,6 @@ def painter(anatomy):
     return TexturePainter(anatomy, size=TEX, seed=3)
 
 
-@pytest.fixture(scope="module")
-def renderer():
-    from perse.render.gl import MeshRenderer
-
-    try:
-        r = MeshRenderer()
-    except PerseError as e:  # only when this machine has no GL at all (CI installs Mesa)
-        pytest.skip(f"no OpenGL context possible on this machine: {e}")
-    yield r
-    r.close()
-
 
 # --------------------------------------------------------------------------------------------------
 # Catalogue
