@@ -64,7 +64,7 @@ import torch
 from perse.errors import PerseError
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera, orbit_camera
-from perse.synth.accessories import Accessory, AccessoryCache
+from perse.synth.accessories import AccessoryCache
 from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
