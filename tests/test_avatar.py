@@ -144,3 +144,14 @@ def test_initial_shell_gaussians_float_above_category_regions():
     faint = g.opacities < 0.1
     assert faint.sum() == int(2000 * 0.4)
     assert radius[faint].mean() > radius[~faint].mean() + 0.005  # shells sit above the 0.1 m sphere
+
+
+def test_expression_loop_opens_the_jaw_on_the_joint_only():
+    from perse.export.presets import JAW_FOR_JAWOPEN, expression_keyframes
+    from perse.head.builtin import load_builtin_head
+
+    a = Avatar.initialize(load_builtin_head(), [], num_gaussians=100)
+    frames = expression_keyframes(a)
+    jaw_open = a.head.expression_names.index("jawOpen")
+    assert all(float(k.expression[jaw_open]) == 0.0 for k in frames)
+    assert max(k.jaw for k in frames) == pytest.approx(0.7 * JAW_FOR_JAWOPEN)

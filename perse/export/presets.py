@@ -18,8 +18,9 @@ from perse.head.model import HeadParams
 
 PRESETS = ("turntable", "expressions", "morph")
 
-# Built-in expression loop for heads with ARKit-named directions: (name, value) keyframes; the jaw
-# joint opens the mouth (radians about +x) alongside jawOpen.
+# Built-in expression loop for heads with ARKit-named directions: (name, value) keyframes. "jawOpen" in a
+# keyframe is played on the jaw joint (as the tracker fits it), not on the jawOpen blend shape: on the
+# built-in head that shape is itself a full opening, and using both would open the mouth twice.
 ARKIT_LOOP: list[dict[str, float]] = [
     {},
     {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4},
@@ -29,7 +30,7 @@ ARKIT_LOOP: list[dict[str, float]] = [
     {"mouthFrownLeft": 0.8, "mouthFrownRight": 0.8, "browInnerUp": 0.7},
     {"eyeBlinkLeft": 1.0, "mouthSmileLeft": 0.8},
 ]
-JAW_FOR_JAWOPEN = 0.35  # radians of jaw rotation per unit of jawOpen in the loop
+JAW_FOR_JAWOPEN = 0.3  # radians of jaw rotation per unit of jawOpen (the built-in head's full opening)
 
 
 @dataclass
@@ -48,7 +49,7 @@ def expression_keyframes(avatar: Avatar) -> list[Keyframe]:
     if "jawOpen" in names:
         frames = []
         for values in ARKIT_LOOP:
-            known = {k: v for k, v in values.items() if k in names}
+            known = {k: v for k, v in values.items() if k in names and k != "jawOpen"}
             frames.append(Keyframe(head.expression_vector(known), JAW_FOR_JAWOPEN * values.get("jawOpen", 0.0)))
         return frames
     E = head.num_expression
