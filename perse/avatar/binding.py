@@ -86,6 +86,8 @@ def sample_on_triangles(vertices: Tensor, faces: Tensor, count: int, generator: 
     Returns:
         parent: (count,) face index; bary: (count, 3) barycentric coordinates.
     """
+    if count == 0:  # e.g. an avatar without categories has no shell Gaussians
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 3)
     a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
     area = 0.5 * torch.linalg.cross(b - a, c - a).norm(dim=-1)
     weights = area if face_weights is None else area * face_weights
