@@ -29,7 +29,8 @@ EPILOG_EXAMPLES = """examples:
 # --------------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------------
-def _load(args) -> "Avatar":  # noqa: F821
+def _load(args):
+    """The avatar named by args.avatar ('default' = bundled), with --flame/--flame-embedding if given."""
     from perse.avatar.io import load_avatar
     from perse.paths import resolve_avatar_path
 

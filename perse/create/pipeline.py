@@ -15,7 +15,6 @@ skips what is done; Ctrl-C during training saves a checkpoint that ``--resume`` 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -317,7 +316,3 @@ def landmark_hull_mask(landmarks: np.ndarray, width: int, height: int) -> torch.
     inside = PolyPath(hull).contains_points(np.stack([xs.ravel(), ys.ravel()], 1)).reshape(height, width)
     return torch.from_numpy(inside)
 
-
-def clean_work(work: Path) -> None:
-    """Remove a finished work folder (the avatar file holds everything needed)."""
-    shutil.rmtree(work, ignore_errors=True)

@@ -165,10 +165,7 @@ class Trainer:
         loss_alpha = (out.alpha - alpha_gt).abs().mean()
         loss_code = sum(look.codes[n].pow(2).sum() for n in self.category_names) / max(len(self.category_names), 1)
         loss_interp = self._interpolation_loss()
-        with torch.no_grad():
-            cam_pts = gaussians.means.detach() @ camera.world_to_cam[:3, :3].T + camera.world_to_cam[:3, 3]
-            self._gaussian_depths = cam_pts[:, 2]
-        loss_leak = self._leakage_loss(frame, out, look)
+        loss_leak = self._leakage_loss(frame, out, look, gaussians.means.detach(), camera)
         gates = torch.sigmoid(avatar.gaussians_params["gate_logit"])
         loss_gate = (gates * avatar.region_mask).sum() / avatar.region_mask.sum().clamp_min(1)
         loss = (loss_photo + cfg.alpha_weight * loss_alpha + cfg.code_weight * loss_code
@@ -205,7 +202,7 @@ class Trainer:
         _, off_t = avatar.field.category_offsets(spec.name, torch.lerp(codes[a], codes[b], t), *args)
         return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
 
-    def _leakage_loss(self, frame, out, look: Look) -> Tensor:
+    def _leakage_loss(self, frame, out, look: Look, means: Tensor, camera) -> Tensor:
         """Penalise the offsets a switched category applies to Gaussians that are *visible* in this frame
         (in front of the rendered depth at their pixel) but land outside the category's image region
         (the dataset's per-category region masks). Occluded Gaussians are left alone: the mask says
@@ -219,7 +216,8 @@ class Trainer:
         bits[inside] = frame.regions.to(self.device)[px[inside, 1], px[inside, 0]]
         visible = torch.zeros_like(inside)
         depth_at = out.depth.detach()[px[inside, 1], px[inside, 0], 0]
-        visible[inside] = self._gaussian_depths[inside] <= depth_at * 1.02 + 1e-3
+        depths = means @ camera.world_to_cam[2, :3] + camera.world_to_cam[2, 3]  # camera-space z
+        visible[inside] = depths[inside] <= depth_at * 1.02 + 1e-3
         total = torch.zeros((), device=self.device)
         p = avatar.gaussians_params
         for c, spec in enumerate(avatar.categories):
