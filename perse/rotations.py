@@ -1,7 +1,15 @@
-"""Quaternion and rotation-matrix helpers. Quaternions are (w, x, y, z), as in gsplat."""
+"""Quaternion and rotation-matrix helpers. Quaternions are (w, x, y, z), as in gsplat.
+
+Torch (batched) quaternion helpers first; then small float64 numpy helpers for single rotations
+(axis-angle <-> matrix, Euler -> axis-angle). Model convention (the head's): +x is the subject's left,
++y up, +z out of the face.
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -47,3 +55,52 @@ def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
         aw * by - ax * bz + ay * bw + az * bx,
         aw * bz + ax * by - ay * bx + az * bw,
     ], dim=-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# numpy, one rotation at a time (float64)
+# --------------------------------------------------------------------------------------------------
+def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle (radians) -> (3, 3) rotation matrix (Rodrigues; exact at zero)."""
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    theta = float(np.linalg.norm(rotvec))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = rotvec / theta
+    K = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + math.sin(theta) * K + (1.0 - math.cos(theta)) * (K @ K)
+
+
+def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation -> (3,) axis-angle with angle in [0, pi). Uses atan2, accurate for small angles."""
+    R = np.asarray(R, dtype=np.float64)
+    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / 2.0  # sin(angle) * axis
+    s = float(np.linalg.norm(w))
+    c = (float(np.trace(R)) - 1.0) / 2.0
+    angle = math.atan2(s, c)
+    if s < 1e-12:
+        if c > 0:
+            return np.zeros(3)
+        # angle = pi: the axis is the column of R + I with the largest norm
+        B = R + np.eye(3)
+        axis = B[:, int(np.argmax(np.linalg.norm(B, axis=0)))]
+        return axis / np.linalg.norm(axis) * math.pi
+    return w / s * angle
+
+
+def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Axis-angle (3,) of R = Ry(yaw) @ Rx(pitch) @ Rz(roll), angles in radians.
+
+    Positive yaw turns the face toward +x (the subject's left), positive pitch tilts it down (+y toward +z).
+    """
+    cy, sy, cp, sp, cr, sr = (math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll),
+                              math.sin(roll))
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return matrix_to_axis_angle(Ry @ Rx @ Rz)
+
+
+def relative_rotation(rotvec: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Axis-angle of R(rotvec) @ R(rest)^T: the turn from a rest orientation, in the world frame."""
+    return matrix_to_axis_angle(axis_angle_matrix(rotvec) @ axis_angle_matrix(rest).T)

@@ -16,7 +16,7 @@ from perse.avatar.model import Avatar, AvatarState
 from perse.errors import PerseError
 from perse.head.model import HeadParams
 
-PRESETS = ("turntable", "expressions", "morph")
+PRESETS = ("turntable", "expressions", "morph", "take")  # take: a recorded parameter sequence (perse.drive)
 
 # Built-in expression loop for heads with ARKit-named directions: (name, value) keyframes. "jawOpen" in a
 # keyframe is played on the jaw joint (as the tracker fits it), not on the jawOpen blend shape: on the
@@ -104,10 +104,16 @@ def morph_looks(avatar: Avatar, category: str | None, look_a: Look | None = None
 
 
 def check_preset(avatar: Avatar, preset: str, frames: int, category: str | None = None,
-                 look_b: Look | None = None) -> None:
-    """Raise PerseError for settings a preset cannot use (before any work or output starts)."""
+                 look_b: Look | None = None, take=None) -> None:
+    """Raise PerseError for settings a preset cannot use (before any work or output starts).
+    take: a `perse.drive.take.Take`, needed by (and only by) the take preset."""
     if preset not in PRESETS:
         raise PerseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
+    if preset == "take":
+        if take is None:
+            raise PerseError("the take preset needs a recorded take (--take TAKE.npz)")
+        take.check_head(avatar.head)
+        return
     if frames < 1:
         raise PerseError(f"--frames must be at least 1 (got {frames})")
     if preset == "morph":
@@ -118,10 +124,16 @@ def check_preset(avatar: Avatar, preset: str, frames: int, category: str | None 
 
 
 def sequence(avatar: Avatar, preset: str, frames: int, base_look: Look | None = None,
-             category: str | None = None, look_b: Look | None = None) -> Iterator[tuple[AvatarState, float, float]]:
-    """(state, yaw_deg, pitch_deg) for each frame of a preset."""
-    check_preset(avatar, preset, frames, category, look_b)
+             category: str | None = None, look_b: Look | None = None, take=None,
+             fps: float = 30.0) -> Iterator[tuple[AvatarState, float, float]]:
+    """(state, yaw_deg, pitch_deg) for each frame of a preset. The take preset plays `take` resampled
+    at `fps` (its length, not `frames`, sets the frame count)."""
+    check_preset(avatar, preset, frames, category, look_b, take)
     look = base_look if base_look is not None else avatar.latent.reference_look()
+    if preset == "take":
+        for params in take.head_params(fps):
+            yield AvatarState(params, look), 0.0, 0.0
+        return
     keyframes = expression_keyframes(avatar)
     looks = morph_looks(avatar, category, look, look_b) if preset == "morph" else None
     for i in range(frames):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from perse.avatar.latent import Look
@@ -28,6 +29,9 @@ class ExportSettings:
     category: str | None = None   # morph: sweep this category's variants
     look: Look | None = None      # base look (morph: start look)
     look_b: Look | None = None    # morph: end look
+    take: object | None = None    # take: a perse.drive.take.Take played at `fps`
+    # compose(i, frame) -> image: e.g. the driving video beside the avatar (frame: (S, S, 3) uint8)
+    compose: Callable[[int, np.ndarray], np.ndarray] | None = None
 
 
 def export_preset(avatar: Avatar, s: ExportSettings, cancel: Callable[[], bool] | None = None,
@@ -37,18 +41,21 @@ def export_preset(avatar: Avatar, s: ExportSettings, cancel: Callable[[], bool] 
     cancel: polled before each frame; returning True raises ExportCancelled and leaves no file.
     on_frame(i, total): progress callback after each written frame.
     """
+    from perse.export.video import to_uint8
+
     check_video_target(s.out)
-    check_preset(avatar, s.preset, s.frames, s.category, s.look_b)
+    check_preset(avatar, s.preset, s.frames, s.category, s.look_b, s.take)
     with torch.no_grad():
         verts = avatar.head_vertices(avatar.reference_state().head)
-    states = list(sequence(avatar, s.preset, s.frames, s.look, s.category, s.look_b))
+    states = list(sequence(avatar, s.preset, s.frames, s.look, s.category, s.look_b, s.take, s.fps))
     background = torch.tensor(s.background, dtype=torch.float32)
 
     def frames():
         with torch.no_grad():
-            for state, yaw, pitch in states:
-                yield render(avatar.gaussians(state), orbit_view(verts, yaw, pitch, s.size),
+            for i, (state, yaw, pitch) in enumerate(states):
+                rgb = render(avatar.gaussians(state), orbit_view(verts, yaw, pitch, s.size),
                              backend=s.backend, background=background).rgb
+                yield s.compose(i, to_uint8(rgb)) if s.compose is not None else rgb
 
     total = len(states)
     return write_frames(frames(), s.out, fps=s.fps, cancel=cancel,
