@@ -7,6 +7,9 @@ Figures:
   look change       attribute-field evaluation for a new look
   train step        one full training step at 256x256 (forward, backward, optimiser) on frames the
                     avatar renders of itself
+  drive tracking    MediaPipe (video mode) + retargeting per 640x480 frame of a real face (the
+                    astronaut photo drifting, with sensor noise); heads with landmarks only
+  drive jitter      on a still face: frame-to-frame change of the filtered output, % of the unfiltered
 """
 
 from __future__ import annotations
@@ -117,8 +120,26 @@ def bench_train_step(avatar: Avatar, backend: str, repeats: int, size: int = 256
             "gaussians": trainer.avatar.num_gaussians}
 
 
+MIN_DRIVE_LANDMARKS = 68  # a head needs a face's worth of landmarks to be tracked
+
+
+def bench_drive(head, frames: int = 150) -> list[dict]:
+    """Tracking + retargeting time per 640x480 frame (median, p90) and the filter's jitter ratio."""
+    from skimage.data import astronaut
+
+    from perse.drive import DriveSettings
+    from perse.drive.accuracy import jitter_ratio, moving_photo_frames, run_sequence
+
+    photo = astronaut()[:300, 90:360]
+    _, fig = run_sequence(head, moving_photo_frames(photo, frames), DriveSettings(), warmup=5)
+    filtered, raw, ratio = jitter_ratio(head, photo, frames=min(frames, 90))
+    return [{"figure": "drive tracking", "backend": "cpu", "size": None, "ms": fig.tracking_ms_median,
+             "p90_ms": fig.tracking_ms_p90, "frames": fig.frames},
+            {"figure": "drive jitter", "backend": "cpu", "size": None, "ms": None, "percent": 100.0 * ratio}]
+
+
 def run_bench(avatar_arg: str = "default", backends: list[str] | None = None, sizes: list[int] | None = None,
-              repeats: int = 20, json_out: bool = False, train: bool = True) -> list[dict]:
+              repeats: int = 20, json_out: bool = False, train: bool = True, drive: bool = True) -> list[dict]:
     from perse.avatar.io import load_avatar
     from perse.paths import resolve_avatar_path
     from perse.render import available_backends, resolve_backend
@@ -130,6 +151,8 @@ def run_bench(avatar_arg: str = "default", backends: list[str] | None = None, si
     rows = bench_avatar(avatar, backends, sizes, repeats)
     if train:
         rows += [bench_train_step(avatar, b, max(5, repeats // 2)) for b in backends]
+    if drive and avatar.head.landmark_indices.numel() >= MIN_DRIVE_LANDMARKS:
+        rows += bench_drive(avatar.head)
     if json_out:
         print(json.dumps({"machine": machine_description(), "avatar": avatar_arg, "rows": rows}, indent=2))
     else:
@@ -137,6 +160,10 @@ def run_bench(avatar_arg: str = "default", backends: list[str] | None = None, si
         print(f"avatar: {avatar_arg} ({avatar.num_gaussians} Gaussians); medians over {repeats} repeats")
         for r in rows:
             size = f"{r['size']}x{r['size']}" if r.get("size") else "-"
-            fps = f"{r['fps']:8.1f} fps" if "fps" in r else ""
-            print(f"  {r['figure']:<18} {r['backend']:<8} {size:>9} {r['ms']:9.2f} ms {fps}")
+            if r["figure"] == "drive jitter":
+                print(f"  {r['figure']:<18} {r['backend']:<8} {'still face':>9} {r['percent']:9.1f} % of unfiltered")
+                continue
+            extra = f"{r['fps']:8.1f} fps" if "fps" in r else (f"p90 {r['p90_ms']:.1f} ms" if "p90_ms" in r else "")
+            size = "640x480" if r["figure"] == "drive tracking" else size
+            print(f"  {r['figure']:<18} {r['backend']:<8} {size:>9} {r['ms']:9.2f} ms {extra}")
     return rows

@@ -22,6 +22,7 @@ EPILOG_EXAMPLES = """examples:
   perse synth --out data/synth
   perse train data/synth --out me.perse
   perse eval me.perse data/synth
+  perse drive default --video me.mp4 --out avatar.mp4 --side-by-side
   perse bench
 """
 
@@ -172,10 +173,17 @@ def cmd_export(args) -> int:
     look_b = None
     if args.look_b:
         look_b = Look.from_dict(_read_json(args.look_b))
-    check_preset(avatar, args.preset, args.frames, args.category, look_b)
+    take = None
+    if args.take:
+        from perse.drive.take import Take
+
+        take = Take.load(args.take)
+    check_preset(avatar, args.preset, args.frames, args.category, look_b, take)
     settings = ExportSettings(preset=args.preset, out=Path(args.out), frames=args.frames, fps=args.fps, size=size,
                               backend=args.backend, background=tuple(background.tolist()), category=args.category,
-                              look=look_from_attrs(avatar, args.attr or []), look_b=look_b)
+                              look=look_from_attrs(avatar, args.attr or []), look_b=look_b, take=take)
+    if take is not None:
+        args.frames = len(take.resample(args.fps))
     bar = tqdm(total=args.frames, desc=f"export {args.preset}", unit="frame")
     try:
         out = export_preset(avatar, settings, on_frame=lambda i, total: bar.update(1))
@@ -276,7 +284,7 @@ def cmd_bench(args) -> int:
     from perse.bench import run_bench
 
     run_bench(avatar_arg=args.avatar, backends=args.backend, sizes=args.size, repeats=args.repeats,
-              json_out=args.json)
+              json_out=args.json, drive=not args.no_drive)
     return 0
 
 
@@ -314,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "  perse export default --preset expressions --out frames/",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_avatar_args(p)
-    p.add_argument("--preset", required=True, choices=["turntable", "expressions", "morph"])
+    p.add_argument("--preset", required=True, choices=["turntable", "expressions", "morph", "take"])
+    p.add_argument("--take", metavar="TAKE.npz", help="take: a recorded parameter sequence (perse drive --record)")
     p.add_argument("--out", required=True, help=".mp4 file, or a folder for PNG frames")
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--fps", type=int, default=30)
@@ -386,12 +395,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
+    from perse.drive.command import add_drive_parser
+
+    add_drive_parser(sub, _add_avatar_args, _add_look_args)
+
     p = sub.add_parser("bench", help="render speed, expression-update cost, training step time",
                        epilog="example: perse bench --size 256 --size 512")
     p.add_argument("--avatar", default="default")
     p.add_argument("--backend", action="append", help="backends to time (default: all available)")
     p.add_argument("--size", type=int, action="append", help="image sizes (default 256 and 512)")
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--no-drive", action="store_true", help="skip the webcam-driving figures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
     return parser

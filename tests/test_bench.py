@@ -21,3 +21,12 @@ def test_bench_reports_all_figures(tmp_path, capsys):
                        ("look change", None), ("train step", 256)}
     assert all(r["ms"] > 0 for r in report["rows"])
     assert "torch threads" in report["machine"]
+
+
+def test_bench_drive_reports_tracking_time_and_jitter():
+    from perse.bench import bench_drive
+    from perse.head.builtin import load_builtin_head
+
+    rows = {r["figure"]: r for r in bench_drive(load_builtin_head(), frames=12)}
+    assert rows["drive tracking"]["ms"] > 0 and rows["drive tracking"]["p90_ms"] >= rows["drive tracking"]["ms"]
+    assert 0 < rows["drive jitter"]["percent"] < 100
