@@ -416,3 +416,32 @@ def test_cli_drive_errors(tmp_path, capsys):
                  "--side-by-side"]) == 2
     assert "--side-by-side needs --video" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".*o.mp4*"))
+
+
+def test_driving_a_flame_head(tmp_path, photo):
+    """FLAME (synthetic, official format) with a 105-point embedding without irises: the jaw comes back
+    from exact landmarks, real frames drive it, and gaze comes from the iris landmarks directly."""
+    from flame_fixtures import write_synthetic_embedding, write_synthetic_flame
+
+    from perse.head.flame import load_flame
+    from perse.render.framing import orbit_view
+
+    write_synthetic_flame(tmp_path / "generic_model.pkl")
+    write_synthetic_embedding(tmp_path / "emb.npz")
+    flame = load_flame(tmp_path / "generic_model.pkl", tmp_path / "emb.npz")
+    r = Retargeter(flame)
+    assert not r.fitter.has_eyes
+    with torch.no_grad():
+        rest = flame(flame.zero_params()).vertices[0]
+    camera = orbit_view(rest, 0.0, 0.0, 480)
+    camera = Camera(camera.K, camera.world_to_cam, 480, 480)
+    r.settings.fov_deg = float(np.degrees(2 * np.arctan(240 / float(camera.K[0, 0]))))
+    r.calibrate([_landmarks(flame, camera, flame.zero_params())], (480, 480))
+    opened = HeadParams(jaw_rot=torch.tensor([[0.15, 0.0, 0.0]]))
+    for _ in range(3):
+        raw, fit = r.track(_landmarks(flame, camera, opened), (480, 480))
+    assert abs(r.retarget(raw)[r.layout["jaw_rot"]][0] - 0.15) < 0.03
+    with Driver(flame, DriveSettings(smoothing=0.0)) as d:
+        s = d.process(place_on_canvas(photo), 0.0)
+    assert s.face_found and s.vector.shape == (flame.num_expression + 15,)
+    np.testing.assert_allclose(s.vector[d.layout["eye_left_rot"]], s.vector[d.layout["eye_right_rot"]])
