@@ -21,6 +21,7 @@ class ExportJob(BackgroundJob):
         self.avatar = copy.deepcopy(avatar)  # the viewport keeps using (and caching on) the original
         self.settings = settings
         self.frames_done = 0
+        self.total_frames = settings.frames  # the take preset's length is the take's, known at the first frame
         self.result: Path | None = None
         self._started = time.perf_counter()
 
@@ -31,7 +32,7 @@ class ExportJob(BackgroundJob):
         return elapsed * (1 - self.progress) / self.progress
 
     def _on_frame(self, i: int, total: int) -> None:
-        self.frames_done = i
+        self.frames_done, self.total_frames = i, total
         self.progress = i / max(total, 1)
 
     def work(self, cancelled) -> None:

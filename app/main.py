@@ -1,6 +1,8 @@
 """`perse-studio [AVATAR]`: open an avatar in a DearPyGui window.
 
-Headless check: ``perse-studio --screenshot OUT.png [--frames N] [--attr C=V[:W]] [--expr N=V]``.
+Headless check: ``perse-studio --screenshot OUT.png [--frames N] [--attr C=V[:W]] [--expr N=V]``;
+``--drive VIDEO`` drives the avatar from a video (played in real time, looped) from start-up and prints
+the Webcam panel's status line (camera fps, tracking ms, latency) at exit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--export", metavar="OUT", help="run the export panel (current preset) to OUT, then exit")
     p.add_argument("--export-preset", default="turntable", choices=["turntable", "expressions", "morph"])
     p.add_argument("--export-seconds", type=float, default=3.0)
+    p.add_argument("--drive", metavar="VIDEO", help="drive the avatar from this video (the Webcam panel) from start-up")
     p.add_argument("--verbose", action="store_true", help="log to stderr")
     p.add_argument("--attr", action="append", default=[], metavar="CATEGORY=VARIANT[:WEIGHT]")
     p.add_argument("--expr", action="append", default=[], metavar="NAME=VALUE")

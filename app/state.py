@@ -72,6 +72,7 @@ class StudioState:
         self.pose = PoseState(torch.zeros(avatar.head.num_expression))
         self.interp = Interpolation()
         self.named_looks: dict[str, Look] = {}
+        self.driven: HeadParams | None = None  # live driving / take replay; overrides the pose controls
         self.version = 0
         with torch.no_grad():
             self.rest_vertices = avatar.head_vertices(avatar.reference_state().head)
@@ -208,7 +209,15 @@ class StudioState:
         expr[idx] = torch.rand(3, generator=generator) * 0.8
         self.set_expression_vector(expr, float(torch.rand(1, generator=generator)) * 0.2)
 
+    def set_driven(self, params: HeadParams | None) -> None:
+        """Head parameters from webcam driving or a replayed take (shape None: the avatar's identity).
+        While set they replace the expression and pose controls; None hands control back to them."""
+        self.driven = params
+        self.touch()
+
     def head_params(self) -> HeadParams:
+        if self.driven is not None:
+            return self.driven
         p = self.pose
         gaze = torch.tensor([[p.gaze[1], p.gaze[0], 0.0]])  # pitch about x, yaw about y
         return HeadParams(

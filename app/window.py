@@ -1,6 +1,7 @@
 """The studio window: menu, viewport (static texture written by GL), docked panels, status line.
 
-Threads: everything here runs on the main thread (DearPyGui and GL); only exports run on a worker.
+Threads: everything here runs on the main thread (DearPyGui and GL); exports run on a worker, and webcam
+driving on capture/tracking threads that only publish their newest sample (polled by the Webcam panel).
 Rendering happens when the state changed or an animation plays; while a control is being dragged
 the frame renders at half resolution and refines to full resolution once the mouse stops.
 """
@@ -16,11 +17,13 @@ from pathlib import Path
 import torch
 
 from app.config import StudioConfig
+from app.drive_session import format_stats
 from app.panels.attributes import AttributesPanel
 from app.panels.expression import ExpressionPanel
 from app.panels.export import ExportPanel
 from app.panels.interpolation import InterpolationPanel, load_looks, save_looks
 from app.panels.view import ViewPanel
+from app.panels.webcam import WebcamPanel
 from app.state import StudioState
 from app.viewport import ViewportTexture
 from perse.avatar.io import load_avatar
@@ -33,6 +36,23 @@ DRAG_REFINE_S = 0.15    # full-resolution refine once controls were still for th
 DRAG_SCALE = 0.5        # render scale while dragging
 ORBIT_DEG_PER_PX = 0.4
 MENU_H, STATUS_H = 22, 26
+
+
+def disabled_theme() -> int:
+    """A global theme that greys out disabled widgets (DearPyGui draws them like enabled ones by default)."""
+    import dearpygui.dearpygui as dpg
+
+    with dpg.theme() as theme:
+        for kind in (dpg.mvButton, dpg.mvCombo, dpg.mvCheckbox, dpg.mvSliderFloat, dpg.mvSliderInt,
+                     dpg.mvInputInt, dpg.mvInputFloat, dpg.mvInputText):
+            with dpg.theme_component(kind, enabled_state=False):
+                dpg.add_theme_color(dpg.mvThemeCol_Text, (110, 110, 115))
+                dpg.add_theme_color(dpg.mvThemeCol_Button, (45, 47, 52))
+                dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, (45, 47, 52))
+                dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, (45, 47, 52))
+                dpg.add_theme_color(dpg.mvThemeCol_FrameBg, (35, 37, 41))
+                dpg.add_theme_color(dpg.mvThemeCol_FrameBgHovered, (35, 37, 41))
+    return theme
 
 
 class StudioWindow:
@@ -122,6 +142,7 @@ class StudioWindow:
                 dpg.add_text("", tag="status_stats", color=(150, 200, 150))
                 dpg.add_text("", tag="status_msg")
         dpg.set_primary_window("main", True)
+        dpg.bind_theme(disabled_theme())
         dpg.set_viewport_resize_callback(self.safe(lambda: self._on_resize()))
         with dpg.handler_registry():
             dpg.add_mouse_wheel_handler(callback=self.safe(lambda s, d: self._on_wheel(d)))
@@ -146,15 +167,17 @@ class StudioWindow:
         import dearpygui.dearpygui as dpg
 
         with dpg.group(tag="panel_root"):
-            with dpg.collapsing_header(label="Attributes", default_open=True):
+            with dpg.collapsing_header(label="Attributes", default_open=True, tag="attributes_header"):
                 self.attributes_panel = AttributesPanel(self)
             with dpg.collapsing_header(label="Interpolation"):
                 self.interpolation_panel = InterpolationPanel(self)
-            with dpg.collapsing_header(label="Expression & pose", default_open=True):
+            with dpg.collapsing_header(label="Expression & pose", default_open=True, tag="expression_header"):
                 self.expression_panel = ExpressionPanel(self)
+            with dpg.collapsing_header(label="Webcam", tag="webcam_header"):
+                self.webcam_panel = WebcamPanel(self)
             with dpg.collapsing_header(label="View"):
                 self.view_panel = ViewPanel(self)
-            with dpg.collapsing_header(label="Export"):
+            with dpg.collapsing_header(label="Export", tag="export_header"):
                 self.export_panel = ExportPanel(self)
 
     def sync_panels(self) -> None:
@@ -180,6 +203,7 @@ class StudioWindow:
         import dearpygui.dearpygui as dpg
 
         self.export_panel.shutdown()
+        self.webcam_panel.release()  # its drive session is bound to the old avatar's head
         self.state = StudioState(avatar, Path(path))
         dpg.delete_item("panel_root")
         dpg.push_container_stack("panels")
@@ -315,8 +339,10 @@ class StudioWindow:
 
     def tick(self) -> None:
         """One iteration of the main loop (before DPG draws its frame)."""
+        self.webcam_panel.after_display(self._shown_version)  # the previous tick's frame is on screen now
         self._poll_mouse()
         self.expression_panel.tick()
+        self.webcam_panel.tick()
         self.interpolation_panel.tick()
         self.export_panel.tick()
         if self.create_dialog is not None:
@@ -346,6 +372,11 @@ class StudioWindow:
             dpg.setup_dearpygui()
             dpg.show_viewport()
             self.status(f"opened {self.state.path}")
+            if self.args.drive:  # the driven face overrides the expression sliders: show the Webcam panel
+                dpg.set_value("attributes_header", False)
+                dpg.set_value("expression_header", False)
+                dpg.set_value("webcam_header", True)
+                self.webcam_panel.start_video(self.args.drive)
             frame = 0
             while dpg.is_dearpygui_running():
                 self.tick()
@@ -354,6 +385,8 @@ class StudioWindow:
                 if frame == 1:  # the layout is known now: fit the texture to the view area
                     self._on_resize()
                 settled = frame >= max(self.args.frames, 3) and self.viewport.ready and self._shown_full
+                if self.args.drive:  # a screenshot of a driven avatar: wait for the first driven frame
+                    settled = settled and self.webcam_panel.session.samples_displayed > 0
                 if settled and self.args.export and not self._export_started:
                     self._start_flag_export()
                 if settled and (not self.args.export or self._export_finished()):
@@ -361,14 +394,22 @@ class StudioWindow:
                         self._screenshot(self.args.screenshot)
                     if self.args.screenshot or self.args.export:
                         break
-            self.export_panel.shutdown()
-            if self.create_dialog is not None:
-                self.create_dialog.close()
+            if self.args.drive:
+                print(f"drive: {self.webcam_panel.session.status()} | "
+                      f"{format_stats(self.webcam_panel.session.stats())}".replace("\n", " | "))
+            self.shutdown()
             self.config.window = (dpg.get_viewport_width(), dpg.get_viewport_height())
             self.config.save()
         finally:
             dpg.destroy_context()
         return 0
+
+    def shutdown(self) -> None:
+        """Closing the window: stop the drive threads, cancel an export and a creation (no partial files)."""
+        self.webcam_panel.shutdown()
+        self.export_panel.shutdown()
+        if self.create_dialog is not None:
+            self.create_dialog.close()
 
     _export_started = False
 

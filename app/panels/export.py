@@ -1,4 +1,8 @@
-"""Export: presets to MP4 in the background (progress, cancel), save frame as PNG, export Gaussians as PLY."""
+"""Export: presets to MP4 in the background (progress, cancel), save frame as PNG, export Gaussians as PLY.
+
+The "take" preset renders a take handed over by the Webcam panel (`set_take`); without one it is listed
+but greyed: the Export button is disabled and a grey line says where takes come from.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,19 @@ from perse.export.render_sequence import ExportSettings
 from perse.export.video import write_png
 
 
+NO_TAKE = "take: none (record or load one in the Webcam panel)"
+GREY = (120, 120, 120)
+
+
 class ExportPanel:
     def __init__(self, studio):
         self.studio = studio
         self.job: ExportJob | None = None
         self._morph_looks = None
-        self.preset = dpg.add_combo(list(PRESETS), default_value="turntable", label="preset", width=150)
+        self.take = None  # a perse.drive.Take from the Webcam panel
+        self.preset = dpg.add_combo(list(PRESETS), default_value="turntable", label="preset", width=150,
+                                    callback=studio.safe(lambda: self._sync()))
+        self.take_text = dpg.add_text(NO_TAKE, color=GREY)
         self.category = dpg.add_combo([c.name for c in studio.state.avatar.categories],
                                       default_value=studio.state.avatar.categories[0].name,
                                       label="morph category", width=150)
@@ -39,18 +50,45 @@ class ExportPanel:
         with dpg.group(horizontal=True):
             dpg.add_button(label="Save frame PNG", callback=studio.safe(self.save_frame))
             dpg.add_button(label="Export .ply", callback=studio.safe(self.save_ply))
+        self._sync()
+
+    def set_take(self, take, name: str = "take") -> None:
+        """Hand-over from the Webcam panel: select the take preset and name the output after the take."""
+        take.check_head(self.studio.state.avatar.head)
+        self.take = take
+        dpg.set_value(self.preset, "take")
+        out = Path(dpg.get_value(self.out)).expanduser()
+        dpg.set_value(self.out, str(out.with_name(f"{name}.mp4")))
+        dpg.set_value(self.fps, 30)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Grey out what the chosen preset cannot use: Export without a take, seconds for a take."""
+        is_take = dpg.get_value(self.preset) == "take"
+        busy = self.job is not None and not self.job.done
+        dpg.configure_item(self.start_button, enabled=not busy and not (is_take and self.take is None))
+        dpg.configure_item(self.seconds, enabled=not is_take)
+        if self.take is None:
+            dpg.set_value(self.take_text, NO_TAKE)
+            dpg.configure_item(self.take_text, color=GREY)
+        else:
+            dpg.set_value(self.take_text, f"take: {self.take.duration:.1f} s, {self.take.num_frames} samples")
+            dpg.configure_item(self.take_text, color=(200, 200, 200) if is_take else GREY)
 
     def settings(self) -> ExportSettings:
         fps = int(dpg.get_value(self.fps))
         preset = dpg.get_value(self.preset)
         state = self.studio.state
         look_a, look_b = self._morph_looks or (state.look(), None)
+        if preset == "take" and self.take is None:
+            raise PerseError("no take to export: record or load one in the Webcam panel, then Export take...")
+        frames = (len(self.take.resample(fps)) if preset == "take"
+                  else max(1, round(float(dpg.get_value(self.seconds)) * fps)))
         return ExportSettings(
-            preset=preset, out=Path(dpg.get_value(self.out)).expanduser(),
-            frames=max(1, round(float(dpg.get_value(self.seconds)) * fps)), fps=fps,
+            preset=preset, out=Path(dpg.get_value(self.out)).expanduser(), frames=frames, fps=fps,
             size=int(dpg.get_value(self.size)), backend=self.studio.backend, background=state.view.background,
             category=dpg.get_value(self.category) if preset == "morph" and look_b is None else None,
-            look=look_a, look_b=look_b)
+            look=look_a, look_b=look_b, take=self.take if preset == "take" else None)
 
     def start(self) -> None:
         if self.job is not None and not self.job.done:
@@ -59,7 +97,7 @@ class ExportPanel:
         self._morph_looks = None
         self.job = ExportJob(self.studio.state.avatar, settings).start()
         dpg.configure_item(self.cancel_button, enabled=True)
-        dpg.configure_item(self.start_button, enabled=False)
+        self._sync()
         self.studio.status(f"exporting {settings.preset} to {settings.out} ...")
 
     def start_morph(self, look_a, look_b) -> None:
@@ -80,11 +118,10 @@ class ExportPanel:
         if not job.done:
             eta = job.eta_seconds()
             dpg.set_value(self.bar, job.progress)
-            dpg.configure_item(self.bar, overlay=f"{job.frames_done}/{job.settings.frames} frames"
+            dpg.configure_item(self.bar, overlay=f"{job.frames_done}/{job.total_frames} frames"
                                + (f", {eta:.0f} s left" if eta is not None else ""))
             return
         dpg.configure_item(self.cancel_button, enabled=False)
-        dpg.configure_item(self.start_button, enabled=True)
         if job.error:
             self.studio.error(job.error)
             dpg.configure_item(self.bar, overlay="failed")
@@ -96,6 +133,7 @@ class ExportPanel:
             dpg.set_value(self.bar, 1.0)
             dpg.configure_item(self.bar, overlay="done")
         self.job = None
+        self._sync()
 
     def shutdown(self) -> None:
         """Closing the app: cancel a running export and wait, so no partial file is left."""
