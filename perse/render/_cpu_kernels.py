@@ -23,6 +23,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+# Kernels release the GIL (nogil=True): a render on the studio's main thread then runs alongside the
+# webcam tracking thread instead of stalling it.
+
 TILE = 16
 FEAT = 9          # per-Gaussian scalars before the color channels
 # float32 constants: float64 literals would silently promote the hot loops to double precision.
@@ -60,7 +63,7 @@ def exp_neg(s):
     return ((((((p6 * f + p5) * f + p4) * f + p3) * f + p2) * f + p1) * f + p0) * POW2_NEG[n]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tile_rect(u, v, rx, ry, tiles_x, tiles_y):
     """Tile rectangle [tx0, tx1) x [ty0, ty1) of a Gaussian, computed in gsplat's +0.5 coordinates."""
     gx = (u + 0.5) / TILE
@@ -74,7 +77,7 @@ def _tile_rect(u, v, rx, ry, tiles_x, tiles_y):
     return tx0, tx1, ty0, ty1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bin_tiles(feat, tiles_x, tiles_y):
     """Tile lists of depth-sorted Gaussians.
 
@@ -128,7 +131,7 @@ def _row_span(u, dy, ca, cb, cc, smax, lo, hi):
     return _pixel_span(u + cb * dy / ca, sq / ca + np.float32(1e-3), lo, hi)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def rasterize_forward(feat, tile_start, tile_ids, width, height, tiles_x, background,
                       out, T_final, last_idx):
     """Front-to-back compositing of every tile.
@@ -203,7 +206,7 @@ def rasterize_forward(feat, tile_start, tile_ids, width, height, tiles_x, backgr
                 last_idx[py, px] = last[p]
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def rasterize_backward(feat, tile_start, tile_ids, width, height, tiles_x, background,
                        T_final, last_idx, grad_out, grad_alpha, grad_isect):
     """Back-to-front replay (3DGS backward) of every tile.
@@ -302,7 +305,7 @@ def rasterize_backward(feat, tile_start, tile_ids, width, height, tiles_x, backg
                 grad_isect[k, j] = gacc[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reduce_isect_grads(tile_ids, grad_isect, M):
     """Sum per-entry gradients (n_isect, D) into per-Gaussian rows (M, D)."""
     D = grad_isect.shape[1]
