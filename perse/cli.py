@@ -207,7 +207,8 @@ def cmd_create(args) -> int:
 
     try:
         create_avatar(args.portrait, args.out, quality=args.quality, device=args.device, flame=args.flame,
-                      flame_embedding=args.flame_embedding, work=args.work, resume=args.resume, seed=args.seed)
+                      flame_embedding=args.flame_embedding, work=args.work, resume=args.resume, seed=args.seed,
+                      editor=args.editor)
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(f"{exc}; finished stages are kept: run the same command with --resume") from None
     return 0
@@ -335,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("create", help="create an avatar from one portrait (detect, fit, texture, dataset, train)",
                        epilog="examples:\n  perse create portrait.jpg --out me.perse --quality draft\n"
-                              "  perse create portrait.jpg --out me.perse --resume   # after Ctrl-C",
+                              "  perse create portrait.jpg --out me.perse --resume   # after Ctrl-C\n"
+                              "  perse create portrait.jpg --out me.perse --editor diffusers:models/sd-inpainting",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("portrait", help="a photo of one person (the largest face is used)")
     p.add_argument("--out", required=True, help="output .perse file")
@@ -347,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--flame", help="use a FLAME file (needs a texture layout; the built-in head is the default)")
     p.add_argument("--flame-embedding")
+    p.add_argument("--editor", default="builtin", metavar="builtin|diffusers:PATH",
+                   help="attribute edits: builtin (procedural painter, default) or diffusers:PATH, a local "
+                        "diffusers inpainting pipeline folder (never downloads; needs transformers)")
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("track", help="fit the head model to a portrait's MediaPipe landmarks",

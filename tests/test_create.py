@@ -78,3 +78,70 @@ def test_no_face_is_a_clear_error_and_writes_no_avatar(tmp_path):
     with pytest.raises(PerseError, match="no face"):
         create_avatar(gray, tmp_path / "x.perse", quality=TINY, device="cpu", print_fn=lambda s: None)
     assert not (tmp_path / "x.perse").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Very large images
+# --------------------------------------------------------------------------------------------------
+def png_header(width: int, height: int) -> bytes:
+    """A PNG file that is only a header (IHDR + IEND): claims width x height RGB, holds no pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) \
+        + chunk(b"IEND", b"")
+
+
+def test_square_crop_can_be_limited_around_the_face():
+    face = np.array([[300.0, 100.0], [340.0, 140.0]])
+    assert square_crop_box(face, 1000, 400, max_side=100) == (270, 70, 100)
+    assert square_crop_box(face, 1000, 400, max_side=5000) == (120, 0, 400)
+
+
+@pytest.mark.parametrize("side", [30000, 12000])
+def test_huge_image_headers_are_refused_before_decoding(tmp_path, side):
+    path = tmp_path / f"huge{side}.png"
+    path.write_bytes(png_header(side, side))   # 900 MP / 144 MP claimed; decoding would need GBs
+    out = tmp_path / "huge.perse"
+    with pytest.raises(PerseError, match="120 megapixels|120 MP limit") as info:
+        create_avatar(path, out, quality=TINY, device="cpu", print_fn=lambda s: None)
+    assert "\n" not in str(info.value) and "downscale" in str(info.value)
+    assert not out.exists()
+
+
+def test_very_large_portrait_is_cropped_and_resized_before_texturing(tmp_path):
+    """A 6000 x 4000 photo (the astronaut upscaled to 4000 px): detection runs on a downscaled copy, the
+    square crop is resized to PORTRAIT_MAX_SIDE before fitting and texturing. Stopped after the texture
+    stage (the stages after it only see the 1024 px portrait, like any other)."""
+    from PIL import Image
+
+    from perse.create.pipeline import PORTRAIT_MAX_SIDE
+
+    big = Image.fromarray(skimage.data.astronaut()).resize((4000, 4000), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (6000, 4000), (90, 90, 100))
+    canvas.paste(big, (1200, 0))
+    photo = tmp_path / "big.jpg"
+    canvas.save(photo, quality=90)
+    out = tmp_path / "big.perse"
+    work = tmp_path / "big.perse.work"
+
+    def texture_done():
+        stages = work / "stages.json"
+        return stages.exists() and "texture" in json.loads(stages.read_text())
+
+    lines = []
+    with pytest.raises(KeyboardInterrupt, match="before dataset"):
+        create_avatar(photo, out, quality=TINY, device="cpu", print_fn=lines.append, cancel=texture_done)
+    stages = json.loads((work / "stages.json").read_text())
+    x0, y0, side = stages["detect"]["crop"]
+    assert side == 4000 and y0 == 0 and 951 <= x0 <= 1400         # centred on the face, inside the photo
+    assert stages["detect"]["size"] == PORTRAIT_MAX_SIDE
+    assert any(f"resized to {PORTRAIT_MAX_SIDE} px" in line for line in lines)
+    assert imageio.imread(work / "portrait.png").shape == (PORTRAIT_MAX_SIDE, PORTRAIT_MAX_SIDE, 3)
+    fit = json.loads((work / "fit.json").read_text())
+    assert fit["camera"]["width"] == PORTRAIT_MAX_SIDE and fit["mean_error_iod"] < 0.02
+    assert imageio.imread(work / "texture.png").shape == (TINY.texture_size, TINY.texture_size, 3)
+    assert not out.exists()

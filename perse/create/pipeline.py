@@ -6,7 +6,10 @@ skips what is done; Ctrl-C during training saves a checkpoint that ``--resume`` 
     detect    load the photo (EXIF, any colour mode), square-crop around the largest face, landmarks
     fit       robust fit of the head model (shape, expression, jaw, eyes, pose, focal length)
     texture   portrait texture: background removed, photo projected on the head, unseen parts completed
-    dataset   synthetic attribute dataset of this person (portrait texture + identity shape)
+    dataset   synthetic attribute dataset of this person (portrait texture + identity shape); with
+              ``editor="diffusers:PATH"`` the portrait is first edited per attribute variant by a local
+              inpainting pipeline (`perse.create.editors`; edits and their textures are kept in
+              ``WORK/edits/``) and each edit's texture is that variant's look
     train     Gaussian avatar with the attribute latent space
     evaluate  held-out PSNR/SSIM of the dataset, and the reference view against the portrait
     save      the avatar, with the portrait's fitted parameters and camera as its reference view
@@ -27,6 +30,11 @@ from perse.errors import PerseError
 from perse.io_utils import atomic_write_text, check_writable_parent
 
 STAGES = ("detect", "fit", "texture", "dataset", "train", "evaluate", "save")
+# Large photos: the square crop spans at most this many outer-eye-corner distances (a head-and-shoulders
+# framing; a small face in a big photo is not shrunk away), then is resized to at most PORTRAIT_MAX_SIDE
+# pixels before fitting and texturing (memory and time stay bounded; the texture is at most 1024 texels).
+CROP_MAX_EYE_SPANS = 12.0
+PORTRAIT_MAX_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,11 @@ QUALITIES = {
 }
 
 
-def square_crop_box(face_points: np.ndarray, width: int, height: int) -> tuple[int, int, int]:
-    """(x0, y0, side) of the largest square inside the image centred on the face as far as possible."""
-    side = min(width, height)
+def square_crop_box(face_points: np.ndarray, width: int, height: int,
+                    max_side: int | None = None) -> tuple[int, int, int]:
+    """(x0, y0, side) of the largest square inside the image (at most `max_side`) centred on the face as
+    far as possible."""
+    side = min(width, height) if max_side is None else max(1, min(width, height, int(max_side)))
     cx, cy = face_points.mean(axis=0)
     x0 = int(round(min(max(cx - side / 2, 0), width - side)))
     y0 = int(round(min(max(cy - side / 2, 0), height - side)))
@@ -106,15 +116,18 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
                   flame: str | None = None, flame_embedding: str | None = None, work: str | Path | None = None,
                   resume: bool = False, seed: int = 0, print_fn: Callable[[str], None] = print,
                   cancel: Callable[[], bool] | None = None,
-                  on_progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run every stage; returns the summary (paths, fit error, evaluation).
+                  on_progress: Callable[[str, float], None] | None = None, editor="builtin") -> dict:
+    """Run every stage; returns the summary (paths, fit error, evaluation, editor).
 
-    cancel: polled between stages and every training step; True stops with KeyboardInterrupt, keeping
-        finished stages (and a training checkpoint) for ``resume=True``.
+    cancel: polled between stages, every training step and every editor step; True stops with
+        KeyboardInterrupt, keeping finished stages (a training checkpoint, finished edits) for ``resume=True``.
     on_progress(stage, fraction): overall progress in [0, 1] for a UI.
+    editor: "builtin" (the procedural painter) | "diffusers:PATH" (a local inpainting pipeline folder) |
+        an `EditorSpec` | an `AttributeEditor` (e.g. a `DiffusersEditor` with fewer steps or categories).
     """
     import imageio.v2 as imageio
 
+    from perse.create.editors import AttributeEditor, parse_editor_spec
     from perse.head.registry import load_head_model
     from perse.render import resolve_backend
     from perse.track import detect_largest_face, fit_head, load_image
@@ -129,11 +142,16 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     if out.suffix != ".perse":
         raise PerseError(f"--out {out} must end in .perse")
     backend = resolve_backend({"auto": "auto", "cpu": "cpu", "cuda": "gsplat"}.get(device, device))
+    editor_spec = editor.spec if isinstance(editor, AttributeEditor) else parse_editor_spec(editor)
     work = Path(work) if work else out.with_name(out.name + ".work")
     if work.exists() and not resume and any(work.iterdir()):
         raise PerseError(f"work folder {work} exists: pass --resume to continue it, or delete it")
     work.mkdir(parents=True, exist_ok=True)
     log = StageLog(work, q, print_fn, cancel, on_progress)
+    made_with = log.done.get("dataset", {}).get("editor", "builtin")
+    if log.is_done("dataset") and made_with != str(editor_spec):
+        raise PerseError(f"{work} holds a dataset made with --editor {made_with}; resume with that editor, "
+                         "or delete the work folder to start over")
     head = load_head_model(flame, flame_embedding)
     if head.uvs is None or not head.region_names:
         raise PerseError(f"{head.meta.get('name', 'this head model')} has no texture layout or regions, which "
@@ -146,12 +164,21 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
         image = load_image(portrait)
         detection = detect_largest_face(image, str(portrait))
         h, w = image.shape[:2]
-        x0, y0, side = square_crop_box(detection.face.points, w, h)
+        max_side = int(np.ceil(CROP_MAX_EYE_SPANS * detection.face.eye_corner_distance))
+        x0, y0, side = square_crop_box(detection.face.points, w, h, max_side)
         square = np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
+        del image  # a large photo is not kept in memory through the later stages
         if detection.num_faces > 1:
             print_fn(f"      {detection.num_faces} faces found; using the largest")
+        if side > PORTRAIT_MAX_SIDE:
+            from PIL import Image
+
+            square = np.asarray(Image.fromarray(square).resize((PORTRAIT_MAX_SIDE, PORTRAIT_MAX_SIDE),
+                                                               Image.Resampling.LANCZOS))
+            print_fn(f"      portrait crop of {side} px resized to {PORTRAIT_MAX_SIDE} px")
         imageio.imwrite(photo_path, square)
-        log.finish("detect", t, num_faces=detection.num_faces, crop=[x0, y0, side], source=str(portrait))
+        log.finish("detect", t, num_faces=detection.num_faces, crop=[x0, y0, side], size=int(square.shape[0]),
+                   source=str(portrait))
     square = imageio.imread(photo_path)
 
     # -- fit ----------------------------------------------------------------------------------
@@ -185,15 +212,19 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     # -- dataset ------------------------------------------------------------------------------
     dataset_dir = work / "dataset"
     if not log.is_done("dataset"):
+        from perse.render.gl import MeshRenderer
         from perse.synth.generator import generate_dataset
 
         t = log.start("dataset")
-        generate_dataset(dataset_dir, head, num_frames_per_variant=q.frames_per_variant, image_size=q.image_size,
-                         seed=seed, overwrite=True, texture_size=q.texture_size, base_texture=texture,
-                         identity_shape=fit.params.shape[0], reference_camera=fit.camera.resized(q.image_size,
-                                                                                                 q.image_size),
-                         reference_params=fit.params)
-        log.finish("dataset", t)
+        with MeshRenderer() as renderer:
+            variant_textures = _edited_variant_textures(editor, editor_spec, device, square, head, fit, q, work,
+                                                        seed, renderer, log, print_fn)
+            generate_dataset(dataset_dir, head, num_frames_per_variant=q.frames_per_variant,
+                             image_size=q.image_size, seed=seed, overwrite=True, texture_size=q.texture_size,
+                             base_texture=texture, identity_shape=fit.params.shape[0],
+                             reference_camera=fit.camera.resized(q.image_size, q.image_size),
+                             reference_params=fit.params, renderer=renderer, variant_textures=variant_textures)
+        log.finish("dataset", t, editor=str(editor_spec), edited=[f"{c}/{v}" for c, v in variant_textures])
 
     # -- train --------------------------------------------------------------------------------
     trained = work / "trained.perse"
@@ -242,6 +273,7 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     t = log.start("save")
     training = dict(avatar.meta.get("training", {}))
     training["create"] = {"quality": q.name, "portrait": str(portrait), "fit_error_iod": fit_data["mean_error_iod"],
+                          "editor": log.done["dataset"].get("editor", "builtin"),
                           "heldout_psnr": report["psnr"], "heldout_ssim": report["ssim"],
                           "reference_psnr_face": report["reference_view"]["psnr_face"]}
     save_avatar(avatar, out, training=training)
@@ -250,7 +282,27 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
              f"{report['reference_view']['psnr_face']:.2f} dB")
     print_fn(f"wrote {out} (work files in {work})")
     return {"out": str(out), "work": str(work), "quality": asdict(q), "evaluation": report,
-            "fit_error_iod": fit_data["mean_error_iod"]}
+            "fit_error_iod": fit_data["mean_error_iod"], "editor": log.done["dataset"].get("editor", "builtin"),
+            "edited": log.done["dataset"].get("edited", [])}
+
+
+def _edited_variant_textures(editor, spec, device: str, portrait: np.ndarray, head, fit, q: Quality, work: Path,
+                             seed: int, renderer, log: StageLog, print_fn) -> dict:
+    """The dataset stage's editor step: {(category, variant): texture} of the portrait edits (empty for
+    the built-in editor). Edits and textures are PNGs in WORK/edits, so --resume does not redo them."""
+    from perse.create.editors import AttributeEditor, edit_portraits, edited_textures, make_editor
+    from perse.synth.variants import CATEGORIES
+
+    if spec.kind == "builtin":
+        return {}
+    ed = editor if isinstance(editor, AttributeEditor) else make_editor(spec, device=device)
+    pairs = ed.variants(CATEGORIES)
+    print_fn(f"      editor {spec}: {len(pairs)} portrait edits")
+    folder = work / "edits"
+    edits = edit_portraits(ed, portrait, head, fit, CATEGORIES, folder, seed=seed, cancel=log.cancel,
+                           on_fraction=lambda f: log.progress("dataset", 0.5 * f), renderer=renderer)
+    return edited_textures(edits, head, fit, q.texture_size, folder, seed=seed, renderer=renderer,
+                           cancel=log.cancel)
 
 
 def _fit_from_json(data: dict):

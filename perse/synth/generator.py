@@ -34,6 +34,9 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                     "identity_shape": [S floats] | null, "reference_frames": int}
     }
     base_texture.png    only with a base texture: the texture the looks were painted over (RGB uint8).
+    variant_textures/CATEGORY_VARIANT.png  only with variant textures (an attribute editor's edits): used
+                        instead of painting for that variant, inside the category's UV region;
+                        listed in generator["variant_textures"] as {"category", "variant", "file", "sha256"}.
     images/NNNNNN.png   RGBA uint8; alpha = coverage of head + accessories; RGB is straight (not
                         premultiplied) colour, 0 on the background.
     regions/NNNNNN.png  uint16 single channel; bit c set where category c's region (its head regions plus
@@ -42,6 +45,8 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
 A person (`perse create`): `base_texture` replaces the procedural albedo, `identity_shape` is every
 frame's params.shape, and with the portrait's camera and parameters a few training frames repeat the
 portrait's own view in the reference look (exact duplicates: they weight that view in training).
+With an attribute editor (`perse create --editor diffusers:PATH`), `variant_textures` gives edited
+variants their own texture (the edited portrait projected on the head) instead of the painted one.
 
 The folder is built as ``OUT.partial`` and renamed to ``OUT`` at the very end; any error or Ctrl-C
 removes the partial folder, so ``OUT`` only ever holds a complete dataset.
@@ -259,11 +264,14 @@ class FrameRenderer:
     """Holds the head's painter, accessory cache and GL renderer; renders looks in any pose."""
 
     def __init__(self, head: HeadModel, categories: list[Category], texture_size: int = 512, seed: int = 0,
-                 renderer=None, base_texture: np.ndarray | None = None):
+                 renderer=None, base_texture: np.ndarray | None = None,
+                 variant_textures: dict[tuple[str, str], np.ndarray] | None = None):
         self.head = head
         self.categories = categories
         self.anatomy: HeadAnatomy = head_anatomy(head)
         self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed, base_texture=base_texture)
+        self.variant_textures = check_variant_textures(variant_textures, categories, texture_size)
+        self._composed: dict[tuple, np.ndarray] = {}
         # A photo texture already holds the portrait's real lighting: the head is drawn unlit (so the
         # reference view reproduces the photo) while accessory geometry is still lit by the rig.
         self.photo_texture = base_texture is not None
@@ -277,6 +285,7 @@ class FrameRenderer:
                                          + [ACCESSORY_LABEL_BASE + i], dtype=np.int32)
                                 for i, c in enumerate(categories)]
         self._cat_index = {c.name: i for i, c in enumerate(categories)}
+        self._by_name = {c.name: c for c in categories}
 
     @property
     def renderer(self):
@@ -297,7 +306,7 @@ class FrameRenderer:
 
         a = self.anatomy
         out = [Mesh(vertices=vertices.astype(np.float32), faces=a.faces, uvs=a.uvs.astype(np.float32),
-                    uv_faces=a.uv_faces, texture=self.painter.paint(look), face_labels=self.face_labels,
+                    uv_faces=a.uv_faces, texture=self.texture(look), face_labels=self.face_labels,
                     specular=0.06, unlit=self.photo_texture)]
         for acc in self.accessories.get(look):
             label = ACCESSORY_LABEL_BASE + self._cat_index.get(acc.category, 15)
@@ -306,6 +315,40 @@ class FrameRenderer:
                             face_labels=np.full(acc.faces.shape[0], label, dtype=np.int32),
                             opacity=acc.opacity, specular=acc.specular, smooth=True))
         return out
+
+    def texture(self, look: dict[str, str]) -> np.ndarray:
+        """(S, S, 3) uint8 albedo of `look`: the painter's, with edited variants composited in.
+
+        For every (category, variant) of the look that has a variant texture (a portrait edited by an
+        attribute editor, projected on the head), the painted texture of the look without those edits
+        gets the edit's change over the reference texture, inside the category's UV region:
+        ``paint(look') + w_c * (variant - paint(reference))``. A look with one edit and the rest
+        reference is thus the variant texture inside the region and the reference outside it, and a
+        second, painted category in the same look keeps its paint. Cached per look (GL textures are
+        cached by object identity)."""
+        edits = [(c.name, look[c.name]) for c in self.categories
+                 if (c.name, look.get(c.name)) in self.variant_textures]
+        if not edits:
+            return self.painter.paint(look)
+        key = tuple(look.get(c.name) for c in self.categories)
+        if key not in self._composed:
+            rest = {**look, **{cat: self._by_name[cat].reference for cat, _ in edits}}
+            out = self.painter.paint(rest).astype(np.float32)
+            ref = self.painter.paint({c.name: c.reference for c in self.categories}).astype(np.float32)
+            for cat, var in edits:
+                w = self._region_weight(cat)[..., None]
+                out += w * (self.variant_textures[(cat, var)].astype(np.float32) - ref)
+            self._composed[key] = np.clip(np.round(out), 0, 255).astype(np.uint8)
+        return self._composed[key]
+
+    def _region_weight(self, category: str) -> np.ndarray:
+        """(S, S) float32 in [0, 1]: the category's head regions in texture space (gutters: nearest texel)."""
+        atlas = self.painter.atlas
+        names = self.anatomy.region_names
+        ids = [names.index(r) for r in self._by_name[category].regions]
+        w = np.zeros(atlas.size * atlas.size, np.float32)
+        w[atlas.index] = np.clip(atlas.region_weights[:, ids].sum(axis=1), 0.0, 1.0)
+        return w[atlas.fill_from].reshape(atlas.size, atlas.size)
 
     def posed_vertices(self, params: HeadParams) -> np.ndarray:
         """(V, 3) float64 head vertices for `params` (batch 1)."""
@@ -323,6 +366,29 @@ class FrameRenderer:
         result = self.renderer.render(self.meshes(look, verts), camera, background=(0.0, 0.0, 0.0),
                                       lighting=lighting)
         return encode_rgba(result.rgb, result.alpha), region_bits(result.labels, self.category_labels, dilation), result
+
+
+def check_variant_textures(textures: dict[tuple[str, str], np.ndarray] | None, categories: list[Category],
+                           size: int) -> dict[tuple[str, str], np.ndarray]:
+    """Validated variant textures at the painter's `size`: keys (category, non-reference variant) of
+    `categories` that restrict themselves to head regions; values square RGB uint8 (resampled to size)."""
+    from perse.synth.texture import check_base_texture, resample_texture
+
+    out: dict[tuple[str, str], np.ndarray] = {}
+    by_name = {c.name: c for c in categories}
+    for key, tex in (textures or {}).items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise PerseError(f"variant_textures keys must be (category, variant) pairs, got {key!r}")
+        cat, var = key
+        if cat not in by_name:
+            raise PerseError(f"variant texture for unknown category '{cat}'; this dataset has {', '.join(by_name)}")
+        by_name[cat].index(var)
+        if var == by_name[cat].reference:
+            raise PerseError(f"variant texture for {cat}/{var}: the reference look is the base texture, not an edit")
+        if not by_name[cat].regions:
+            raise PerseError(f"category '{cat}' has no head regions to composite its variant texture into")
+        out[(cat, var)] = resample_texture(check_base_texture(tex), size)
+    return out
 
 
 def head_fixed_lighting(camera: Camera, head_rotation: np.ndarray, base=None):
@@ -432,7 +498,8 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      on_frame: Callable[[int, int], None] | None = None,
                      base_texture: np.ndarray | None = None, identity_shape: torch.Tensor | None = None,
                      reference_camera: Camera | None = None, reference_params: HeadParams | None = None,
-                     reference_frames: int = 4) -> Path:
+                     reference_frames: int = 4,
+                     variant_textures: dict[tuple[str, str], np.ndarray] | None = None) -> Path:
     """Render a synthetic attribute dataset into `out_dir` (format: see the module docstring).
 
     Args:
@@ -455,6 +522,10 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         reference_camera, reference_params: the portrait's camera and fitted parameters (batch 1).
             Given both, `reference_frames` training frames render exactly that view with the reference
             look (marked ``"reference": true``), so the avatar learns the portrait's own framing.
+        variant_textures: {(category, variant): (T, T, 3) uint8} textures used instead of painting for
+            those variants (e.g. portraits edited by `perse.create.editors`, projected on the head),
+            composited inside the category's UV region (`FrameRenderer.texture`); accessory geometry
+            still follows the look. Saved as ``variant_textures/CATEGORY_VARIANT.png``.
     Returns:
         The dataset folder.
     """
@@ -492,10 +563,17 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         (partial / "regions").mkdir()
         plans = plan_frames(cats, settings, np.random.default_rng([settings.seed, 2]))
         frame_renderer = FrameRenderer(head, cats, settings.texture_size, settings.seed, renderer,
-                                       base_texture=base_texture)
+                                       base_texture=base_texture, variant_textures=variant_textures)
         _paint_all(frame_renderer, plans, progress)
         if base_texture is not None:
             _write_png(partial / "base_texture.png", base_texture)
+        variant_files = []
+        if frame_renderer.variant_textures:
+            (partial / "variant_textures").mkdir()
+        for (cat, var), tex in frame_renderer.variant_textures.items():
+            rel = f"variant_textures/{cat}_{var}.png"
+            _write_png(partial / rel, tex)
+            variant_files.append({"category": cat, "variant": var, "file": rel, "sha256": texture_sha256(tex)})
         # Jobs: (plan, fixed params and camera or None to sample); reference views come last so the
         # sampled frames keep the numbering they have without them.
         jobs: list[tuple[FramePlan, HeadParams | None, Camera | None]] = [(pl, None, None) for pl in plans]
@@ -540,6 +618,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      "base_texture": None if base_texture is None else {
                          "file": "base_texture.png", "size": int(base_texture.shape[0]),
                          "sha256": texture_sha256(base_texture)},
+                     "variant_textures": variant_files,
                      "identity_shape": None if identity is None else identity[0].tolist(),
                      "reference_frames": sum(1 for _, fp, _ in jobs if fp is not None),
                      "seconds": time.perf_counter() - t_start,
@@ -603,10 +682,13 @@ def _paint_all(fr: FrameRenderer, plans: list[FramePlan], progress: bool) -> Non
 
     looks = {}
     for p in plans:
-        looks.setdefault(tuple(p.look.get(c) for c in TEXTURE_CATEGORIES), p.look)
+        # Edited variants make a texture depend on more than the texture categories.
+        edited = tuple(p.look.get(c.name) for c in fr.categories
+                       if (c.name, p.look.get(c.name)) in fr.variant_textures)
+        looks.setdefault(tuple(p.look.get(c) for c in TEXTURE_CATEGORIES) + edited, p.look)
     bar = _bar(len(looks), "synth: painting textures", "tex", progress)
     for look in looks.values():
-        fr.painter.paint(look)
+        fr.texture(look)
         fr.accessories.get(look)
         if bar is not None:
             bar.update(1)
