@@ -138,7 +138,8 @@ class DriveSession:
             self.live = None
         if self.live is None:
             # a copy: the tracking thread must only see settings through update_settings
-            self.live = LiveDriver(self.head, factory, DriveSettings(**vars(self.settings)), realtime=True, loop=loop)
+            self.live = LiveDriver(self.head, factory, DriveSettings(**vars(self.settings)), realtime=True, loop=loop,
+                                   paced=True)  # track in turn with the render: lowest latency on a CPU
             self.source_key, self._seen = key, 0
         self.live.source_factory, self.live.loop = factory, loop
         self.live.start()

@@ -445,3 +445,30 @@ def test_driving_a_flame_head(tmp_path, photo):
         s = d.process(place_on_canvas(photo), 0.0)
     assert s.face_found and s.vector.shape == (flame.num_expression + 15,)
     np.testing.assert_allclose(s.vector[d.layout["eye_left_rot"]], s.vector[d.layout["eye_right_rot"]])
+
+
+def test_paced_live_driver_tracks_in_turn_with_a_slow_consumer(head, photo):
+    """Paced: the tracker waits for the consumer to display a sample before tracking the next frame, so
+    a slow consumer gets fresh samples and frames nobody shows are not tracked."""
+    frames = [place_on_canvas(photo)]
+    live = LiveDriver(head, lambda: FramesSource(frames, fps=60.0), DriveSettings(), paced=True)
+    live.start()
+    displayed = 0
+    try:
+        seen = 0
+        deadline = time.perf_counter() + 3.0
+        while time.perf_counter() < deadline:
+            sample, version = live.latest()
+            if sample is None or version == seen:
+                time.sleep(0.002)
+                continue
+            seen = version
+            time.sleep(0.15)  # a slow render
+            live.mark_displayed(sample)
+            displayed += 1
+    finally:
+        live.close()
+    stats = live.stats()
+    assert displayed >= 5
+    assert stats.frames_tracked <= displayed + 2  # one sample per displayed frame, not one per camera frame
+    assert stats.latency_ms < 150 + 100  # the render plus at most a frame's age and tracking

@@ -126,14 +126,54 @@ class LiveStats:
     frames_skipped: int
 
 
+class ConsumerPacer:
+    """Tracking in turn with a consumer slower than the camera (a CPU render at 512 px).
+
+    Unpaced, the tracker publishes samples faster than the consumer takes them: each sample then waits
+    for the consumer's current render to end (half a render on average), and the surplus tracking runs
+    alongside the render, slowing both on a small CPU. Paced, the tracker waits until the consumer has
+    displayed the sample it published, then tracks the newest frame: latency is then about the frame's
+    age + tracking + render, and only displayed frames are tracked. (Overlapping tracking with the
+    render was measured worse on 2 cores: both slow down.) Without a consumer (nothing displayed within
+    `timeout_s`), tracking runs at the camera's rate.
+    """
+
+    def __init__(self, timeout_s: float = 0.25):
+        self.timeout_s = timeout_s
+        self._cond = threading.Condition()
+        self._taken_version = 0
+        self._displayed_version = 0
+
+    def taken(self, version: int) -> None:
+        """The consumer took sample `version` (consumer thread)."""
+        with self._cond:
+            self._taken_version = max(self._taken_version, version)
+
+    def displayed(self) -> None:
+        """The consumer displayed the sample it took last (consumer thread)."""
+        with self._cond:
+            self._displayed_version = self._taken_version
+            self._cond.notify_all()
+
+    def wait_turn(self, published_version: int, stop: threading.Event) -> None:
+        """Block the tracking thread until the consumer has displayed `published_version` (or timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._displayed_version >= published_version or stop.is_set(),
+                                self.timeout_s)
+
+
 class LiveDriver:
     """Runs capture and tracking threads for one source at a time; the consumer polls `latest()`.
 
     source_factory: opens the source (called by `start`, so a camera can be reopened after it was lost).
+    paced: track in turn with a consumer that calls `latest` and `mark_displayed` (see
+        `ConsumerPacer`); recorded takes then hold the displayed samples. Unpaced, every frame the
+        tracker can keep up with is tracked (and recorded).
     """
 
     def __init__(self, head: HeadModel, source_factory: Callable[[], FrameSource],
-                 settings: DriveSettings | None = None, realtime: bool = True, loop: bool = False):
+                 settings: DriveSettings | None = None, realtime: bool = True, loop: bool = False,
+                 paced: bool = False):
         self.head = head
         self.source_factory = source_factory
         self.settings = settings or DriveSettings()
@@ -142,6 +182,7 @@ class LiveDriver:
         self.status = "stopped"
         self.tracking = RollingStats()
         self.latency = RollingStats()
+        self.pacer = ConsumerPacer() if paced else None
         self._driver: Driver | None = None
         self._capture: CaptureThread | None = None
         self._tracker: threading.Thread | None = None
@@ -223,12 +264,18 @@ class LiveDriver:
 
     def latest(self) -> tuple[DriveSample | None, int]:
         """The newest sample and its version (compare versions to see whether it is new)."""
-        return self.output.peek()
+        sample, version = self.output.peek()
+        if self.pacer is not None and sample is not None:
+            self.pacer.taken(version)
+        return sample, version
 
     def mark_displayed(self, sample: DriveSample, t: float | None = None) -> None:
         """The consumer has shown `sample`: records capture -> display latency."""
+        t = time.perf_counter() if t is None else t
+        if self.pacer is not None:
+            self.pacer.displayed()
         if sample.face_found:
-            self.latency.add(((time.perf_counter() if t is None else t) - sample.capture_time) * 1000.0)
+            self.latency.add((t - sample.capture_time) * 1000.0)
 
     def stats(self) -> LiveStats:
         capture = self._capture
@@ -268,14 +315,17 @@ class LiveDriver:
                 self._tracked += 1
                 self.tracking.add(sample.tracking_ms)
                 self.status = sample.status
-                self._publish(sample)
+                published = self._publish(sample)
+                if self.pacer is not None:
+                    self.pacer.wait_turn(published, self._stop_event)
         except Exception as exc:  # report instead of dying silently; the UI shows status
             self.status = f"tracking failed: {exc}"
             raise
 
-    def _publish(self, sample: DriveSample) -> None:
+    def _publish(self, sample: DriveSample) -> int:
         with self._lock:
             recorder = self._recorder
         if recorder is not None:
             recorder.add(sample.capture_time, sample.vector)
         self.output.put(sample)
+        return self.output.version

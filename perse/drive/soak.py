@@ -44,7 +44,8 @@ def make_clip(path: Path, seconds: float = 10.0, fps: int = 30) -> Path:
     return path
 
 
-def soak(avatar, video: Path, minutes: float, size: int, interval_s: float, backend: str, log=print) -> list[dict]:
+def soak(avatar, video: Path, minutes: float, size: int, interval_s: float, backend: str, paced: bool = True,
+         log=print) -> list[dict]:
     from perse.avatar.model import AvatarState
     from perse.drive import DriveSettings, LiveDriver, VideoFileSource
     from perse.drive.retarget import ParamLayout
@@ -55,7 +56,8 @@ def soak(avatar, video: Path, minutes: float, size: int, interval_s: float, back
     with torch.no_grad():
         camera = orbit_view(avatar.head_vertices(avatar.reference_state().head), 0.0, 0.0, size)
     background = torch.ones(3)
-    live = LiveDriver(avatar.head, lambda: VideoFileSource(video), DriveSettings(), realtime=True, loop=True)
+    live = LiveDriver(avatar.head, lambda: VideoFileSource(video), DriveSettings(), realtime=True, loop=True,
+                      paced=paced)
     rows: list[dict] = []
     live.start()
     start = time.perf_counter()
@@ -108,14 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="seconds per report row")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--unpaced", action="store_true", help="track every frame (no just-in-time pacing)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     avatar = load_avatar(resolve_avatar_path(args.avatar)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(args.video) if args.video else make_clip(Path(tmp) / "clip.mp4")
         print(f"soak: {args.minutes:g} min, video {video if args.video else 'astronaut clip (generated)'}, "
-              f"{args.size}x{args.size} render, backend {args.backend}")
-        rows = soak(avatar, video, args.minutes, args.size, args.interval, args.backend)
+              f"{args.size}x{args.size} render, backend {args.backend}, {'unpaced' if args.unpaced else 'paced'}")
+        rows = soak(avatar, video, args.minutes, args.size, args.interval, args.backend, paced=not args.unpaced)
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         print(f"growth first -> last interval: memory {last['rss_mb'] - first['rss_mb']:+.1f} MB, latency median "
