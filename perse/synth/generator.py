@@ -69,6 +69,7 @@ import torch
 from perse.errors import PerseError
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera, orbit_camera
+from perse.rotations import axis_angle_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
 from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
@@ -170,35 +171,6 @@ def plan_frames(categories: list[Category], settings: SynthSettings, rng: np.ran
     plans = [FramePlan(lk, "train") for lk in train] + [FramePlan(lk, "test") for lk in test]
     order = rng.permutation(len(plans))
     return [plans[i] for i in order]
-
-
-def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Axis-angle (3,) of R = Ry(yaw) @ Rx(pitch) @ Rz(roll), angles in radians.
-
-    Positive yaw turns the face toward +x (the subject's left), positive pitch tilts it down (+y toward +z).
-    """
-    cy, sy, cp, sp, cr, sr = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll), math.sin(roll)
-    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-    return matrix_to_axis_angle(Ry @ Rx @ Rz)
-
-
-def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """(3,) axis-angle -> (3, 3) numpy rotation, through `perse.head.lbs.axis_angle_to_matrix`."""
-    from perse.head.lbs import axis_angle_to_matrix
-
-    return axis_angle_to_matrix(torch.as_tensor(rotvec, dtype=torch.float64)).numpy()
-
-
-def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
-    """(3,) axis-angle of a rotation matrix (3, 3) (angles below pi)."""
-    cos = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)
-    angle = math.acos(cos)
-    if angle < 1e-8:
-        return np.zeros(3)
-    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / (2.0 * math.sin(angle))
-    return w * angle
 
 
 def sample_expression(names: list[str], rng: np.random.Generator, max_units: int) -> np.ndarray:
