@@ -16,7 +16,6 @@ from perse.drive import (CameraLost, Driver, DriveSettings, FrameSource, ImageFo
 from perse.drive.accuracy import moving_photo_frames, place_on_canvas
 from perse.drive.driver import ease_weight, select_face
 from perse.errors import PerseError
-from perse.head.builtin import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import Camera
 from perse.rotations import euler_to_axis_angle
@@ -24,22 +23,10 @@ from perse.track.landmarks import FaceLandmarks
 
 
 @pytest.fixture(scope="module")
-def head():
-    return load_builtin_head()
-
-
-@pytest.fixture(scope="module")
-def photo():
-    from skimage.data import astronaut
-
-    return astronaut()[:300, 90:360]
-
-
-@pytest.fixture(scope="module")
-def driving_video(tmp_path_factory, photo):
+def driving_video(tmp_path_factory, astronaut_face):
     """A 24-frame 640x480 MP4 of the astronaut photo drifting (real face, MediaPipe finds it)."""
     path = tmp_path_factory.mktemp("video") / "drive.mp4"
-    imageio.mimwrite(path, moving_photo_frames(photo, 24), fps=24, codec="libx264", quality=8,
+    imageio.mimwrite(path, moving_photo_frames(astronaut_face, 24), fps=24, codec="libx264", quality=8,
                      macro_block_size=1, ffmpeg_log_level="error")
     return path
 
@@ -130,11 +117,11 @@ def _landmarks(head, camera, params):
 
 
 @pytest.fixture(scope="module")
-def webcam_camera(head):
+def webcam_camera(builtin_head):
     from perse.render.framing import orbit_view
 
     with torch.no_grad():
-        rest = head(head.zero_params()).vertices[0]
+        rest = builtin_head(builtin_head.zero_params()).vertices[0]
     cam = orbit_view(rest, 0.0, 0.0, 480)
     K = cam.K.clone()
     K[0, 2] = (640 - 1) / 2  # a 640x480 frame with the same focal length
@@ -145,26 +132,26 @@ def _fov(camera):
     return float(np.degrees(2 * np.arctan(0.5 * 640 / float(camera.K[0, 0]))))
 
 
-def test_retargeter_recovers_known_parameters_and_calibrates(head, webcam_camera):
+def test_retargeter_recovers_known_parameters_and_calibrates(builtin_head, webcam_camera):
     from perse.drive.retarget import RetargetSettings
 
-    r = Retargeter(head, RetargetSettings(fov_deg=_fov(webcam_camera)))
+    r = Retargeter(builtin_head, RetargetSettings(fov_deg=_fov(webcam_camera)))
     L = r.layout
     rest_pose = HeadParams(global_rot=torch.tensor(euler_to_axis_angle(0.15, 0.05, 0.0)[None], dtype=torch.float32),
-                           expression=head.expression_vector({"mouthSmileLeft": 0.3})[None])
-    neutral = _landmarks(head, webcam_camera, rest_pose)
+                           expression=builtin_head.expression_vector({"mouthSmileLeft": 0.3})[None])
+    neutral = _landmarks(builtin_head, webcam_camera, rest_pose)
     r.calibrate([neutral] * 3, (640, 480))
     out = r.retarget(r.track(neutral, (640, 480))[0])
     assert np.abs(out).max() < 0.02  # the user's resting face drives a neutral avatar
     turn = euler_to_axis_angle(0.15 + 0.25, 0.05, 0.0)
     moved = HeadParams(global_rot=torch.tensor(turn[None], dtype=torch.float32), jaw_rot=torch.tensor([[0.2, 0.0, 0.0]]),
-                       expression=head.expression_vector({"mouthSmileLeft": 0.3, "browInnerUp": 0.6})[None])
+                       expression=builtin_head.expression_vector({"mouthSmileLeft": 0.3, "browInnerUp": 0.6})[None])
     for _ in range(3):
-        raw, fit = r.track(_landmarks(head, webcam_camera, moved), (640, 480))
+        raw, fit = r.track(_landmarks(builtin_head, webcam_camera, moved), (640, 480))
     out = r.retarget(raw)
     assert fit.mean_error_iod < 0.005
     assert abs(out[L["jaw_rot"]][0] - 0.2) < 0.02
-    assert abs(out[L["expression"]][head.expression_names.index("browInnerUp")] - 0.6) < 0.1
+    assert abs(out[L["expression"]][builtin_head.expression_names.index("browInnerUp")] - 0.6) < 0.1
     np.testing.assert_allclose(out[L["global_rot"]], euler_to_axis_angle(0.25, 0.0, 0.0), atol=0.03)
     r.settings.gain = 2.0
     assert abs(r.retarget(raw)[L["jaw_rot"]][0] - 0.4) < 0.04  # gain, within the jaw's bound
@@ -172,8 +159,8 @@ def test_retargeter_recovers_known_parameters_and_calibrates(head, webcam_camera
     assert np.all(r.retarget(raw)[L["global_rot"]] == 0) and np.all(r.retarget(raw)[L["translation"]] == 0)
 
 
-def test_clamp_keeps_parameters_plausible(head):
-    r = Retargeter(head)
+def test_clamp_keeps_parameters_plausible(builtin_head):
+    r = Retargeter(builtin_head)
     L = r.layout
     wild = np.full(L.size, 10.0)
     out = r.clamp(wild)
@@ -183,8 +170,8 @@ def test_clamp_keeps_parameters_plausible(head):
     assert np.abs(out[L["translation"]]).max() <= 0.2
 
 
-def test_param_layout_round_trip(head):
-    L = ParamLayout(head.num_expression)
+def test_param_layout_round_trip(builtin_head):
+    L = ParamLayout(builtin_head.num_expression)
     v = np.arange(L.size, dtype=np.float64) / 100
     np.testing.assert_allclose(L.from_head_params(L.to_head_params(v)), v, atol=1e-6)
     assert L.to_head_params(v).shape is None  # the avatar keeps its identity
@@ -193,9 +180,9 @@ def test_param_layout_round_trip(head):
 # --------------------------------------------------------------------------------------------------
 # takes
 # --------------------------------------------------------------------------------------------------
-def test_take_save_load_resample(head, tmp_path):
-    rec = TakeRecorder(list(head.expression_names), head.kind)
-    L = ParamLayout(head.num_expression)
+def test_take_save_load_resample(builtin_head, tmp_path):
+    rec = TakeRecorder(list(builtin_head.expression_names), builtin_head.kind)
+    L = ParamLayout(builtin_head.num_expression)
     for i in range(11):
         v = L.zeros()
         v[L["jaw_rot"]][0] = i / 10
@@ -210,10 +197,10 @@ def test_take_save_load_resample(head, tmp_path):
     assert len(frames) == 31
     assert abs(frames[15][L["jaw_rot"]][0] - 0.5) < 1e-6
     assert abs(back.vector_at(0.25)[L["jaw_rot"]][0] - 0.25) < 1e-6
-    back.check_head(head)
+    back.check_head(builtin_head)
 
 
-def test_take_bad_files(head, tmp_path):
+def test_take_bad_files(builtin_head, tmp_path):
     with pytest.raises(PerseError, match="take not found"):
         Take.load(tmp_path / "missing.npz")
     junk = tmp_path / "junk.npz"
@@ -224,13 +211,13 @@ def test_take_bad_files(head, tmp_path):
     np.savez(other, a=np.zeros(3))
     with pytest.raises(PerseError, match="not a PERSE take"):
         Take.load(other)
-    empty = TakeRecorder(list(head.expression_names)).take()
+    empty = TakeRecorder(list(builtin_head.expression_names)).take()
     with pytest.raises(PerseError, match="empty"):
         empty.save(tmp_path / "e.npz")
     assert not (tmp_path / "e.npz").exists()
     foreign = Take([0.0], np.zeros((1, 2 + 15)), ["a", "b"], "flame")
     with pytest.raises(PerseError, match="recorded for a head with 2 expressions"):
-        foreign.check_head(head)
+        foreign.check_head(builtin_head)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,10 +285,10 @@ class FramesSource(FrameSource):
         return frame
 
 
-def test_driver_holds_then_eases_without_a_face(head, photo):
-    face = place_on_canvas(photo)
+def test_driver_holds_then_eases_without_a_face(builtin_head, astronaut_face):
+    face = place_on_canvas(astronaut_face)
     blank = np.full_like(face, 90)
-    with Driver(head, DriveSettings(smoothing=0.0, hold_seconds=0.5, ease_seconds=1.0)) as d:
+    with Driver(builtin_head, DriveSettings(smoothing=0.0, hold_seconds=0.5, ease_seconds=1.0)) as d:
         s = d.process(face, 0.0)
         assert s.face_found and s.status == "tracking" and s.landmarks.shape == (478, 2)
         shown = s.vector.copy()
@@ -318,18 +305,18 @@ def test_driver_holds_then_eases_without_a_face(head, photo):
         assert back.face_found
 
 
-def test_driver_mirror_flips_the_frame(head, photo):
-    face = place_on_canvas(photo, shift=(60, 0))
-    with Driver(head, DriveSettings(mirror=True)) as d:
+def test_driver_mirror_flips_the_frame(builtin_head, astronaut_face):
+    face = place_on_canvas(astronaut_face, shift=(60, 0))
+    with Driver(builtin_head, DriveSettings(mirror=True)) as d:
         s = d.process(face, 0.0)
     assert s.landmarks[:, 0].mean() < 320  # the face moved to the left half
     assert np.array_equal(s.frame, face[:, ::-1])
 
 
-def test_live_driver_latest_value_lost_camera_and_restart(head, photo):
-    frames = [place_on_canvas(photo)] * 2
+def test_live_driver_latest_value_lost_camera_and_restart(builtin_head, astronaut_face):
+    frames = [place_on_canvas(astronaut_face)] * 2
     sources = [FramesSource(frames, fps=60.0, lose_at=40), FramesSource(frames, fps=60.0)]
-    live = LiveDriver(head, lambda: sources.pop(0), DriveSettings(hold_seconds=0.1, ease_seconds=0.3))
+    live = LiveDriver(builtin_head, lambda: sources.pop(0), DriveSettings(hold_seconds=0.1, ease_seconds=0.3))
     live.start()
     try:
         deadline = time.perf_counter() + 20
@@ -357,9 +344,9 @@ def test_live_driver_latest_value_lost_camera_and_restart(head, photo):
         live.close()
 
 
-def test_live_driver_skips_stale_frames_and_records(head, photo):
-    frames = [place_on_canvas(photo)]
-    live = LiveDriver(head, lambda: FramesSource(frames, fps=400.0), DriveSettings())
+def test_live_driver_skips_stale_frames_and_records(builtin_head, astronaut_face):
+    frames = [place_on_canvas(astronaut_face)]
+    live = LiveDriver(builtin_head, lambda: FramesSource(frames, fps=400.0), DriveSettings())
     live.start()
     try:
         live.start_recording()
@@ -418,7 +405,7 @@ def test_cli_drive_errors(tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob(".*o.mp4*"))
 
 
-def test_driving_a_flame_head(tmp_path, photo):
+def test_driving_a_flame_head(tmp_path, astronaut_face):
     """FLAME (synthetic, official format) with a 105-point embedding without irises: the jaw comes back
     from exact landmarks, real frames drive it, and gaze comes from the iris landmarks directly."""
     from flame_fixtures import write_synthetic_embedding, write_synthetic_flame
@@ -442,16 +429,16 @@ def test_driving_a_flame_head(tmp_path, photo):
         raw, fit = r.track(_landmarks(flame, camera, opened), (480, 480))
     assert abs(r.retarget(raw)[r.layout["jaw_rot"]][0] - 0.15) < 0.03
     with Driver(flame, DriveSettings(smoothing=0.0)) as d:
-        s = d.process(place_on_canvas(photo), 0.0)
+        s = d.process(place_on_canvas(astronaut_face), 0.0)
     assert s.face_found and s.vector.shape == (flame.num_expression + 15,)
     np.testing.assert_allclose(s.vector[d.layout["eye_left_rot"]], s.vector[d.layout["eye_right_rot"]])
 
 
-def test_paced_live_driver_tracks_in_turn_with_a_slow_consumer(head, photo):
+def test_paced_live_driver_tracks_in_turn_with_a_slow_consumer(builtin_head, astronaut_face):
     """Paced: the tracker waits for the consumer to display a sample before tracking the next frame, so
     a slow consumer gets fresh samples and frames nobody shows are not tracked."""
-    frames = [place_on_canvas(photo)]
-    live = LiveDriver(head, lambda: FramesSource(frames, fps=60.0), DriveSettings(), paced=True)
+    frames = [place_on_canvas(astronaut_face)]
+    live = LiveDriver(builtin_head, lambda: FramesSource(frames, fps=60.0), DriveSettings(), paced=True)
     live.start()
     displayed = 0
     try:

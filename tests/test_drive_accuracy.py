@@ -9,22 +9,9 @@ from perse.drive import DriveSettings
 from perse.drive.accuracy import (Pose, avatar_renderer, closed_loop, gl_head_renderer, jitter_ratio,
                                   moving_photo_frames, run_sequence)
 from perse.errors import PerseError
-from perse.head.builtin import load_builtin_head
 
 POSES = [Pose("jaw 0.1", jaw=0.1), Pose("jaw 0.2", jaw=0.2), Pose("yaw +0.3", yaw=0.3), Pose("pitch -0.2", pitch=-0.2),
          Pose("smile", expression={"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8}), Pose("neutral")]
-
-
-@pytest.fixture(scope="module")
-def head():
-    return load_builtin_head()
-
-
-@pytest.fixture(scope="module")
-def photo():
-    from skimage.data import astronaut
-
-    return astronaut()[:300, 90:360]
 
 
 def _check_rows(rows, max_rotation_deg):
@@ -36,13 +23,13 @@ def _check_rows(rows, max_rotation_deg):
     assert by_name["neutral"].expression_error < 0.02 and by_name["neutral"].jaw_error < 0.02
 
 
-def test_closed_loop_on_the_lit_textured_head(head):
+def test_closed_loop_on_the_lit_textured_head(builtin_head):
     try:
-        render_fn, camera, close = gl_head_renderer(head)
+        render_fn, camera, close = gl_head_renderer(builtin_head)
     except PerseError as e:
         pytest.skip(f"no OpenGL: {e}")
     try:
-        rows = closed_loop(head, render_fn, camera, POSES)
+        rows = closed_loop(builtin_head, render_fn, camera, POSES)
     finally:
         close()
     _check_rows(rows, max_rotation_deg=4.0)
@@ -60,15 +47,15 @@ def test_closed_loop_on_the_default_avatar():
     assert smile.expression_error < 0.1
 
 
-def test_real_photo_fit_is_steady_under_motion(head, photo):
-    _, fig = run_sequence(head, moving_photo_frames(photo, 40, seed=1), DriveSettings(smoothing=0.0))
+def test_real_photo_fit_is_steady_under_motion(builtin_head, astronaut_face):
+    _, fig = run_sequence(builtin_head, moving_photo_frames(astronaut_face, 40, seed=1), DriveSettings(smoothing=0.0))
     assert fig.faces == 40
     assert fig.mean_error_iod < 0.02
     assert fig.jaw_std < 0.01  # radians: the mouth does not open and close as the photo drifts
     assert fig.expression_std < 0.05
 
 
-def test_filter_removes_jitter_on_a_still_face(head, photo):
-    filtered, raw, ratio = jitter_ratio(head, photo, frames=60)
+def test_filter_removes_jitter_on_a_still_face(builtin_head, astronaut_face):
+    filtered, raw, ratio = jitter_ratio(builtin_head, astronaut_face, frames=60)
     assert raw > 0  # the unfiltered tracker does jitter on sensor noise
     assert ratio <= 0.10
