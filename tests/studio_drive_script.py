@@ -129,7 +129,9 @@ def scenario(video: str, out: Path):
         # -- record, save (dialog), load ---------------------------------------------------------------
         window.safe(panel.toggle_recording)()
         f["record_label"] = dpg.get_item_configuration(panel.record_button)["label"]
-        pump(window, 1.2)
+        # Paced driving records displayed samples (~8-15 per s here), so the take spans up to one
+        # sample interval less than the recording: record 1.6 s for a take of more than 1 s.
+        pump(window, 1.6)
         window.safe(panel.toggle_recording)()
         f["save_dialog_opened"] = dpg.does_item_exist("take_dialog")
         dpg.delete_item("take_dialog")
