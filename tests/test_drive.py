@@ -459,3 +459,14 @@ def test_paced_live_driver_tracks_in_turn_with_a_slow_consumer(builtin_head, ast
     assert displayed >= 5
     assert stats.frames_tracked <= displayed + 2  # one sample per displayed frame, not one per camera frame
     assert stats.latency_ms < 150 + 100  # the render plus at most a frame's age and tracking
+
+
+def test_no_signal_holds_from_when_the_face_was_last_tracked(builtin_head, astronaut_face):
+    """Camera lost: the hold counts from when the last face was tracked, however old its frame was."""
+    with Driver(builtin_head, DriveSettings(smoothing=0.0, hold_seconds=0.5, ease_seconds=1.0)) as d:
+        stale_capture = time.perf_counter() - 2.0  # a frame that waited 2 s before tracking
+        assert d.process(place_on_canvas(astronaut_face), stale_capture).face_found
+        lost = d.no_signal("camera lost")
+        assert lost.status == "camera lost: holding" and np.abs(lost.vector).max() > 0
+        later = d.no_signal("camera lost", now=time.perf_counter() + 3.0)
+        assert later.status == "camera lost" and np.all(later.vector == 0)

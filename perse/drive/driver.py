@@ -130,7 +130,8 @@ class Driver:
         self.filter = OneEuroFilter(self.settings.min_cutoff(), self._betas())
         self.shown = self.layout.zeros()  # what the last sample showed
         self._last_tracked = self.layout.zeros()  # the last pose shown with a face in view
-        self._last_face_time: float | None = None
+        self._last_face_time: float | None = None  # capture time of the last frame with a face
+        self._last_face_done: float | None = None  # when that frame's tracking finished (wall clock)
         self._last_centre: np.ndarray | None = None
         self._calibration: list[np.ndarray] | None = None
         self._calibration_target = 0
@@ -203,6 +204,7 @@ class Driver:
         self._last_tracked = self.shown.copy()
         self._last_face_time = capture_time
         done = time.perf_counter()
+        self._last_face_done = done
         return DriveSample(self.shown.copy(), status, True, frame_index, capture_time, done, (done - t0) * 1000.0,
                            fit.mean_error_iod, face.points, image)
 
@@ -217,17 +219,21 @@ class Driver:
         return self._last_face_time is not None and now - self._last_face_time > self.settings.hold_seconds
 
     def no_signal(self, status: str, now: float | None = None) -> DriveSample:
-        """A sample for a tick without any frame (camera lost or stopped): hold, then ease to neutral."""
+        """A sample for a tick without any frame (camera lost or stopped): hold, then ease to neutral.
+        The hold counts from when the last face was tracked (not captured), so the capture -> tracking
+        delay of a loaded machine does not eat into it."""
         now = time.perf_counter() if now is None else now
-        return self._without_face(now, status)
+        return self._without_face(now, status, self._last_face_done)
 
-    def _without_face(self, now: float, status: str) -> DriveSample:
+    def _without_face(self, now: float, status: str, since: float | None = None) -> DriveSample:
+        """Hold, then ease. now and `since` (default: the last face's capture time) share one clock."""
+        since = self._last_face_time if since is None else since
         if self._last_face_time is None:
             self.shown = self.layout.zeros()
             return DriveSample(self.shown.copy(), status, False, capture_time=now, done_time=time.perf_counter())
         self.retargeter.lose_track()
         self._last_centre = None
-        gone = now - self._last_face_time
+        gone = now - since
         weight = ease_weight(gone, self.settings.hold_seconds, self.settings.ease_seconds)
         if gone <= self.settings.hold_seconds:
             label = f"{status}: holding"
