@@ -183,7 +183,7 @@ def cmd_export(args) -> int:
                               backend=args.backend, background=tuple(background.tolist()), category=args.category,
                               look=look_from_attrs(avatar, args.attr or []), look_b=look_b, take=take)
     if take is not None:
-        args.frames = len(take.resample(args.fps))
+        args.frames = take.frame_count(args.fps)
     bar = tqdm(total=args.frames, desc=f"export {args.preset}", unit="frame")
     try:
         out = export_preset(avatar, settings, on_frame=lambda i, total: bar.update(1))

@@ -82,7 +82,7 @@ class ExportPanel:
         look_a, look_b = self._morph_looks or (state.look(), None)
         if preset == "take" and self.take is None:
             raise PerseError("no take to export: record or load one in the Webcam panel, then Export take...")
-        frames = (len(self.take.resample(fps)) if preset == "take"
+        frames = (self.take.frame_count(fps) if preset == "take"
                   else max(1, round(float(dpg.get_value(self.seconds)) * fps)))
         return ExportSettings(
             preset=preset, out=Path(dpg.get_value(self.out)).expanduser(), frames=frames, fps=fps,

@@ -216,7 +216,7 @@ def cmd_drive(args) -> int:
     compose = SideBySide(open_source, settings.mirror) if args.side_by_side else None
     export = ExportSettings(preset="take", out=Path(args.out), fps=fps, size=size, backend=args.backend,
                             background=tuple(background.tolist()), look=look, take=take, compose=compose)
-    total = len(take.resample(fps))
+    total = take.frame_count(fps)
     bar = tqdm(total=total, desc="render", unit="frame")
     try:
         out = export_preset(avatar, export, on_frame=lambda i, n: bar.update(1))

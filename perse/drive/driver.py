@@ -17,7 +17,7 @@ import numpy as np
 
 from perse.drive.filters import OneEuroFilter
 from perse.drive.retarget import ParamLayout, Retargeter, RetargetSettings
-from perse.head.model import HeadModel, HeadParams
+from perse.head.model import HeadModel
 from perse.track.fit import FitConfig
 from perse.track.landmarks import FaceLandmarks, LandmarkDetector
 
@@ -150,9 +150,6 @@ class Driver:
         r = self.retargeter.settings
         r.gain, r.head_pose, r.fov_deg = settings.gain, settings.head_pose, settings.fov_deg
         self.filter.min_cutoff = settings.min_cutoff()
-
-    def params(self, sample: DriveSample) -> HeadParams:
-        return self.layout.to_head_params(sample.vector)
 
     def calibrate(self, frames: int = 30) -> None:
         """Collect the next `frames` frames with a face as the user's resting face (see Retargeter.calibrate)."""

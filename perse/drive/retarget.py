@@ -25,7 +25,7 @@ import torch
 
 from perse.head.model import HeadModel, HeadParams
 from perse.rotations import relative_rotation
-from perse.track.fit import FitConfig, FitResult, HeadFitter
+from perse.track.fit import R0, FitConfig, FitResult, HeadFitter
 from perse.track.landmarks import IRIS_CENTRES
 
 MAX_TRANSLATION = 0.2  # metres of head shift from rest the avatar follows
@@ -156,10 +156,9 @@ class Retargeter:
         return self._raw(fit, points), fit
 
     def _raw(self, fit: FitResult, points: np.ndarray) -> np.ndarray:
-        """The fit as a (D,) vector; the translation in the model frame (camera = [R0 | t], R0 = R0^T)."""
+        """The fit as a (D,) vector; the translation in the model frame (camera = [R0 | t])."""
         raw = self.layout.from_head_params(fit.params)
-        cam_t = fit.camera.world_to_cam[:3, 3].double().numpy()
-        raw[self.layout["translation"]] = cam_t * np.array([1.0, -1.0, -1.0])
+        raw[self.layout["translation"]] = R0.T @ fit.camera.world_to_cam[:3, 3].double().numpy()
         if not self.fitter.has_eyes:
             gaze = gaze_from_irises(points)
             raw[self.layout["eye_left_rot"]] = gaze

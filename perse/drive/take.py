@@ -36,9 +36,10 @@ class Take:
         self.params = np.asarray(self.params, dtype=np.float32)
         if self.params.ndim != 2 or self.params.shape[0] != self.timestamps.shape[0]:
             raise ValueError(f"take params {self.params.shape} do not match {self.timestamps.shape[0]} timestamps")
-        if self.params.shape[1] != ParamLayout(len(self.expression_names)).size:
+        size = ParamLayout(len(self.expression_names)).size
+        if self.params.shape[1] != size:
             raise ValueError(f"take params have {self.params.shape[1]} columns; "
-                             f"{len(self.expression_names)} expressions need {ParamLayout(len(self.expression_names)).size}")
+                             f"{len(self.expression_names)} expressions need {size}")
 
     @property
     def layout(self) -> ParamLayout:
@@ -57,12 +58,16 @@ class Take:
         ts = self.timestamps - self.timestamps[0]
         return np.array([np.interp(t, ts, self.params[:, d]) for d in range(self.params.shape[1])])
 
-    def resample(self, fps: float) -> np.ndarray:
-        """(N, D) parameters at a steady `fps` covering the take (N = duration * fps + 1)."""
+    def frame_count(self, fps: float) -> int:
+        """Frames of the take played at a steady `fps`: floor(duration * fps) + 1."""
         if fps <= 0:
             raise PerseError(f"--fps must be positive (got {fps})")
+        return int(np.floor(self.duration * fps + 1e-9)) + 1
+
+    def resample(self, fps: float) -> np.ndarray:
+        """(N, D) parameters at a steady `fps` covering the take (N = `frame_count(fps)`)."""
         ts = self.timestamps - self.timestamps[0]
-        times = np.arange(int(np.floor(self.duration * fps + 1e-9)) + 1) / fps
+        times = np.arange(self.frame_count(fps)) / fps
         return np.stack([np.interp(times, ts, self.params[:, d]) for d in range(self.params.shape[1])], axis=1)
 
     def head_params(self, fps: float) -> list[HeadParams]:
