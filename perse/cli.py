@@ -274,6 +274,12 @@ def cmd_eval(args) -> int:
     from perse.synth.dataset import AttributeDataset
     from perse.train.evaluate import evaluate, format_report
 
+    if args.dataset is None or args.portrait or args.sheet:
+        if args.dataset is not None:
+            raise PerseError("give either a DATASET or --portrait/--sheet, not both")
+        from perse.eval.command import run_outside_in
+
+        return run_outside_in(args, _load)
     avatar = _load(args)
     dataset = AttributeDataset(args.dataset)
     report = evaluate(avatar, dataset, backend=args.backend, max_frames=args.max_frames)
@@ -391,10 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flame-embedding")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="PSNR/SSIM per category, interpolation smoothness, leakage",
-                       epilog="example: perse eval default data/synth")
+    from perse.eval.command import EPILOG as EVAL_EPILOG, add_outside_in_args
+
+    p = sub.add_parser("eval", help="outside-in report against a portrait and a contact sheet; or PSNR/SSIM, "
+                       "smoothness and leakage on a synthetic dataset", epilog=EVAL_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_avatar_args(p)
-    p.add_argument("dataset")
+    p.add_argument("dataset", nargs="?", help="a synthetic dataset folder (perse synth): PSNR/SSIM report")
+    add_outside_in_args(p)
     p.add_argument("--backend", default="auto")
     p.add_argument("--max-frames", type=int, default=0, help="limit held-out frames (0 = all)")
     p.add_argument("--json", action="store_true")
