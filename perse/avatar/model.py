@@ -76,10 +76,15 @@ class Avatar(nn.Module):
     @classmethod
     def initialize(cls, head: HeadModel, categories: list[Category], num_gaussians: int = 20000,
                    shell_fraction: float = 0.35, shell_max_offset: float = 0.04,
-                   cfg: FieldConfig | None = None, identity: Tensor | None = None, seed: int = 0) -> "Avatar":
+                   cfg: FieldConfig | None = None, identity: Tensor | None = None, seed: int = 0,
+                   surface_offset: Tensor | None = None) -> "Avatar":
         """A fresh avatar: Gaussians on the neutral head surface, plus faint 'shell' Gaussians floating up
         to `shell_max_offset` metres above the regions of categories (room for hats, glasses, earrings
-        and hair volume to appear during training without any category-specific code)."""
+        and hair volume to appear during training without any category-specific code).
+
+        surface_offset: (V,) metres along the normal of the surface the Gaussians start on, e.g. the
+        thickness of a person's hair layer (`perse.synth.hair`): the hair's Gaussians then start on the
+        hair's outer surface, bound to the scalp triangles, instead of having to travel there."""
         cfg = cfg or FieldConfig()
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -92,11 +97,12 @@ class Avatar(nn.Module):
         n_shell = int(num_gaussians * shell_fraction) if categories else 0
         n_surface = num_gaussians - n_shell
         parent_s, bary_s = sample_on_triangles(verts, faces, n_surface, g)
-        offset_s = torch.zeros(n_surface)
+        lift = torch.zeros(faces.shape[0], 3) if surface_offset is None else surface_offset.float()[faces]  # (F, 3)
+        offset_s = (lift[parent_s] * bary_s).sum(dim=1)
         restricted = fmask.any(dim=1) & ~fmask.all(dim=1)
         shell_weights = restricted.float() if restricted.any() else torch.ones(faces.shape[0])
         parent_h, bary_h = sample_on_triangles(verts, faces, n_shell, g, face_weights=shell_weights)
-        offset_h = shell_max_offset * torch.rand(n_shell, generator=g).sqrt()
+        offset_h = shell_max_offset * torch.rand(n_shell, generator=g).sqrt() + (lift[parent_h] * bary_h).sum(dim=1)
 
         parent = torch.cat([parent_s, parent_h])
         bary = torch.cat([bary_s, bary_h])
@@ -111,7 +117,8 @@ class Avatar(nn.Module):
         k = frames.scales[parent]
         log_scale = torch.log(spacing / k)[:, None].repeat(1, 3)
         log_scale[:, 2] += math.log(0.4)  # flatter along the normal: a surface, not a cloud
-        opacity = torch.where(offset > 0, torch.full_like(offset, -4.0), torch.full_like(offset, 1.0))
+        is_shell = torch.cat([torch.zeros(n_surface, dtype=torch.bool), torch.ones(n_shell, dtype=torch.bool)])
+        opacity = torch.where(is_shell, torch.full_like(offset, -4.0), torch.full_like(offset, 1.0))
         quat = torch.zeros(len(parent), 4)
         quat[:, 0] = 1.0
         gaussians = {

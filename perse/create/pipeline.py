@@ -28,6 +28,7 @@ import torch
 
 from perse.errors import PerseError
 from perse.io_utils import atomic_write_text, check_writable_parent
+from perse.synth.hair import HairLayer
 
 STAGES = ("detect", "fit", "texture", "dataset", "train", "evaluate", "save")
 # Large photos: the square crop spans at most this many outer-eye-corner distances (a head-and-shoulders
@@ -199,15 +200,21 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
 
     # -- texture ------------------------------------------------------------------------------
     texture_path = work / "texture.png"
+    hair_path = work / "hair_layer.npz"
     if not log.is_done("texture"):
         from perse.create.portrait_texture import portrait_texture
 
         t = log.start("texture")
-        result = portrait_texture(square, head, fit, size=q.texture_size)
+        result = portrait_texture(square, head, fit, size=q.texture_size,
+                                  landmarks=np.asarray(fit_data["landmarks_px"], dtype=np.float64))
+        for note in result.notes:
+            print_fn(f"      {note}")
+        result.hair.save(hair_path)
         imageio.imwrite(texture_path, result.texture)
         imageio.imwrite(work / "texture_observed.png", (np.clip(result.observed, 0, 1) * 255).astype(np.uint8))
-        log.finish("texture", t)
+        log.finish("texture", t, hair_reliable=result.hair.reliable, notes=result.notes)
     texture = imageio.imread(texture_path)[..., :3]
+    hair_layer = HairLayer.load(hair_path, head.num_vertices) if hair_path.exists() else None
 
     # -- dataset ------------------------------------------------------------------------------
     dataset_dir = work / "dataset"
@@ -223,7 +230,8 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
                              image_size=q.image_size, seed=seed, overwrite=True, texture_size=q.texture_size,
                              base_texture=texture, identity_shape=fit.params.shape[0],
                              reference_camera=fit.camera.resized(q.image_size, q.image_size),
-                             reference_params=fit.params, renderer=renderer, variant_textures=variant_textures)
+                             reference_params=fit.params, renderer=renderer, variant_textures=variant_textures,
+                             hair_layer=hair_layer)
         log.finish("dataset", t, editor=str(editor_spec), edited=[f"{c}/{v}" for c, v in variant_textures])
 
     # -- train --------------------------------------------------------------------------------

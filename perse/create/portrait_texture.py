@@ -32,7 +32,7 @@ Texture orientation: texel row 0 holds v = 1, as in `perse.synth.texture` (OBJ c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,12 +40,16 @@ import torch
 from perse.errors import PerseError
 from perse.head.model import HeadModel
 from perse.mesh_ops import uniform_laplacian, vertex_normals
-from perse.synth.texture import TexelAtlas, build_atlas, head_anatomy, rasterize_uv, sine_noise, smoothstep
+from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
+from perse.synth.texture import (MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER, MP_IRIS_L, MP_IRIS_R,
+                                 SCLERA_COLOR, TexelAtlas, build_atlas, eye_albedo, eye_coordinates, fit_sphere,
+                                 head_anatomy, luminance, rasterize_uv, sine_noise, smoothstep)
 
 SUPPORTED_SIZES = (256, 512, 1024, 2048)
 SKIN_REGIONS = ("face", "nose")              # where the skin median is measured (cheeks, nose)
 HAIR_REGIONS = ("scalp",)                    # where the hair median is measured
 HAIR_FILL_REGIONS = ("scalp", "back_of_head")
+HAIR_REGIONS_ALL = ("scalp", "back_of_head", "forehead")   # where hair may cover the head (bangs included)
 GATED_REGIONS = ("neck", "ears")             # observed only where the colour is skin-like
 EYE_REGION = "eyeballs"
 SCLERA = np.array([0.86, 0.83, 0.80])        # plain sclera for unseen eyeball texels
@@ -59,7 +63,9 @@ class PortraitTexture:
     colour comes from the photo (before completion; 0 on gutters and unseen texels);
     foreground: (H, W) float32 person mask of the photo; outside_head: (H, W) bool person pixels not
     covered by the fitted head (hair volume, clothes); skin_color, hair_color: (3,) float in [0, 1],
-    the medians used for completion."""
+    the medians used for completion; hair: the hair layer (shell thickness, texture-space hair
+    coverage), when the portrait's landmarks were given; notes: one line per thing the user should know
+    (hair that could not be separated, closed eyes)."""
 
     texture: np.ndarray
     observed: np.ndarray
@@ -67,6 +73,8 @@ class PortraitTexture:
     outside_head: np.ndarray
     skin_color: np.ndarray
     hair_color: np.ndarray
+    hair: "HairLayer | None" = None
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,11 +183,15 @@ def _check_inputs(image: np.ndarray, fit, size: int) -> None:
 
 
 def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, renderer=None,
-                     seed: int = 0) -> PortraitTexture:
+                     seed: int = 0, landmarks: np.ndarray | None = None) -> PortraitTexture:
     """Texture `head` from the portrait `image` it was fitted to (`fit`: perse.track.FitResult).
 
     image: (H, W, 3) uint8 RGB, the same size as fit.camera. renderer: a `MeshRenderer` to reuse for
     the depth render (one is created and closed otherwise). seed: the hair-variation noise.
+    landmarks: (478, 2) the portrait's MediaPipe landmarks (pixels). Given them, the hair is its own
+    layer (`perse.synth.hair`): scalp texels are projected from the hair shell that matches the
+    portrait's outline, unseen hair is synthesized from the seen hair, and the eyes take their iris
+    and sclera colours from the photo.
     Deterministic for equal inputs. See the module docstring for the method.
     """
     from perse.render.gl import Mesh, MeshRenderer
@@ -198,6 +210,17 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     K = fit.camera.K.detach().cpu().double().numpy()
     R, t = w2c[:3, :3], w2c[:3, 3]
     vn = vertex_normals(verts, anatomy.faces)
+    own = renderer is None
+    renderer = MeshRenderer() if own else renderer
+    try:
+        hair = None
+        if landmarks is not None:
+            hair, hair_mask = _hair_layer(image, landmarks, foreground, verts, vn, anatomy, fit, renderer)
+            verts = hair.shell_vertices(verts, vn)                              # the scalp moves out to the hair
+        render = renderer.render([Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)], fit.camera)
+    finally:
+        if own:
+            renderer.close()
     P = (verts[corners] * bary[..., None]).sum(axis=1) @ R.T + t              # (N, 3) camera frame
     N = (vn[corners] * bary[..., None]).sum(axis=1) @ R.T
     N /= np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-12)
@@ -206,14 +229,6 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     zs = np.where(in_front, z, 1.0)
     uv = np.stack([K[0, 0] * P[:, 0] / zs + K[0, 2], K[1, 1] * P[:, 1] / zs + K[1, 2]], axis=1)
 
-    # Depth render of the posed head from the fitted camera.
-    own = renderer is None
-    renderer = MeshRenderer() if own else renderer
-    try:
-        render = renderer.render([Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)], fit.camera)
-    finally:
-        if own:
-            renderer.close()
     H, W = image.shape[:2]
     inside = in_front & (uv[:, 0] >= -0.5) & (uv[:, 0] <= W - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= H - 0.5)
     px = np.clip(np.round(uv).astype(np.int64), 0, [W - 1, H - 1])
@@ -227,8 +242,19 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     conf = visible * smoothstep(FACING_MIN, FACING_FULL, facing) * smoothstep(0.3, 0.8, fg)
     colors = bilinear_sample(image, uv) / 255.0                                # (N, 3)
 
-    filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed)
+    hair_fill = coverage = None
+    notes: list[str] = []
+    if hair is not None:
+        hair_cov = bilinear_sample(hair_mask, uv) * visible
+        hair_fill, coverage = _hair_completion(anatomy, atlas, colors, conf, hair_cov, hair.reliable)
+        colors, eye_note = _photo_eyes(image, landmarks, anatomy, atlas, colors)
+        conf = np.where(atlas.region == anatomy.region_id(EYE_REGION), 1.0, conf)
+        notes += [f"hair: {hair.reason}; using a thin default hair layer"] if not hair.reliable else []
+        notes += [eye_note] if eye_note else []
+    filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed, hair_fill=hair_fill)
     S = size
+    if hair is not None and coverage is not None:
+        hair.coverage = _scatter(coverage, atlas).ravel()[atlas.fill_from].reshape(S, S).astype(np.float32)
     tex = np.zeros((S * S, 3))
     tex[atlas.index] = filled
     tex = tex[atlas.fill_from]                                                 # gutters copy the nearest texel
@@ -237,13 +263,15 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     outside = (foreground > 0.5) & (render.alpha < 0.5)
     return PortraitTexture(texture=np.clip(np.round(tex * 255.0), 0, 255).astype(np.uint8).reshape(S, S, 3),
                            observed=observed.reshape(S, S), foreground=foreground, outside_head=outside,
-                           skin_color=stats["skin"], hair_color=stats["hair"])
+                           skin_color=stats["skin"], hair_color=stats["hair"], hair=hair, notes=notes)
 
 
 def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.ndarray, colors: np.ndarray,
-                     conf: np.ndarray, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     conf: np.ndarray, seed: int = 0, hair_fill: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill the texels the photo does not see. colors: (N, 3) in [0, 1] sampled from the photo;
-    conf: (N,) in [0, 1]. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
+    conf: (N,) in [0, 1]; hair_fill: (N, 3) colours for the unseen hair (`_hair_completion`), used
+    instead of the median hair colour as the prior on the scalp and back of the head. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
     "observed": (N,) the photo confidence after rejecting non-skin samples on neck and ears}."""
     import cv2
 
@@ -305,8 +333,8 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     hair_w = np.clip(sum(reg[r] for r in HAIR_FILL_REGIONS), 0.0, 1.0)
     eye_w = reg[EYE_REGION]
     skin_w = np.clip(1.0 - hair_w - eye_w, 0.0, 1.0)
-    prior = (skin_w[:, None] * skin + hair_w[:, None] * np.clip(hair * variation[:, None], 0.0, 1.0)
-             + eye_w[:, None] * SCLERA)
+    hair_prior = np.clip(hair * variation[:, None], 0.0, 1.0) if hair_fill is None else hair_fill
+    prior = skin_w[:, None] * skin + hair_w[:, None] * hair_prior + eye_w[:, None] * SCLERA
 
     # Blend observed (+ mirrored, inpainted) and prior by a confidence feathered on the mesh: the
     # smoothed confidence only lowers the weight near the border of the seen area, never raises it.
@@ -314,6 +342,113 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     alpha = np.clip(conf1 * np.clip(1.5 * feather, 0.0, 1.0), 0.0, 1.0)[:, None]
     out = alpha * col1 + (1.0 - alpha) * prior
     return np.clip(out, 0.0, 1.0), {"skin": skin, "hair": hair, "observed": conf.astype(np.float32)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Hair layer and eyes (with the portrait's landmarks)
+# --------------------------------------------------------------------------------------------------
+def _hair_layer(image: np.ndarray, landmarks: np.ndarray, foreground: np.ndarray, verts: np.ndarray,
+                normals: np.ndarray, anatomy, fit, renderer) -> tuple[HairLayer, np.ndarray]:
+    """The hair layer of the posed head (verts, normals: (V, 3) world) and the photo's hair mask (H, W)."""
+    from perse.render.gl import Mesh
+
+    mask, reason = segment_hair(image, landmarks, foreground)
+    alpha = renderer.render([Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)], fit.camera).alpha
+    on_shell = anatomy.vertex_mask(SHELL_REGIONS)
+    centre, _ = fit_sphere(verts[on_shell])
+    thickness = build_hair_thickness(verts, anatomy.faces, anatomy.regions, anatomy.region_names, centre,
+                                     fit.camera, alpha, mask, landmarks, reliable=not reason)
+    return HairLayer(thickness=thickness, reliable=not reason, reason=reason), mask
+
+
+def _hair_completion(anatomy, atlas: TexelAtlas, colors: np.ndarray, conf: np.ndarray, hair_cov: np.ndarray,
+                     reliable: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Unseen hair colours (N, 3) synthesized from the seen hair, and the per-texel hair coverage (N,):
+    the photo's hair mask where the photo sees the texel, hair on every unseen scalp / back texel.
+    (None, None) when the hair is unreliable or too little of it is seen."""
+    if not reliable:
+        return None, None
+    shell = np.isin(atlas.region, [anatomy.region_id(r) for r in SHELL_REGIONS])
+    # Sources: clearly seen, clearly hair texels of the scalp and back of the head (bangs lie on the
+    # forehead's curvature and would bend the fold).
+    seen_hair = np.nonzero((conf > 0.5) & (hair_cov > 0.7) & shell)[0]
+    if seen_hair.shape[0] < 50:
+        return None, None
+    P = atlas.position.astype(np.float64)
+    centre, _ = fit_sphere(P[shell])
+    fill = colors.copy()
+    targets = np.nonzero(shell)[0]
+    fill[targets] = synthesize_unseen_hair(P, centre, colors, seen_hair, targets)
+    seen = np.clip(2.0 * conf, 0.0, 1.0)
+    coverage = np.where(shell, seen * hair_cov + (1.0 - seen), hair_cov)
+    # Only where hair grows (dark collars or shadows next to the face are not hair).
+    grows = np.clip(sum(atlas.region_weights[:, anatomy.region_id(r)] for r in HAIR_REGIONS_ALL), 0.0, 1.0)
+    return fill, np.clip(coverage * grows, 0.0, 1.0)
+
+
+def eye_opening_polygon(landmarks: np.ndarray, side: int) -> np.ndarray:
+    """(K, 2) lid contour of the subject's right (side 0) or left (1) eye, upper lid then lower lid back."""
+    upper, lower = ((MP_EYE_R_UPPER, MP_EYE_R_LOWER), (MP_EYE_L_UPPER, MP_EYE_L_LOWER))[side]
+    return np.concatenate([landmarks[list(upper)], landmarks[list(lower)][::-1]])
+
+
+def photo_eye_colors(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(iris, sclera) RGB colours in [0, 1] read inside both eye openings of the portrait, or None when
+    the eyes are closed (too few pixels inside the lids)."""
+    from matplotlib.path import Path as PolyPath
+
+    h, w = image.shape[:2]
+    iris_px, sclera_px = [], []
+    for side, iris_ids in enumerate((MP_IRIS_R, MP_IRIS_L)):
+        poly = eye_opening_polygon(landmarks, side)
+        centre = landmarks[iris_ids[0]]
+        radius = float(np.linalg.norm(landmarks[list(iris_ids[1:])] - centre, axis=1).mean())
+        x0, y0 = np.floor(poly.min(0)).astype(int)
+        x1, y1 = np.ceil(poly.max(0)).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+        pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+        inside = PolyPath(poly).contains_points(pts)
+        d = np.linalg.norm(pts - centre, axis=1)
+        pix = image[ys.ravel(), xs.ravel()].astype(np.float64) / 255.0
+        iris_px.append(pix[inside & (d < 0.85 * radius)])
+        sclera_px.append(pix[inside & (d > 1.2 * radius)])
+    iris_all = np.concatenate(iris_px) if iris_px else np.zeros((0, 3))
+    sclera_all = np.concatenate(sclera_px) if sclera_px else np.zeros((0, 3))
+    if iris_all.shape[0] < 12 or sclera_all.shape[0] < 6:
+        return None
+
+    def band(px: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        """Median of the pixels between two luminance percentiles (drops pupil, highlights, lashes)."""
+        lum = luminance(px)
+        keep = (lum >= np.percentile(lum, lo)) & (lum <= np.percentile(lum, hi))
+        return np.median(px[keep], axis=0)
+
+    # Sclera: the least saturated third of the eye white's candidates (lid skin and lashes at the corners
+    # are more saturated or darker), then its bright half.
+    saturation = sclera_all.max(1) - sclera_all.min(1)
+    whites = sclera_all[saturation <= np.percentile(saturation, 33)]
+    return band(iris_all, 35, 85), band(whites, 40, 95)
+
+
+def _photo_eyes(image: np.ndarray, landmarks: np.ndarray, anatomy, atlas: TexelAtlas, colors: np.ndarray
+                ) -> tuple[np.ndarray, str]:
+    """colors (N, 3) with the eyeballs painted: iris and sclera colours from the photo (never brighter
+    than the photo's own sclera), pupil and limbal ring; and a note when the eyes are closed."""
+    measured = photo_eye_colors(image, landmarks)
+    note = ""
+    if measured is None:
+        iris, sclera = np.array([0.30, 0.20, 0.12]), np.array(SCLERA_COLOR) * 0.85
+        note = "eyes: the portrait's eyes look closed; the avatar gets brown irises (open-eyed photos work best)"
+    else:
+        iris, sclera = measured
+    eye = atlas.region == anatomy.region_id(EYE_REGION)
+    theta, azimuth, iris_angle = eye_coordinates(anatomy, atlas.position.astype(np.float64)[eye])
+    out = colors.copy()
+    out[eye] = eye_albedo(theta, azimuth, iris_angle, sclera, iris)
+    return out, note
 
 
 def _scatter(values: np.ndarray, atlas: TexelAtlas) -> np.ndarray:

@@ -102,6 +102,15 @@ class AttributeDataset:
         self._by_name[category].index(variant)
         return [i for i in self.indices(split) if self.frames[i]["variants"][category] == variant]
 
+    def hair_layer(self, num_vertices: int | None = None):
+        """The person's `perse.synth.hair.HairLayer` of a portrait dataset, or None (procedural heads,
+        datasets made before hair layers)."""
+        from perse.synth.generator import HAIR_LAYER_FILE
+        from perse.synth.hair import HairLayer
+
+        path = self.root / HAIR_LAYER_FILE
+        return HairLayer.load(path, num_vertices) if path.exists() else None
+
     # -- loading -----------------------------------------------------------------------------------
     def load_frame(self, i: int) -> Frame:
         """Decode frame i (images as float tensors, camera, head parameters, variant indices)."""

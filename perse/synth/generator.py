@@ -34,6 +34,8 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                     "identity_shape": [S floats] | null, "reference_frames": int}
     }
     base_texture.png    only with a base texture: the texture the looks were painted over (RGB uint8).
+    hair_layer.npz      only with a hair layer (`perse.synth.hair.HairLayer`): per-vertex shell thickness
+                        and texture-space hair coverage of the person.
     variant_textures/CATEGORY_VARIANT.png  only with variant textures (an attribute editor's edits): used
                         instead of painting for that variant, inside the category's UV region;
                         listed in generator["variant_textures"] as {"category", "variant", "file", "sha256"}.
@@ -71,12 +73,15 @@ from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera, orbit_camera
 from perse.rotations import axis_angle_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
-from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
+from perse.mesh_ops import vertex_normals
+from perse.synth.hair import HairLayer
+from perse.synth.texture import MP_CHIN, HeadAnatomy, TexturePainter, head_anatomy, smoothstep
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
 FORMAT_NAME = "perse-dataset"
 FORMAT_VERSION = 1
-ACCESSORY_LABEL_BASE = 100   # label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
+ACCESSORY_LABEL_BASE = 100
+HAIR_LAYER_FILE = "hair_layer.npz"   # label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
 
 # ARKit expression units used for random expressions (those the head has are used).
 EXPRESSION_POOL = (
@@ -113,6 +118,10 @@ class SynthSettings:
     neck_deg: float = 6.0
     camera_yaw_deg: float = 20.0
     camera_yaw_test_deg: float = 30.0
+    # Share of training frames seen from anywhere around the head (sides and back): without them the
+    # back of the head is never in a training image and the avatar shows noise there.
+    wide_view_fraction: float = 0.2
+    neck_fade_m: tuple[float, float] = (0.03, 0.08)   # the neck fades out this far below the chin
     camera_pitch_deg: float = 10.0
     fov_deg: tuple[float, float] = (14.0, 22.0)
     fill: float = 0.7
@@ -126,6 +135,8 @@ class SynthSettings:
             raise PerseError(f"image size {self.image_size} is out of range; use 64 to 1024 (256 is typical)")
         if not 0.0 <= self.test_fraction < 0.9:
             raise PerseError(f"test fraction {self.test_fraction} must be in [0, 0.9)")
+        if not 0.0 <= self.wide_view_fraction <= 1.0:
+            raise PerseError(f"wide view fraction {self.wide_view_fraction} must be in [0, 1]")
         if not 0.0 <= self.double_fraction <= 1.0:
             raise PerseError(f"double fraction {self.double_fraction} must be in [0, 1]")
         for name in self.categories:
@@ -213,8 +224,10 @@ def sample_params(head: HeadModel, rng: np.random.Generator, s: SynthSettings) -
                       translation=torch.zeros(1, 3))
 
 
-def frame_camera(vertices: np.ndarray, rng: np.random.Generator, s: SynthSettings, test: bool) -> Camera:
-    """Orbit camera around the posed head so that it fills about `s.fill` of the frame height."""
+def frame_camera(vertices: np.ndarray, rng: np.random.Generator, s: SynthSettings, test: bool,
+                 wide: bool = False) -> Camera:
+    """Orbit camera around the posed head so that it fills about `s.fill` of the frame height; `wide`
+    views come from any yaw around the head (sides and back)."""
     y = vertices[:, 1]
     lo, hi = float(y.min()), float(y.max())
     upper = vertices[y > lo + 0.2 * (hi - lo)]  # ignore the bottom of the neck for centring
@@ -223,6 +236,8 @@ def frame_camera(vertices: np.ndarray, rng: np.random.Generator, s: SynthSetting
     fov = float(rng.uniform(*s.fov_deg))
     yaw_max = s.camera_yaw_test_deg if test else s.camera_yaw_deg
     yaw = float(rng.uniform(-yaw_max, yaw_max))
+    if wide:
+        yaw = float(rng.uniform(-180.0, 180.0))
     pitch = float(rng.uniform(-s.camera_pitch_deg, s.camera_pitch_deg))
     distance = radius / math.tan(math.radians(fov) / 2) / s.fill * float(rng.uniform(0.95, 1.05))
     target = centre + rng.uniform(-0.03, 0.03, size=3) * radius
@@ -237,11 +252,18 @@ class FrameRenderer:
 
     def __init__(self, head: HeadModel, categories: list[Category], texture_size: int = 512, seed: int = 0,
                  renderer=None, base_texture: np.ndarray | None = None,
-                 variant_textures: dict[tuple[str, str], np.ndarray] | None = None):
+                 variant_textures: dict[tuple[str, str], np.ndarray] | None = None,
+                 hair_layer: HairLayer | None = None, neck_fade_m: tuple[float, float] | None = None):
         self.head = head
         self.categories = categories
         self.anatomy: HeadAnatomy = head_anatomy(head)
-        self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed, base_texture=base_texture)
+        self.hair_layer = hair_layer
+        self.painter = TexturePainter(self.anatomy, size=texture_size, seed=seed, base_texture=base_texture,
+                                      hair_coverage=None if hair_layer is None else hair_layer.coverage)
+        self.neck_fade_m = neck_fade_m
+        self._neck_label = self.anatomy.region_id("neck") + 1
+        self._chin_vertex = int(np.argmin(np.linalg.norm(self.anatomy.vertices - self.anatomy.landmarks[MP_CHIN],
+                                                         axis=1)))
         self.variant_textures = check_variant_textures(variant_textures, categories, texture_size)
         self._composed: dict[tuple, np.ndarray] = {}
         # A photo texture already holds the portrait's real lighting: the head is drawn unlit (so the
@@ -277,6 +299,8 @@ class FrameRenderer:
         from perse.render.gl import Mesh
 
         a = self.anatomy
+        if self.hair_layer is not None:   # the scalp carries the hair layer's volume
+            vertices = self.hair_layer.shell_vertices(vertices, vertex_normals(vertices, a.faces))
         out = [Mesh(vertices=vertices.astype(np.float32), faces=a.faces, uvs=a.uvs.astype(np.float32),
                     uv_faces=a.uv_faces, texture=self.texture(look), face_labels=self.face_labels,
                     specular=0.06, unlit=self.photo_texture)]
@@ -337,6 +361,10 @@ class FrameRenderer:
         lighting = None if head_rotation is None else head_fixed_lighting(camera, head_rotation)
         result = self.renderer.render(self.meshes(look, verts), camera, background=(0.0, 0.0, 0.0),
                                       lighting=lighting)
+        if self.neck_fade_m is not None:
+            up = np.eye(3)[1] if head_rotation is None else head_rotation[:, 1]
+            keep = neck_fade(result, camera, self._neck_label, verts[self._chin_vertex], up, self.neck_fade_m)
+            result.rgb, result.alpha = result.rgb * keep[..., None], result.alpha * keep
         return encode_rgba(result.rgb, result.alpha), region_bits(result.labels, self.category_labels, dilation), result
 
 
@@ -383,6 +411,26 @@ def head_fixed_lighting(camera: Camera, head_rotation: np.ndarray, base=None):
         return tuple(float(x) for x in d)
 
     return dc_replace(base, key_direction=turn(base.key_direction), fill_direction=turn(base.fill_direction))
+
+
+def neck_fade(result, camera: Camera, neck_label: int, chin: np.ndarray, up: np.ndarray,
+              fade_m: tuple[float, float]) -> np.ndarray:
+    """(H, W) float32 opacity factor: 1 everywhere but on neck pixels, where it falls from 1 at
+    fade_m[0] to 0 at fade_m[1] metres below the chin (along the head's up axis `up` (3,); chin: (3,)
+    posed world point). The avatar thus learns a neck that ends softly instead of a cut cylinder."""
+    neck = result.labels == neck_label
+    keep = np.ones(result.labels.shape, np.float32)
+    if not neck.any():
+        return keep
+    ys, xs = np.nonzero(neck)
+    z = result.depth[ys, xs].astype(np.float64)
+    K = camera.K.numpy().astype(np.float64)
+    cam_pts = np.stack([(xs - K[0, 2]) / K[0, 0] * z, (ys - K[1, 2]) / K[1, 1] * z, z], axis=1)
+    c2w = np.linalg.inv(camera.world_to_cam.numpy().astype(np.float64))
+    world = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
+    below = (chin - world) @ up
+    keep[ys, xs] = 1.0 - smoothstep(fade_m[0], fade_m[1], below)
+    return keep
 
 
 def encode_rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -471,7 +519,8 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      base_texture: np.ndarray | None = None, identity_shape: torch.Tensor | None = None,
                      reference_camera: Camera | None = None, reference_params: HeadParams | None = None,
                      reference_frames: int = 4,
-                     variant_textures: dict[tuple[str, str], np.ndarray] | None = None) -> Path:
+                     variant_textures: dict[tuple[str, str], np.ndarray] | None = None,
+                     hair_layer: HairLayer | None = None) -> Path:
     """Render a synthetic attribute dataset into `out_dir` (format: see the module docstring).
 
     Args:
@@ -498,6 +547,9 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
             those variants (e.g. portraits edited by `perse.create.editors`, projected on the head),
             composited inside the category's UV region (`FrameRenderer.texture`); accessory geometry
             still follows the look. Saved as ``variant_textures/CATEGORY_VARIANT.png``.
+        hair_layer: the person's hair layer (`perse.synth.hair`): the scalp is drawn offset by its
+            thickness and its coverage tells hair-colour variants which texels are hair. Saved as
+            ``hair_layer.npz`` (the trainer seeds Gaussians on the shell).
     Returns:
         The dataset folder.
     """
@@ -535,7 +587,10 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         (partial / "regions").mkdir()
         plans = plan_frames(cats, settings, np.random.default_rng([settings.seed, 2]))
         frame_renderer = FrameRenderer(head, cats, settings.texture_size, settings.seed, renderer,
-                                       base_texture=base_texture, variant_textures=variant_textures)
+                                       base_texture=base_texture, variant_textures=variant_textures,
+                                       hair_layer=hair_layer, neck_fade_m=settings.neck_fade_m)
+        if hair_layer is not None:
+            hair_layer.save(partial / HAIR_LAYER_FILE)
         _paint_all(frame_renderer, plans, progress)
         if base_texture is not None:
             _write_png(partial / "base_texture.png", base_texture)
@@ -554,6 +609,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
             jobs += [(FramePlan(reference_look(cats), "train"), ref_params, ref_camera)] * int(reference_frames)
         rng_train = np.random.default_rng([settings.seed, 0])
         rng_test = np.random.default_rng([settings.seed, 1])
+        rng_wide = np.random.default_rng([settings.seed, 3])   # its own stream: other draws keep their values
         frames = []
         bar = _bar(len(jobs), "synth: rendering frames", "frame", progress)
         t_render = time.perf_counter()
@@ -566,7 +622,11 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
             if identity is not None:
                 params.shape = identity.clone()
             verts = frame_renderer.posed_vertices(params)
-            camera = frame_camera(verts, rng, settings, plan.split == "test") if fixed_camera is None else fixed_camera
+            if fixed_camera is None:
+                wide = plan.split == "train" and rng_wide.random() < settings.wide_view_fraction
+                camera = frame_camera(verts, rng, settings, plan.split == "test", wide)
+            else:
+                camera = fixed_camera
             head_rot = axis_angle_matrix(params.global_rot[0].numpy()) @ axis_angle_matrix(params.neck_rot[0].numpy())
             rgba, bits, _ = frame_renderer.render(plan.look, verts, camera, dilation, head_rot)
             image_rel, region_rel = f"images/{i:06d}.png", f"regions/{i:06d}.png"

@@ -83,6 +83,7 @@ BROW_COLORS = {"natural": (0.17, 0.11, 0.07), "thick": (0.10, 0.07, 0.05), "thin
                "light": (0.62, 0.50, 0.36)}
 BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.55, "light": 1.15}
 BEARD_COLOR = (0.16, 0.10, 0.06)
+SCLERA_COLOR = (0.93, 0.91, 0.88)
 IRIS_COLORS = [(0.33, 0.20, 0.10), (0.25, 0.42, 0.60), (0.30, 0.42, 0.22), (0.45, 0.32, 0.16)]
 
 TEXTURE_CATEGORIES = ("hair", "beard", "eyebrows", "lips", "skin")
@@ -245,6 +246,50 @@ def head_anatomy(head) -> HeadAnatomy:
                        eye_centers=np.stack(centers), eye_radii=np.array(radii))
 
 
+def eye_coordinates(anatomy: HeadAnatomy, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Spherical coordinates of points P (N, 3) on the eyeballs around each eye's gaze axis.
+
+    Each point is measured on the eye of its side of the face (x < 0: the subject's right). Returns
+    theta (N,) the angle from that eye's gaze axis, azimuth (N,) around it, and the iris half-angle
+    (radians) from the embedding's iris landmarks (MediaPipe 468-477)."""
+    a = anatomy
+    theta = np.full(P.shape[0], np.pi)
+    azim = np.zeros(P.shape[0])
+    iris_angle = []
+    for k, iris_ids in enumerate((MP_IRIS_R, MP_IRIS_L)):
+        c, r = a.eye_centers[k], a.eye_radii[k]
+        pts = a.lmk(*iris_ids)
+        gaze = pts[0] - c
+        gaze = gaze / max(np.linalg.norm(gaze), 1e-9)
+        if np.dot(gaze, [0, 0, 1]) < 0.7:       # embedded iris not in front: trust the model's +z
+            gaze = np.array([0.0, 0.0, 1.0])
+        iris_r = np.linalg.norm(pts[1:] - pts[0], axis=1).mean()
+        iris_angle.append(np.arcsin(np.clip(iris_r / r, 0.2, 0.8)) if np.isfinite(iris_r) else 0.5)
+        side = np.sign(P[:, 0]) == (-1 if k == 0 else 1)
+        rel = P[side] - c
+        rel /= np.maximum(np.linalg.norm(rel, axis=1, keepdims=True), 1e-12)
+        theta[side] = np.arccos(np.clip(rel @ gaze, -1, 1))
+        up = np.array([0.0, 1.0, 0.0]) - gaze[1] * gaze
+        up /= np.linalg.norm(up)
+        right = np.cross(up, gaze)
+        azim[side] = np.arctan2(rel @ up, rel @ right)
+    return theta, azim, float(np.clip(np.mean(iris_angle), 0.35, 0.7))
+
+
+def eye_albedo(theta: np.ndarray, azimuth: np.ndarray, iris_angle: float, sclera, iris_color) -> np.ndarray:
+    """(N, 3) eyeball colours from `eye_coordinates`: sclera (3,) reddening toward the corners, an iris
+    of `iris_color` (3,) with radial fibres and a dark limbal ring, a black pupil."""
+    ia = iris_angle
+    sclera = np.asarray(sclera, dtype=np.float64)
+    vein = smoothstep(0.9, 1.6, theta)
+    col = mix(np.broadcast_to(sclera, (theta.shape[0], 3)), sclera * np.array([0.99, 0.86, 0.84]), 0.5 * vein)
+    fibre = 0.5 + 0.5 * np.sin(azimuth * 37 + 3 * np.sin(azimuth * 5)) * np.sin(theta * 40 / ia)
+    iris = smoothstep(ia * 1.03, ia * 0.93, theta)
+    col = mix(col, np.asarray(iris_color, dtype=np.float64)[None] * (0.6 + 0.7 * fibre[:, None]), iris)
+    col = mix(col, np.array([0.05, 0.04, 0.04]), 0.6 * np.exp(-((theta - ia * 0.95) / (ia * 0.08)) ** 2))
+    return mix(col, np.array([0.02, 0.02, 0.02]), smoothstep(ia * 0.42, ia * 0.36, theta))
+
+
 # --------------------------------------------------------------------------------------------------
 # UV rasterization
 # --------------------------------------------------------------------------------------------------
@@ -380,7 +425,7 @@ class TexturePainter:
     """
 
     def __init__(self, anatomy: HeadAnatomy, size: int = 512, seed: int = 0,
-                 base_texture: np.ndarray | None = None):
+                 base_texture: np.ndarray | None = None, hair_coverage: np.ndarray | None = None):
         if size not in (256, 512, 1024, 2048):
             raise PerseError(f"texture size {size} is not supported; use 512 or 1024")
         base_img = None if base_texture is None else resample_texture(check_base_texture(base_texture), size)
@@ -451,39 +496,18 @@ class TexturePainter:
         # A person's texture to paint over (after every procedural field, so the procedural path and
         # its random stream are untouched by it).
         self.base_texture: np.ndarray | None = base_img
-        self.base: BaseTextureFields | None = None if base_img is None else BaseTextureFields.build(self, base_img)
+        coverage = None
+        if base_img is not None and hair_coverage is not None:
+            coverage = resample_coverage(hair_coverage, size).ravel()[self.atlas.index]
+        self.base: BaseTextureFields | None = None if base_img is None else BaseTextureFields.build(
+            self, base_img, coverage)
 
     # -- field builders ----------------------------------------------------------------------------
     def _paint_eyes_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
-        a = self.anatomy
         eye_w = self.reg["eyeballs"]
-        theta = np.full(P.shape[0], np.pi)
-        azim = np.zeros(P.shape[0])
-        iris_angle = []
-        for k, iris_ids in enumerate((MP_IRIS_R, MP_IRIS_L)):
-            c, r = a.eye_centers[k], a.eye_radii[k]
-            pts = a.lmk(*iris_ids)
-            gaze = pts[0] - c
-            gaze = gaze / max(np.linalg.norm(gaze), 1e-9)
-            if np.dot(gaze, [0, 0, 1]) < 0.7:       # embedded iris not in front: trust the model's +z
-                gaze = np.array([0.0, 0.0, 1.0])
-            iris_r = np.linalg.norm(pts[1:] - pts[0], axis=1).mean()
-            iris_angle.append(np.arcsin(np.clip(iris_r / r, 0.2, 0.8)) if np.isfinite(iris_r) else 0.5)
-            side = np.sign(P[:, 0]) == (-1 if k == 0 else 1)
-            rel = P[side] - c
-            rel /= np.maximum(np.linalg.norm(rel, axis=1, keepdims=True), 1e-12)
-            theta[side] = np.arccos(np.clip(rel @ gaze, -1, 1))
-            up = np.array([0.0, 1.0, 0.0]) - gaze[1] * gaze
-            up /= np.linalg.norm(up)
-            right = np.cross(up, gaze)
-            azim[side] = np.arctan2(rel @ up, rel @ right)
-        ia = float(np.clip(np.mean(iris_angle), 0.35, 0.7))
+        self.eye_theta, self.eye_azimuth, self.iris_angle = eye_coordinates(self.anatomy, P)
         self.eye_w = eye_w
-        self.iris = smoothstep(ia * 1.03, ia * 0.93, theta) * eye_w
-        self.limbal = np.exp(-((theta - ia * 0.95) / (ia * 0.08)) ** 2) * eye_w
-        self.pupil = smoothstep(ia * 0.42, ia * 0.36, theta) * eye_w
-        self.iris_fibre = 0.5 + 0.5 * np.sin(azim * 37 + 3 * np.sin(azim * 5)) * np.sin(theta * 40 / ia)
-        self.sclera_vein = smoothstep(0.9, 1.6, theta) * eye_w  # redder toward the corners
+        self.iris = smoothstep(self.iris_angle * 1.03, self.iris_angle * 0.93, self.eye_theta) * eye_w
 
     def _brow_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
         a = self.anatomy
@@ -651,13 +675,8 @@ class TexturePainter:
         col = mix(col, hair_col, self.hair_cover)
 
         # Eyes.
-        sclera = np.array([0.93, 0.91, 0.88])
-        sclera_col = mix(np.broadcast_to(sclera, col.shape), np.array([0.92, 0.78, 0.74]), 0.5 * self.sclera_vein)
-        col = mix(col, sclera_col, self.eye_w)
-        iris_col = self.iris_color[None] * (0.6 + 0.7 * self.iris_fibre[:, None])
-        col = mix(col, iris_col, self.iris)
-        col = mix(col, np.array([0.05, 0.04, 0.04]), 0.6 * self.limbal)
-        col = mix(col, np.array([0.02, 0.02, 0.02]), self.pupil)
+        col = mix(col, eye_albedo(self.eye_theta, self.eye_azimuth, self.iris_angle, SCLERA_COLOR, self.iris_color),
+                  self.eye_w)
         # Lash line on the lids.
         col = mix(col, np.array([0.06, 0.045, 0.04]), 0.9 * self.lash)
         return np.clip(col, 0.0, 1.0)
@@ -755,6 +774,12 @@ def resample_texture(texture: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.round(y[0].permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
 
 
+def resample_coverage(coverage: np.ndarray, size: int) -> np.ndarray:
+    """(S, S) float coverage in [0, 1] -> (size, size) float64, by the texture resampler."""
+    as_u8 = np.round(np.clip(coverage, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return resample_texture(np.repeat(as_u8[..., None], 3, axis=2), size)[..., 0].astype(np.float64) / 255.0
+
+
 def recolor_keep_luminance(lum: np.ndarray, target, mean_lum: float, eps: float = 0.03) -> np.ndarray:
     """Colours of `target` (3,) modulated by the luminance structure `lum` (N,) of what they replace.
 
@@ -831,7 +856,10 @@ class BaseTextureFields:
     skin: np.ndarray
 
     @classmethod
-    def build(cls, painter: "TexturePainter", texture: np.ndarray) -> "BaseTextureFields":
+    def build(cls, painter: "TexturePainter", texture: np.ndarray,
+              hair_coverage: np.ndarray | None = None) -> "BaseTextureFields":
+        """hair_coverage: (N,) the person's hair per texel from the portrait's hair mask (a hair layer),
+        bangs on the forehead included; None: guessed from colour on the hair regions."""
         from scipy import ndimage
 
         atlas, reg, S = painter.atlas, painter.reg, painter.size
@@ -851,9 +879,12 @@ class BaseTextureFields:
         # Hair: what looks like hair (far from the skin colour) on the scalp and back of the head, and on
         # the forehead above the procedural hairline. Skin between strands, a bare nape or temples stay
         # skin, so recolouring never tints skin (and a skin-tone change does reach it).
-        hairness = hair_likeness(color, skin_ref)
-        hair = clip01((clip01(reg["scalp"] + reg["back_of_head"]) + reg["forehead"] * painter.hair_density)
-                      * hairness)
+        if hair_coverage is not None:
+            hair = clip01(hair_coverage * (1 - painter.eye_w) * (1 - painter.lips))
+        else:
+            hairness = hair_likeness(color, skin_ref)
+            hair = clip01((clip01(reg["scalp"] + reg["back_of_head"]) + reg["forehead"] * painter.hair_density)
+                          * hairness)
 
         # Skin with the brows left out, by normalized convolution in texture space (brows are small
         # and inside one UV island, so the blur does not mix far-apart surface).

@@ -348,7 +348,9 @@ def new_avatar_for_dataset(dataset, cfg: TrainConfig, head=None) -> Avatar:
     head = head if head is not None else head_model_for(dataset)
     first = dataset.load_frame(dataset.indices()[0]).params
     identity = None if first.shape is None else first.shape[0]
+    hair = dataset.hair_layer(head.num_vertices)
     return Avatar.initialize(head, categories_of(dataset), num_gaussians=cfg.num_gaussians,
-                             identity=identity, seed=cfg.seed)
+                             identity=identity, seed=cfg.seed,
+                             surface_offset=None if hair is None else torch.from_numpy(hair.thickness))
 
 

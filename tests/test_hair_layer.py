@@ -1,0 +1,182 @@
+"""The hair layer: hair mask, shell thickness from the portrait's outline, unseen-hair synthesis, eyes
+from the photo; tried on the astronaut and on re-framed / mirrored versions of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from perse.create.portrait_texture import photo_eye_colors, portrait_texture
+from perse.errors import PerseError
+from perse.head.builtin import load_builtin_head
+from perse.mesh_ops import vertex_normals
+from perse.render.gl import Mesh
+from perse.synth.hair import HairLayer, fold_into, ray_extent, segment_hair, synthesize_unseen_hair
+from perse.synth.texture import head_anatomy
+from perse.track import detect_largest_face, fit_head
+
+skdata = pytest.importorskip("skimage.data")
+
+pytestmark = pytest.mark.gui  # the GL mesh renderer needs a display (Xvfb in CI)
+
+
+def reframed(image: np.ndarray, name: str) -> np.ndarray:
+    """Variants of a portrait: mirrored, cropped to a 3/4 framing (face off-centre), scaled."""
+    from PIL import Image
+
+    if name == "mirror":
+        return np.ascontiguousarray(image[:, ::-1])
+    if name == "offcentre":
+        crop = image[20:404, 120:504]
+        return np.asarray(Image.fromarray(crop).resize((448, 448), Image.Resampling.LANCZOS))
+    if name == "small":
+        return np.asarray(Image.fromarray(image).resize((384, 384), Image.Resampling.LANCZOS))
+    return image
+
+
+@pytest.fixture(scope="module")
+def head():
+    return load_builtin_head()
+
+
+@pytest.fixture(scope="module", params=["original", "mirror", "offcentre", "small"])
+def case(request, head, renderer):
+    image = reframed(skdata.astronaut(), request.param)
+    face = detect_largest_face(image, request.param).face
+    fit = fit_head(head, face.points, (image.shape[1], image.shape[0]))
+    result = portrait_texture(image, head, fit, size=256, renderer=renderer, landmarks=face.points)
+    return image, face, fit, result
+
+
+# -- pure functions ------------------------------------------------------------------------------
+def test_fold_is_continuous_and_stays_in_range():
+    x = np.linspace(-10, 10, 20001)
+    y = fold_into(x, -1.0, 2.0)
+    assert y.min() >= -1.0 - 1e-12 and y.max() <= 2.0 + 1e-12
+    assert np.abs(np.diff(y)).max() <= np.abs(np.diff(x)).max() + 1e-9   # no jumps
+    inside = (x >= -1) & (x <= 2)
+    assert np.allclose(y[inside], x[inside])
+
+
+def test_ray_extent_of_a_disc():
+    yy, xx = np.mgrid[0:101, 0:101]
+    disc = (xx - 50) ** 2 + (yy - 50) ** 2 <= 30 ** 2
+    r = ray_extent(disc, np.array([50.0, 50.0]), np.linspace(0, 2 * np.pi, 16, endpoint=False), 80.0, step=0.5)
+    assert np.all(np.abs(r - 30.0) <= 1.0)
+
+
+def test_unseen_hair_copies_only_seen_colours():
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(4000, 3))
+    pos = 0.1 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    colors = rng.uniform(size=(4000, 3))
+    seen = np.nonzero(pos[:, 2] > 0.03)[0]             # the front
+    target = np.nonzero(pos[:, 2] < -0.03)[0]          # the back
+    out = synthesize_unseen_hair(pos, np.zeros(3), colors, seen, target)
+    palette = {tuple(c) for c in colors[seen]}
+    assert all(tuple(c) in palette for c in out)
+
+
+def test_hair_layer_round_trip_and_bad_files(tmp_path):
+    layer = HairLayer(thickness=np.linspace(0, 0.02, 50).astype(np.float32),
+                      coverage=np.eye(8, dtype=np.float32), reliable=False, reason="a hat")
+    layer.save(tmp_path / "h.npz")
+    back = HairLayer.load(tmp_path / "h.npz", 50)
+    assert np.allclose(back.thickness, layer.thickness) and back.reason == "a hat" and not back.reliable
+    assert np.allclose(back.coverage, layer.coverage, atol=1 / 255)
+    with pytest.raises(PerseError, match="another head model"):
+        HairLayer.load(tmp_path / "h.npz", 51)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(PerseError, match="cannot read the hair layer"):
+        HairLayer.load(tmp_path / "bad.npz")
+    HairLayer(thickness=np.full(5, np.nan, np.float32)).save(tmp_path / "nan.npz")
+    with pytest.raises(PerseError, match="invalid thicknesses"):
+        HairLayer.load(tmp_path / "nan.npz")
+
+
+# -- on real photos --------------------------------------------------------------------------------
+def silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_shell_matches_the_portrait_outline(case, head, renderer):
+    """The head with its hair shell covers the portrait's head outline (hair mask ∪ face) above the
+    mouth far better than the bald head does."""
+    image, face, fit, result = case
+    hair = result.hair
+    assert hair.reliable, hair.reason
+    a = head_anatomy(head)
+    with torch.no_grad():
+        v = head(fit.params).vertices[0].double().numpy()
+    bald = renderer.render([Mesh(vertices=v.astype(np.float32), faces=a.faces)], fit.camera).alpha > 0.5
+    shell = hair.shell_vertices(v, vertex_normals(v, a.faces))
+    full = renderer.render([Mesh(vertices=shell.astype(np.float32), faces=a.faces)], fit.camera).alpha > 0.5
+    mask, _ = segment_hair(image, face.points, result.foreground)
+    above = np.arange(image.shape[0])[:, None] < face.points[[61, 291], 1].mean()
+    target = ((mask > 0.5) | bald) & above
+    iou_bald, iou_shell = silhouette_iou(bald & above, target), silhouette_iou(full & above, target)
+    assert iou_shell > iou_bald + 0.05 and iou_shell > 0.85, (iou_bald, iou_shell)
+    assert 0.005 < hair.thickness.max() < 0.07
+
+
+def test_back_of_head_hair_has_only_visible_hair_colours(case, head):
+    """Unseen hair (the back) is synthesized from the seen hair: every back texel's colour lies within
+    10 ΔE of some seen hair texel's colour."""
+    from skimage.color import rgb2lab
+
+    from perse.synth.texture import build_atlas
+
+    _, _, _, result = case
+    atlas = build_atlas(head_anatomy(head), 256)
+    tex = result.texture.reshape(-1, 3)[atlas.index].astype(np.float64) / 255
+    back = (atlas.region == head_anatomy(head).region_id("back_of_head")) & (atlas.position[:, 2] < -0.02)
+    seen = (result.observed.ravel()[atlas.index] > 0.5) & (result.hair.coverage.ravel()[atlas.index] > 0.7)
+    lab_back = rgb2lab(tex[back][None])[0]
+    lab_seen = rgb2lab(tex[seen][None])[0]
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(lab_seen).query(lab_back)
+    assert (d > 10).mean() <= 0.02
+
+
+def test_bangs_are_hair_and_the_cheeks_are_not(case, head):
+    _, _, _, result = case
+    from perse.synth.texture import build_atlas
+
+    a = head_anatomy(head)
+    atlas = build_atlas(a, 256)
+    cov = result.hair.coverage.ravel()[atlas.index]
+    forehead = atlas.region == a.region_id("forehead")
+    cheeks = (atlas.region == a.region_id("face")) & (atlas.position[:, 1] < a.landmarks[1][1])  # below the nose tip
+    assert cov[forehead].mean() > 0.25            # the astronaut's bangs cover much of her forehead
+    assert cov[cheeks].max() < 0.05
+
+
+def test_eyes_take_the_photo_colours(case, head):
+    """The iris is darker and more saturated than the sclera, both read from the photo, and the sclera is
+    never brighter than the photo's brightest sclera pixels."""
+    image, face, _, result = case
+    iris, sclera = photo_eye_colors(image, face.points)
+    assert iris.mean() < sclera.mean() - 0.15
+    from perse.synth.texture import build_atlas
+
+    a = head_anatomy(head)
+    atlas = build_atlas(a, 256)
+    tex = result.texture.reshape(-1, 3)[atlas.index].astype(np.float64) / 255
+    eye = tex[atlas.region == a.region_id("eyeballs")]
+    assert eye.max() <= sclera.max() + 2 / 255
+    assert 0.02 < (eye.mean(1) <= iris.mean() + 0.05).mean() < 0.2     # irises and pupils, not black eyes
+    assert (sclera.max() - sclera.min()) < (iris.max() - iris.min())    # a white, not a skin tone
+
+
+def test_closed_eyes_are_reported(head, renderer):
+    image = skdata.astronaut().copy()
+    face = detect_largest_face(image, "astronaut").face
+    from perse.synth.texture import MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER
+
+    closed = face.points.copy()
+    for upper, lower in ((MP_EYE_R_UPPER, MP_EYE_R_LOWER), (MP_EYE_L_UPPER, MP_EYE_L_LOWER)):
+        closed[list(lower)] = closed[list(upper)]        # lids meet: no eye opening left
+    assert photo_eye_colors(image, closed) is None
+    assert photo_eye_colors(image, face.points) is not None
