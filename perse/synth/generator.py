@@ -73,6 +73,7 @@ from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera, orbit_camera
 from perse.rotations import axis_angle_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
+from perse.synth.mouth import build_mouth
 from perse.mesh_ops import vertex_normals
 from perse.synth.hair import HairLayer
 from perse.synth.texture import MP_CHIN, HeadAnatomy, TexturePainter, head_anatomy, smoothstep
@@ -270,6 +271,7 @@ class FrameRenderer:
         # reference view reproduces the photo) while accessory geometry is still lit by the rig.
         self.photo_texture = base_texture is not None
         self.accessories = AccessoryCache(self.anatomy)
+        self.mouth = build_mouth(head, self.anatomy)  # teeth, tongue, cavity; None without a mouth pocket
         self.face_labels = (self.anatomy.face_regions() + 1).astype(np.int32)  # 0 = background
         self._renderer = renderer
         self._own_renderer = renderer is None
@@ -304,6 +306,8 @@ class FrameRenderer:
         out = [Mesh(vertices=vertices.astype(np.float32), faces=a.faces, uvs=a.uvs.astype(np.float32),
                     uv_faces=a.uv_faces, texture=self.texture(look), face_labels=self.face_labels,
                     specular=0.06, unlit=self.photo_texture)]
+        if self.mouth is not None:  # its own cavity replaces the head's pocket (see perse.synth.mouth)
+            out = [self.mouth.open_head(out[0])] + self.mouth.meshes(vertices)
         for acc in self.accessories.get(look):
             label = ACCESSORY_LABEL_BASE + self._cat_index.get(acc.category, 15)
             out.append(Mesh(vertices=acc.posed(vertices).astype(np.float32), faces=acc.faces,
