@@ -55,14 +55,14 @@ def identity_available() -> bool:
 
 
 def face_descriptor(image: np.ndarray, upsample: int = 1) -> np.ndarray | None:
-    """(128,) float64 descriptor of the largest face dlib's HOG detector finds in an (H, W, 3) uint8 RGB
-    image, or None when it finds none."""
+    """(128,) float64 descriptor of the face dlib's HOG detector is most confident about in an (H, W, 3)
+    uint8 RGB image (not the largest: a shirt badge can pass for a face as big), or None without a face."""
     detector, predictor, encoder = face_models()
     img = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
-    boxes = detector(img, upsample)
+    boxes, scores, _ = detector.run(img, upsample, 0.0)
     if len(boxes) == 0:
         return None
-    box = max(boxes, key=lambda r: r.area())
+    box = boxes[int(np.argmax(scores))]
     return np.asarray(encoder.compute_face_descriptor(img, predictor(img, box), 1), dtype=np.float64)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from perse.errors import PerseError
 
 ALIGN_IDS = np.arange(468)  # the face mesh points (irises left out: they follow the gaze)
+MIN_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,23 @@ def face_landmarks(image: np.ndarray, source: str) -> np.ndarray:
     return detect_largest_face(image, source).face.points.astype(np.float64)
 
 
+def enlarge_small(image: np.ndarray, min_side: int = MIN_SIDE) -> np.ndarray:
+    """(H, W, 3) uint8 upscaled (bicubic) so that its shorter side is at least min_side: MediaPipe's
+    landmarks need some 40 px between the eyes, which a small head-and-shoulders photo may not have."""
+    import cv2
+
+    scale = min_side / min(image.shape[:2])
+    if scale <= 1:
+        return image
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+
 def read_portrait(image: np.ndarray, source: str = "the portrait") -> Portrait:
-    """Landmarks and person mask (MediaPipe selfie segmentation) of an (H, W, 3) uint8 portrait."""
+    """Landmarks and person mask (MediaPipe selfie segmentation) of an (H, W, 3) uint8 portrait (small
+    photos are enlarged first, see `enlarge_small`; the fields are in the enlarged image's pixels)."""
     from perse.create.portrait_texture import segment_person
 
-    image = np.ascontiguousarray(image[..., :3])
+    image = enlarge_small(np.ascontiguousarray(image[..., :3]))
     return Portrait(image, face_landmarks(image, source), segment_person(image))
 
 

@@ -47,7 +47,7 @@ def identity_section(avatar: Avatar, photo: np.ndarray, size: int, backend: str)
     if target is None:
         return {"error": "dlib finds no face in the portrait"}
     state = views.reference_state(avatar)
-    camera = views.reference_camera(avatar, size)
+    camera = views.reference_head_camera(avatar, size)
     centre = views.head_centre(avatar, state)
     out = {}
     for name, yaw in (("reference", 0.0),) + tuple((f"yaw{y:+.0f}", y) for y in IDENTITY_YAWS):
@@ -58,7 +58,8 @@ def identity_section(avatar: Avatar, photo: np.ndarray, size: int, backend: str)
 
 def silhouette_section(avatar: Avatar, photo: portrait_mod.Portrait, size: int, backend: str) -> dict:
     """Head silhouette IoU of the reference-view render against the portrait aligned into it."""
-    view = views.render_view(avatar, views.reference_state(avatar), views.reference_camera(avatar, size), backend)
+    view = views.render_view(avatar, views.reference_state(avatar), views.reference_head_camera(avatar, size),
+                             backend)
     aligned = portrait_mod.align_portrait(photo, render_landmarks(view, "the reference-view render"), size)
     return silhouette.silhouette_iou(view.alpha, aligned.person, aligned.landmarks, aligned.valid)
 
