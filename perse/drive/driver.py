@@ -5,7 +5,8 @@ to show when there is no face. Synchronous; `perse.drive.live` runs it on a thre
 No face in the frame: the last pose is held for `hold_seconds`, then eased to neutral over
 `ease_seconds` (a smoothstep), so a face that leaves briefly does not make the avatar twitch. The same
 easing runs when the camera is lost (`no_signal`). When a face returns, the filter restarts from what
-is shown, so the avatar glides back instead of jumping.
+is shown, so the avatar glides back instead of jumping. Frames with a face that merely arrive far apart
+(a slow, loaded machine) are filtered as usual: only an ease that was shown restarts the filter.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Driver:
         self._last_tracked = self.layout.zeros()  # the last pose shown with a face in view
         self._last_face_time: float | None = None  # capture time of the last frame with a face
         self._last_face_done: float | None = None  # when that frame's tracking finished (wall clock)
+        self._eased_away = False  # a sample without a face has shown the avatar easing since the last face
         self._last_centre: np.ndarray | None = None
         self._calibration: list[np.ndarray] | None = None
         self._calibration_target = 0
@@ -194,8 +196,9 @@ class Driver:
                 status = "calibrated"
                 self._restart_filter(capture_time)  # the neutral moved: glide to the new output
         target = self.retargeter.retarget(raw)
-        if self._last_face_time is None or self._eased(capture_time):
+        if self._last_face_time is None or self._eased_away:
             self._restart_filter(capture_time)
+            self._eased_away = False
         smoothed = self.filter(target, capture_time) if self.settings.smoothing > 0 else target
         self.shown = self.retargeter.clamp(smoothed)
         self._last_tracked = self.shown.copy()
@@ -210,10 +213,6 @@ class Driver:
         self.filter.reset()
         if self._last_face_time is not None:
             self.filter(self.shown, now - 1.0 / 30.0)
-
-    def _eased(self, now: float) -> bool:
-        """Whether the avatar has started easing away from the last tracked pose by `now`."""
-        return self._last_face_time is not None and now - self._last_face_time > self.settings.hold_seconds
 
     def no_signal(self, status: str, now: float | None = None) -> DriveSample:
         """A sample for a tick without any frame (camera lost or stopped): hold, then ease to neutral.
@@ -232,6 +231,7 @@ class Driver:
         self._last_centre = None
         gone = now - since
         weight = ease_weight(gone, self.settings.hold_seconds, self.settings.ease_seconds)
+        self._eased_away = self._eased_away or weight < 1.0
         if gone <= self.settings.hold_seconds:
             label = f"{status}: holding"
         elif weight > 0:
