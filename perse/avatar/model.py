@@ -77,14 +77,18 @@ class Avatar(nn.Module):
     def initialize(cls, head: HeadModel, categories: list[Category], num_gaussians: int = 20000,
                    shell_fraction: float = 0.35, shell_max_offset: float = 0.04,
                    cfg: FieldConfig | None = None, identity: Tensor | None = None, seed: int = 0,
-                   surface_offset: Tensor | None = None) -> "Avatar":
+                   surface_offset: Tensor | None = None, seeds=None) -> "Avatar":
         """A fresh avatar: Gaussians on the neutral head surface, plus faint 'shell' Gaussians floating up
         to `shell_max_offset` metres above the regions of categories (room for hats, glasses, earrings
         and hair volume to appear during training without any category-specific code).
 
         surface_offset: (V,) metres along the normal of the surface the Gaussians start on, e.g. the
         thickness of a person's hair layer (`perse.synth.hair`): the hair's Gaussians then start on the
-        hair's outer surface, bound to the scalp triangles, instead of having to travel there."""
+        hair's outer surface, bound to the scalp triangles, instead of having to travel there.
+
+        seeds: a `perse.avatar.seeds.SeedSet` (the dataset's accessory and mouth geometry): appended as
+        flat Gaussians on that geometry, accessory ones hidden except in their own variant's look
+        (their category branches are pre-fitted, `fit_seed_branches`)."""
         cfg = cfg or FieldConfig()
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -127,7 +131,17 @@ class Avatar(nn.Module):
             "feature": 0.5 * torch.randn(len(parent), cfg.feature_dim, generator=g),
             "gate_logit": torch.full((len(parent), len(categories)), 2.0),
         }
-        return cls(head, categories, parent, gaussians, cfg, identity)
+        if seeds is None or len(seeds) == 0:
+            return cls(head, categories, parent, gaussians, cfg, identity)
+        from perse.avatar.seeds import fit_seed_branches, seed_gaussians
+
+        seeds.validate(faces.shape[0], len(categories))
+        seed_parent, seeded = seed_gaussians(seeds, frames, len(categories), cfg.feature_dim, g)
+        rows = torch.arange(len(parent), len(parent) + len(seeds))
+        gaussians = {k: torch.cat([v, seeded[k]]) for k, v in gaussians.items()}
+        avatar = cls(head, categories, torch.cat([parent, seed_parent]), gaussians, cfg, identity)
+        fit_seed_branches(avatar, rows, seeds, generator=g)
+        return avatar
 
     # -- sizes ----------------------------------------------------------------------------------
     @property

@@ -33,6 +33,8 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
       "generator": {settings, seed, ..., "base_texture": {"file", "size", "sha256"} | null,
                     "identity_shape": [S floats] | null, "reference_frames": int}
     }
+    seeds.npz           surface samples of every accessory variant and of the mouth, bound to head
+                        triangles, for the avatar's initial Gaussians (`perse.avatar.seeds`).
     base_texture.png    only with a base texture: the texture the looks were painted over (RGB uint8).
     hair_layer.npz      only with a hair layer (`perse.synth.hair.HairLayer`): per-vertex shell thickness
                         and texture-space hair coverage of the person.
@@ -68,12 +70,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from perse.avatar.seeds import SEEDS_FILE, save_seeds
 from perse.errors import PerseError
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera, orbit_camera
 from perse.rotations import axis_angle_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
 from perse.synth.mouth import build_mouth
+from perse.synth.seeding import dataset_seeds
 from perse.mesh_ops import vertex_normals
 from perse.synth.hair import HairLayer
 from perse.synth.texture import MP_CHIN, HeadAnatomy, TexturePainter, head_anatomy, smoothstep
@@ -649,12 +653,19 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         if bar is not None:
             bar.close()
         render_s = time.perf_counter() - t_render
+        # Seeds for the avatar's Gaussians: the accessory and mouth geometry just rendered, sampled on
+        # the identity's neutral head (format: perse.avatar.seeds).
+        neutral = head.zero_params()
+        if identity is not None:
+            neutral.shape = identity.clone()
+        save_seeds(partial / SEEDS_FILE, dataset_seeds(frame_renderer, frame_renderer.posed_vertices(neutral),
+                                                       np.random.default_rng([settings.seed, 4])))
         generator = {**asdict(settings), "generator": "perse.synth.builtin", "region_dilation_px": dilation,
                      "accessory_label_base": ACCESSORY_LABEL_BASE, "frames_per_second": len(jobs) / max(render_s, 1e-9),
                      "base_texture": None if base_texture is None else {
                          "file": "base_texture.png", "size": int(base_texture.shape[0]),
                          "sha256": texture_sha256(base_texture)},
-                     "variant_textures": variant_files,
+                     "variant_textures": variant_files, "seeds": SEEDS_FILE,
                      "identity_shape": None if identity is None else identity[0].tolist(),
                      "reference_frames": sum(1 for _, fp, _ in jobs if fp is not None),
                      "seconds": time.perf_counter() - t_start,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perse import mesh_ops as mo
-from perse.synth.accessories import (Accessory, _grid_faces, apply_binding, bind_to_mesh, merge, orient_faces, tube,
+from perse.synth.accessories import (Accessory, Binding, _grid_faces, apply_binding, bind_to_mesh, merge, orient_faces, tube,
                                      uv_sphere)
 from perse.synth.texture import MP_LIPS_INNER, HeadAnatomy, smoothstep
 
@@ -406,17 +406,16 @@ class MouthInterior:
         self.seal = self._bound("lip_seal", sv, sf, np.broadcast_to(SEAL, sv.shape), upper_rim, 0.05)
         # The cavity: its first ring is the head's own loop, the others ride on the skull or the jaw.
         bv, bf, side, depth = cavity_bag(anatomy.vertices, pocket.upper_loop, pocket.lower_loop)
-        K = len(pocket.upper_loop) + len(pocket.lower_loop) - 2
         self.bag_loop = np.concatenate([pocket.upper_loop, pocket.lower_loop[1:-1][::-1]])
-        self.bag_faces = facing_cavity(bv, bf, pocket)
-        self.bag_colors = lining_colors(depth)
-        inner = bv[K:]
-        lower = side[K:] < 0
-        self.bag_binding = [(np.nonzero(~lower)[0] + K, bind_to_mesh(inner[~lower], anatomy.vertices, F_all,
-                                                                     face_mask=self._anchors(True))),
-                            (np.nonzero(lower)[0] + K, bind_to_mesh(inner[lower], anatomy.vertices, F_all,
-                                                                    face_mask=self._anchors(False)))]
-        self._bag_size = len(bv)
+        lower = side < 0
+        bag = Accessory("cavity", "mouth", bv, facing_cavity(bv, bf, pocket), lining_colors(depth), 1.0, 0.0)
+        upper_b = bind_to_mesh(bv[~lower], anatomy.vertices, F_all, face_mask=self._anchors(True))
+        lower_b = bind_to_mesh(bv[lower], anatomy.vertices, F_all, face_mask=self._anchors(False))
+        bag.binding = Binding(np.zeros(len(bv), np.int64), np.zeros((len(bv), 3)), np.zeros(len(bv)))
+        for rows, b in ((~lower, upper_b), (lower, lower_b)):
+            bag.binding.face[rows], bag.binding.bary[rows], bag.binding.offset[rows] = b.face, b.bary, b.offset
+        bag._head_faces = F_all
+        self.bag = bag
 
     def _touching(self, ids: np.ndarray, among: np.ndarray) -> np.ndarray:
         """(F,) bool: pocket triangles flagged in `among` (P,) that have a corner in `ids`."""
@@ -445,12 +444,15 @@ class MouthInterior:
         return acc
 
     def bag_vertices(self, head_vertices: np.ndarray) -> np.ndarray:
-        """(N, 3) cavity vertices on posed head vertices (V, 3)."""
-        out = np.empty((self._bag_size, 3))
+        """(N, 3) cavity vertices on posed head vertices (V, 3); its rim is the head's own lip loop."""
+        out = self.bag.posed(head_vertices)
         out[:len(self.bag_loop)] = head_vertices[self.bag_loop]
-        for rows, binding in self.bag_binding:
-            out[rows] = apply_binding(binding, head_vertices, self.anatomy.faces)
         return out
+
+    @property
+    def solids(self) -> list[Accessory]:
+        """Every bound part (cavity, teeth, gums, tongue, seal) in canonical space, e.g. for seeding."""
+        return [self.bag] + self.parts + [self.seal]
 
     def open_head(self, mesh):
         """The head's GL `Mesh` without its own mouth pocket (the cavity bag replaces it)."""
@@ -469,8 +471,8 @@ class MouthInterior:
 
         hv = np.asarray(head_vertices, dtype=np.float64)
         # The lining carries its own baked darkness: unlit, so the rig cannot light up the throat.
-        out = [Mesh(vertices=self.bag_vertices(hv).astype(np.float32), faces=self.bag_faces,
-                    colors=self.bag_colors.astype(np.float32), specular=0.0, unlit=True)]
+        out = [Mesh(vertices=self.bag_vertices(hv).astype(np.float32), faces=self.bag.faces,
+                    colors=self.bag.colors.astype(np.float32), specular=0.0, unlit=True)]
         for part in self.parts + [self.seal]:
             out.append(Mesh(vertices=part.posed(hv).astype(np.float32), faces=part.faces,
                             colors=part.colors.astype(np.float32), specular=part.specular, smooth=True))

@@ -1,0 +1,102 @@
+"""Seed samples of the geometry the generator renders, for the avatar's initial Gaussians.
+
+Every accessory variant (glasses, hats, earrings) and every part of the mouth interior is sampled
+area-uniformly on the mesh the generator draws, posed on the identity's neutral head (so the samples
+are where the dataset shows that geometry). Each sample is bound to the head triangle its mesh vertex
+is bound to (rigid skull, ears, jaw: `perse.synth.accessories.BIND_REGIONS`, `perse.synth.mouth`); an
+accessory sample whose triangle lies outside its category's region, where the category's branch of
+the attribute field cannot reach it, is bound again to the nearest allowed triangle inside the region.
+Format and use: `perse.avatar.seeds`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from perse.avatar.seeds import SeedSet
+from perse.synth.accessories import BIND_REGIONS, Accessory, _face_mask, bind_to_mesh
+
+# Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
+# 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely.
+SPACING = {"glasses_frame": (0.0016, 1400), "glasses_lenses": (0.0040, 400), "hat": (0.0060, 1600),
+           "earrings": (0.0009, 450), "teeth": (0.0012, 800), "gums": (0.0020, 200), "tongue": (0.0025, 250),
+           "cavity": (0.0025, 500), "lip_seal": (0.0010, 120)}
+DEFAULT_SPACING = (0.0020, 600)
+
+
+def spacing_for(name: str) -> tuple[float, int]:
+    """(spacing m, max samples) for a mesh called `name` (longest matching prefix)."""
+    hits = [k for k in SPACING if name.startswith(k)]
+    return SPACING[max(hits, key=len)] if hits else DEFAULT_SPACING
+
+
+def sample_mesh(vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Area-uniform samples: triangle index (count,), barycentrics (count, 3), unit normals (count, 3)."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    n = np.cross(b - a, c - a)
+    area = 0.5 * np.linalg.norm(n, axis=1)
+    tri = rng.choice(len(faces), size=count, p=area / area.sum())
+    u, v = rng.random(count), rng.random(count)
+    flip = u + v > 1
+    u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
+    bary = np.stack([1 - u - v, u, v], 1)
+    return tri, bary, n[tri] / np.maximum(2 * area[tri, None], 1e-20)
+
+
+def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, rng: np.random.Generator,
+               allowed: np.ndarray | None, anatomy) -> SeedSet:
+    """Samples of one bound mesh. posed: (N, 3) its vertices on the neutral identity head; allowed: (F,)
+    bool head triangles the samples may bind to (None: keep the mesh's own binding)."""
+    spacing, most = spacing_for(acc.name)
+    f = acc.faces
+    area = 0.5 * np.linalg.norm(np.cross(posed[f[:, 1]] - posed[f[:, 0]], posed[f[:, 2]] - posed[f[:, 0]]), axis=1).sum()
+    count = int(np.clip(round(area / spacing ** 2), 16, most))
+    tri, bary, normals = sample_mesh(posed, f, count, rng)
+    corners = f[tri]
+    points = (bary[..., None] * posed[corners]).sum(axis=1)
+    colors = (bary[..., None] * acc.colors[corners]).sum(axis=1)
+    face = acc.binding.face[corners[np.arange(count), bary.argmax(axis=1)]]  # the nearest corner's triangle
+    if allowed is not None and not allowed[face].all():
+        bad = ~allowed[face]
+        canonical = (bary[bad, :, None] * acc.vertices[corners[bad]]).sum(axis=1)
+        face[bad] = bind_to_mesh(canonical, anatomy.vertices, anatomy.faces, face_mask=allowed).face
+    n = np.full(count, 1, np.int64)
+    return SeedSet(points=points.astype(np.float32), normals=normals.astype(np.float32),
+                   colors=np.clip(colors, 0, 1).astype(np.float32), opacity=np.full(count, acc.opacity, np.float32),
+                   scale=np.full(count, np.sqrt(area / count), np.float32), face=face.astype(np.int64),
+                   category=n * category, variant=n * variant)
+
+
+def dataset_seeds(frame_renderer, neutral: np.ndarray, rng: np.random.Generator) -> SeedSet:
+    """Seeds of every accessory variant and of the mouth for a `FrameRenderer`'s head.
+
+    neutral: (V, 3) head vertices of the dataset's identity in the neutral pose. Accessories are posed
+    exactly as `FrameRenderer.meshes` poses them (the same meshes, in the same order).
+    """
+    from perse.avatar.model import face_category_mask
+    from perse.synth.generator import ACCESSORY_LABEL_BASE
+
+    fr = frame_renderer
+    a = fr.anatomy
+    gateable = face_category_mask(fr.head, fr.categories).numpy()  # (F, C), as the avatar gates
+    out = []
+    for c, cat in enumerate(fr.categories):
+        if cat.name not in BIND_REGIONS:
+            continue
+        allowed = gateable[:, c] & _face_mask(a, BIND_REGIONS[cat.name])
+        if not allowed.any():
+            allowed = gateable[:, c]
+        for v, variant in enumerate(cat.variants):
+            accs = fr.accessories.get({cat.name: variant})
+            if not accs:
+                continue
+            # A look with only this accessory: its meshes are then exactly `accs`, in order.
+            meshes = [m for m in fr.meshes({cat.name: variant}, neutral)
+                      if m.face_labels is not None and np.asarray(m.face_labels).min() >= ACCESSORY_LABEL_BASE]
+            for acc, mesh in zip(accs, meshes):
+                out.append(mesh_seeds(acc, np.asarray(mesh.vertices, np.float64), c, v, rng, allowed, a))
+    if fr.mouth is not None:
+        for part in fr.mouth.solids:
+            out.append(mesh_seeds(part, part.posed(neutral), -1, -1, rng, None, a))
+    return SeedSet.concat(out)
