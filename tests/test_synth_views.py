@@ -44,7 +44,7 @@ def test_some_training_views_see_the_back_of_the_head(tmp_path, head, renderer):
 
 
 def test_neck_fades_out_below_the_chin(head, renderer):
-    fr_plain = FrameRenderer(head, [category_by_name("hair")], 256, renderer=renderer)
+    fr_plain = FrameRenderer(head, [category_by_name("hair")], 256, renderer=renderer, neck_fade_m=None)
     fr_fade = FrameRenderer(head, [category_by_name("hair")], 256, renderer=renderer,
                             neck_fade_m=SynthSettings().neck_fade_m)
     verts = fr_plain.posed_vertices(HeadParams())

@@ -29,7 +29,8 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                   "camera": Camera.to_dict(),
                   "params": HeadParams.to_dict() with batch size 1 (all 8 fields),
                   "variants": {category_name: variant_name, ...},    # every category present
-                  "reference": true}],   # only on frames at the portrait's own view (see below)
+                  "reference": true,     # only on frames at the portrait's own view (see below)
+                  "wide": true}],        # only on views from any angle around the head (sides, back)
       "generator": {settings, seed, ..., "base_texture": {"file", "size", "sha256"} | null,
                     "identity_shape": [S floats] | null, "reference_frames": int}
     }
@@ -85,8 +86,10 @@ from perse.synth.variants import CATEGORIES, Category, category_by_name, referen
 
 FORMAT_NAME = "perse-dataset"
 FORMAT_VERSION = 1
-ACCESSORY_LABEL_BASE = 100
-HAIR_LAYER_FILE = "hair_layer.npz"   # label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
+ACCESSORY_LABEL_BASE = 100   # label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
+HAIR_LAYER_FILE = "hair_layer.npz"
+WIDE_VIEW_CATEGORIES = ("hair", "hat")   # categories whose variants are seen from behind too
+NECK_FADE_M = (0.03, 0.08)   # the neck fades out from this far below the chin to this far
 
 # ARKit expression units used for random expressions (those the head has are used).
 EXPRESSION_POOL = (
@@ -123,10 +126,11 @@ class SynthSettings:
     neck_deg: float = 6.0
     camera_yaw_deg: float = 20.0
     camera_yaw_test_deg: float = 30.0
-    # Share of training frames seen from anywhere around the head (sides and back): without them the
-    # back of the head is never in a training image and the avatar shows noise there.
-    wide_view_fraction: float = 0.2
-    neck_fade_m: tuple[float, float] = (0.03, 0.08)   # the neck fades out this far below the chin
+    # Share of the training frames that show only whole-head categories (`WIDE_VIEW_CATEGORIES`, or the
+    # reference look) seen from anywhere around the head, back included: without them the back of the
+    # head is never in a training image and the avatar shows noise there. Face variants stay in front.
+    wide_view_fraction: float = 0.5
+    neck_fade_m: tuple[float, float] | None = NECK_FADE_M   # None: a hard-edged neck
     camera_pitch_deg: float = 10.0
     fov_deg: tuple[float, float] = (14.0, 22.0)
     fill: float = 0.7
@@ -258,7 +262,7 @@ class FrameRenderer:
     def __init__(self, head: HeadModel, categories: list[Category], texture_size: int = 512, seed: int = 0,
                  renderer=None, base_texture: np.ndarray | None = None,
                  variant_textures: dict[tuple[str, str], np.ndarray] | None = None,
-                 hair_layer: HairLayer | None = None, neck_fade_m: tuple[float, float] | None = None):
+                 hair_layer: HairLayer | None = None, neck_fade_m: tuple[float, float] | None = NECK_FADE_M):
         self.head = head
         self.categories = categories
         self.anatomy: HeadAnatomy = head_anatomy(head)
@@ -373,6 +377,7 @@ class FrameRenderer:
             up = np.eye(3)[1] if head_rotation is None else head_rotation[:, 1]
             keep = neck_fade(result, camera, self._neck_label, verts[self._chin_vertex], up, self.neck_fade_m)
             result.rgb, result.alpha = result.rgb * keep[..., None], result.alpha * keep
+            result.labels = np.where(keep > 1e-3, result.labels, 0)   # nothing left to attribute there
         return encode_rgba(result.rgb, result.alpha), region_bits(result.labels, self.category_labels, dilation), result
 
 
@@ -630,8 +635,10 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
             if identity is not None:
                 params.shape = identity.clone()
             verts = frame_renderer.posed_vertices(params)
+            wide = False
             if fixed_camera is None:
-                wide = plan.split == "train" and rng_wide.random() < settings.wide_view_fraction
+                wide = (plan.split == "train" and rng_wide.random() < settings.wide_view_fraction
+                        and all(plan.look[c.name] == c.reference for c in cats if c.name not in WIDE_VIEW_CATEGORIES))
                 camera = frame_camera(verts, rng, settings, plan.split == "test", wide)
             else:
                 camera = fixed_camera
@@ -645,6 +652,8 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      "variants": {c.name: plan.look[c.name] for c in cats}}
             if fixed_params is not None:
                 frame["reference"] = True
+            if fixed_camera is None and wide:
+                frame["wide"] = True
             frames.append(frame)
             if bar is not None:
                 bar.update(1)

@@ -83,6 +83,11 @@ BROW_COLORS = {"natural": (0.17, 0.11, 0.07), "thick": (0.10, 0.07, 0.05), "thin
                "light": (0.62, 0.50, 0.36)}
 BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.55, "light": 1.15}
 BEARD_COLOR = (0.16, 0.10, 0.06)
+# Over a person's texture: thick / thin brows are this much darker than the person's, light brows move
+# 75 % of the way to a pale ash blonde, and lighter skin is at least this much brighter than theirs.
+THICK_BROW_DARKEN = 0.55
+LIGHT_BROW_TARGET = (0.90, 0.82, 0.68)
+LIGHTER_GAIN = 1.22
 SCLERA_COLOR = (0.93, 0.91, 0.88)
 IRIS_COLORS = [(0.33, 0.20, 0.10), (0.25, 0.42, 0.60), (0.30, 0.42, 0.22), (0.45, 0.32, 0.16)]
 
@@ -508,6 +513,7 @@ class TexturePainter:
         self.eye_theta, self.eye_azimuth, self.iris_angle = eye_coordinates(self.anatomy, P)
         self.eye_w = eye_w
         self.iris = smoothstep(self.iris_angle * 1.03, self.iris_angle * 0.93, self.eye_theta) * eye_w
+        self.pupil = smoothstep(self.iris_angle * 0.42, self.iris_angle * 0.36, self.eye_theta) * eye_w
 
     def _brow_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
         a = self.anatomy
@@ -927,24 +933,34 @@ class BaseTextureFields:
         gain = np.ones((col.shape[0], 3))
         if skin_v != "reference":
             # Per-channel gain that takes the person's median skin to the catalogue tone: pores,
-            # shading and freckles scale with it (multiplicative detail is kept).
-            g = np.clip(np.array(SKIN_TONES[skin_v]) / np.maximum(self.skin_ref, 1e-3), 0.2, 5.0)
+            # shading and freckles scale with it (multiplicative detail is kept). A person already near
+            # the catalogue's lighter tone still gets visibly lighter skin.
+            tone = np.array(SKIN_TONES[skin_v])
+            if skin_v == "lighter":
+                tone = np.maximum(tone, np.minimum(self.skin_ref * LIGHTER_GAIN, 0.97))
+            g = np.clip(tone / np.maximum(self.skin_ref, 1e-3), 0.2, 5.0)
             gain = 1.0 + self.skin[:, None] * (g[None] - 1.0)
             col = col * gain
         if LIP_COLORS[lips_v] is not None:
-            lips = recolor_keep_luminance(self.lum, LIP_COLORS[lips_v], self.lips_lum)
+            target = np.array(LIP_COLORS[lips_v])
+            if lips_v == "pale":   # relative to this person's skin: pale lips are nearly skin-coloured
+                target = np.minimum(self.skin_ref * np.array([1.08, 1.02, 1.02]), 0.97)
+            lips = recolor_keep_luminance(self.lum, target, self.lips_lum)
             col = mix(col, lips, p.lips)
         col = p.apply_beard(col, beard_v)
+        # Brow variants are defined against this person's brows, so that light brows can still get
+        # visibly thicker (and darker) and dark ones lighter.
         if brow_v == "thick":
-            col = p.apply_brows(col, self.brow_color, "thick")
+            col = p.apply_brows(col, self.brow_color * THICK_BROW_DARKEN, "thick")
         elif brow_v == "thin":
             # Erase the person's brows (a little beyond their hairs) with the surrounding skin, then draw
-            # thin ones; the skin around them keeps its own detail.
+            # thin, defined ones; the skin around them keeps its own detail.
             col = mix(col, self.skin_fill * gain, self.brows_erase)
-            col = p.apply_brows(col, self.brow_color, "thin")
+            col = p.apply_brows(col, self.brow_color * THICK_BROW_DARKEN, "thin")
         elif brow_v == "light":
-            light = recolor_keep_luminance(self.lum, BROW_COLORS["light"], self.brow_lum)
-            col = mix(col, light, self.brows)
+            target = mix(self.brow_color[None], np.array(LIGHT_BROW_TARGET)[None], np.array([0.75]))[0]
+            light = recolor_keep_luminance(self.lum, target, self.brow_lum)
+            col = mix(col, light, self.brows_erase)
         if hair_v != "brown":
             col = mix(col, recolor_keep_luminance(self.lum, HAIR_COLORS[hair_v], self.hair_lum), self.hair)
         return np.clip(col, 0.0, 1.0)
