@@ -64,6 +64,10 @@ class SeedSet:
     def __len__(self) -> int:
         return int(self.points.shape[0])
 
+    def subset(self, mask: np.ndarray) -> "SeedSet":
+        """The samples where mask (N,) bool is set."""
+        return SeedSet(*(getattr(self, f.name)[mask] for f in fields(self)))
+
     @classmethod
     def concat(cls, sets: list["SeedSet"]) -> "SeedSet":
         if not sets:

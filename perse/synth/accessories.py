@@ -336,11 +336,12 @@ def _side_extent(anatomy: HeadAnatomy, y: np.ndarray, z: np.ndarray, side: int, 
     return np.where(np.isfinite(xs), xs, np.nan)
 
 
+# Frames are 2-4 mm thick (tube diameter = 2 x rim radius), like real acetate and metal frames.
 GLASSES_STYLE = {
     #              half-w  half-h  exponent  rim radius  frame colour            lens colour         lens opacity
-    "round":       (0.0225, 0.0225, 2.0, 0.0011, (0.78, 0.62, 0.30), (0.85, 0.90, 0.95), 0.12),
+    "round":       (0.0225, 0.0225, 2.0, 0.0012, (0.78, 0.62, 0.30), (0.85, 0.90, 0.95), 0.12),
     "rectangular": (0.0265, 0.0175, 5.0, 0.0019, (0.04, 0.04, 0.045), (0.85, 0.90, 0.95), 0.12),
-    "sunglasses":  (0.0290, 0.0240, 2.6, 0.0020, (0.10, 0.10, 0.11), (0.04, 0.05, 0.07), 0.85),
+    "sunglasses":  (0.0290, 0.0240, 2.6, 0.0018, (0.10, 0.10, 0.11), (0.04, 0.05, 0.07), 0.85),
 }
 
 

@@ -52,7 +52,7 @@ OVERBITE = 0.0014        # m the lower incisal edges rise above the upper ones (
 SEAL_DEPTH = 0.0006      # m behind the lip loop: the seal must stay behind the lower lip's surface
 SEAL_OVERLAP = 0.0003    # m the seal reaches past each lip line into the lips
 SEAL = np.array([0.30, 0.10, 0.10])
-RIGID_MOTION = 0.0025    # m: pocket triangles moving more than this under a non-jaw expression are not anchors
+RIGID_MOTION = 0.0010    # m: pocket triangles moving more than this under a non-jaw expression are not anchors
 
 
 @dataclass

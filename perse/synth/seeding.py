@@ -17,11 +17,13 @@ from perse.avatar.seeds import SeedSet
 from perse.synth.accessories import BIND_REGIONS, Accessory, _face_mask, bind_to_mesh
 
 # Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
-# 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely.
-SPACING = {"glasses_frame": (0.0016, 1400), "glasses_lenses": (0.0040, 400), "hat": (0.0060, 1600),
-           "earrings": (0.0009, 450), "teeth": (0.0012, 800), "gums": (0.0020, 200), "tongue": (0.0025, 250),
-           "cavity": (0.0025, 500), "lip_seal": (0.0010, 120)}
+# 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely. About 7000
+# samples in all: they count against the trainer's Gaussian budget (`DensifyConfig.max_gaussians`).
+SPACING = {"glasses_frame": (0.0016, 900), "glasses_lenses": (0.0050, 150), "hat": (0.0080, 800),
+           "earrings": (0.0010, 250), "teeth": (0.0013, 500), "gums": (0.0025, 120), "tongue": (0.0030, 150),
+           "cavity": (0.0030, 300), "lip_seal": (0.0012, 80)}
 DEFAULT_SPACING = (0.0020, 600)
+SCALE = 0.6  # Gaussian scale / sample spacing: neighbours overlap, yet a 2 mm frame stays about 2 mm wide
 
 
 def spacing_for(name: str) -> tuple[float, int]:
@@ -64,7 +66,7 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
     n = np.full(count, 1, np.int64)
     return SeedSet(points=points.astype(np.float32), normals=normals.astype(np.float32),
                    colors=np.clip(colors, 0, 1).astype(np.float32), opacity=np.full(count, acc.opacity, np.float32),
-                   scale=np.full(count, np.sqrt(area / count), np.float32), face=face.astype(np.int64),
+                   scale=np.full(count, SCALE * np.sqrt(area / count), np.float32), face=face.astype(np.int64),
                    category=n * category, variant=n * variant)
 
 

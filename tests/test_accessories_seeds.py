@@ -1,0 +1,134 @@
+"""Accessories as thin as the real thing, mirror-symmetric, and seeded into a fresh avatar."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from perse.synth.variants import CATEGORIES
+
+STYLES = [("glasses", "round"), ("glasses", "rectangular"), ("glasses", "sunglasses"), ("hat", "cap"),
+          ("hat", "beanie"), ("earrings", "studs"), ("earrings", "hoops")]
+
+
+@pytest.fixture(scope="module")
+def anatomy(builtin_head):
+    from perse.synth.texture import head_anatomy
+
+    return head_anatomy(builtin_head)
+
+
+@pytest.fixture(scope="module")
+def frame_renderer(builtin_head):
+    from perse.synth.generator import FrameRenderer
+
+    return FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0)  # no GL: meshes only
+
+
+@pytest.mark.parametrize("style", ["round", "rectangular", "sunglasses"])
+def test_glasses_frames_are_2_to_4_mm_thick(anatomy, style):
+    """Frame thickness = the rim tube's diameter, measured on the mesh (its 8-vertex rings)."""
+    from perse.synth.accessories import build_glasses
+
+    frame = next(a for a in build_glasses(anatomy, style) if a.name == "glasses_frame")
+    rims = frame.vertices[: 2 * 48 * 8].reshape(-1, 8, 3)  # both rims: 48 rings of 8 vertices
+    diameter = np.linalg.norm(rims[:, :4] - rims[:, 4:], axis=-1).mean()
+    assert 0.002 <= diameter <= 0.004
+
+
+@pytest.mark.parametrize("category,variant", STYLES)
+def test_accessories_are_mirror_symmetric(anatomy, category, variant):
+    from perse.synth.accessories import build_accessories
+
+    for acc in build_accessories(anatomy, {category: variant}):
+        d, _ = cKDTree(acc.vertices).query(acc.vertices * [-1.0, 1.0, 1.0])
+        assert d.max() < 0.0006, acc.name  # tube rings turn along their path: at most ~half a ring step
+
+
+def test_lenses_are_faint_sunglasses_dark(anatomy):
+    from perse.synth.accessories import build_glasses
+
+    clear = next(a for a in build_glasses(anatomy, "round") if a.name == "glasses_lenses")
+    dark = next(a for a in build_glasses(anatomy, "sunglasses") if a.name == "glasses_lenses")
+    assert clear.opacity < 0.25 and dark.opacity > 0.7
+    assert dark.colors.mean() < 0.15 < clear.colors.mean()
+
+
+def test_seeds_file_round_trip(tmp_path):
+    from perse.avatar.seeds import SeedSet, load_seeds, save_seeds
+    from perse.errors import PerseError
+
+    rng = np.random.default_rng(0)
+    n = 50
+    seeds = SeedSet(points=rng.normal(size=(n, 3)).astype(np.float32), normals=rng.normal(size=(n, 3)).astype(np.float32),
+                    colors=rng.random((n, 3)).astype(np.float32), opacity=rng.random(n).astype(np.float32),
+                    scale=rng.random(n).astype(np.float32), face=rng.integers(0, 100, n),
+                    category=rng.integers(-1, 3, n), variant=rng.integers(-1, 3, n))
+    save_seeds(tmp_path / "seeds.npz", seeds)
+    back = load_seeds(tmp_path)  # a dataset folder holding seeds.npz
+    for name in ("points", "normals", "colors", "opacity", "scale", "face", "category", "variant"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(seeds, name))
+    assert load_seeds(tmp_path / "elsewhere") is None  # an older dataset: no seeds
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "seeds.npz").write_bytes(b"not a zip")
+    with pytest.raises(PerseError):
+        load_seeds(tmp_path / "bad")
+    with pytest.raises(PerseError):
+        back.validate(num_faces=10, num_categories=3)
+
+
+@pytest.fixture(scope="module")
+def seeds(frame_renderer, builtin_head):
+    from perse.synth.seeding import dataset_seeds
+
+    neutral = frame_renderer.posed_vertices(builtin_head.zero_params())
+    return dataset_seeds(frame_renderer, neutral, np.random.default_rng(0))
+
+
+def test_seeds_lie_on_the_rendered_geometry(frame_renderer, builtin_head, seeds):
+    names = [c.name for c in CATEGORIES]
+    g = names.index("glasses")
+    round_ = (seeds.category == g) & (seeds.variant == CATEGORIES[g].index("round"))
+    neutral = frame_renderer.posed_vertices(builtin_head.zero_params())
+    frame = next(a for a in frame_renderer.accessories.get({"glasses": "round"}) if a.name == "glasses_frame")
+    on_frame = round_ & (seeds.opacity > 0.5)
+    from perse.synth.accessories import bind_to_mesh
+
+    on = bind_to_mesh(seeds.points[on_frame], frame.posed(neutral), frame.faces)  # nearest frame triangle
+    assert on_frame.sum() > 300
+    assert np.abs(on.offset).max() < 5e-4   # on the frame (a 2.4 mm tube), to float32 and its overlapping caps
+    assert (seeds.category == -1).sum() > 500  # the mouth
+    # Every accessory seed sits on a triangle its category's branch can reach (else it could not be gated).
+    from perse.avatar.model import face_category_mask
+
+    mask = face_category_mask(builtin_head, list(CATEGORIES)).numpy()
+    acc = seeds.category >= 0
+    assert mask[seeds.face[acc], seeds.category[acc]].all()
+
+
+def test_seeded_avatar_shows_each_accessory_only_in_its_look(builtin_head, seeds):
+    from perse.avatar.model import Avatar, AvatarState
+
+    g = [c.name for c in CATEGORIES].index("glasses")
+    seeds = seeds.subset((seeds.category == g) | (seeds.category == -1))  # one branch to fit: quick
+    avatar = Avatar.initialize(builtin_head, list(CATEGORIES), num_gaussians=2000, seeds=seeds)
+    assert avatar.num_gaussians == 2000 + len(seeds)
+    rows = slice(2000, None)
+    round_ = torch.as_tensor((seeds.category == g) & (seeds.variant == CATEGORIES[g].index("round")))
+    mouth = torch.as_tensor(seeds.category == -1)
+    with torch.no_grad():
+        ref = avatar.gaussians()
+        look = avatar.latent.look_from_spec({"glasses": ("round", 1.0)})
+        worn = avatar.gaussians(AvatarState(look=look))
+    # Reference look (no glasses): every accessory seed is invisible, the mouth is there.
+    assert ref.opacities[rows][~mouth].max() < 0.02
+    assert ref.opacities[rows][mouth].min() > 0.5
+    # glasses=round: its frame Gaussians appear (lenses stay faint), where the frame is.
+    shown = worn.opacities[rows] > 0.5
+    assert shown[round_].float().mean() > 0.6
+    assert not shown[torch.as_tensor(seeds.category == g) & ~round_ & torch.as_tensor(seeds.opacity > 0.5)].any()
+    d, _ = cKDTree(seeds.points[round_.numpy()]).query(worn.means[rows][shown & round_].numpy())
+    assert d.max() < 1e-4  # bound exactly where the generator put them (neutral pose)
+    # The surface Gaussians are not recoloured or moved by the pre-fitted branch.
+    assert torch.allclose(worn.means[:2000], ref.means[:2000], atol=1e-7)
+    assert torch.allclose(worn.colors[:2000], ref.colors[:2000], atol=1e-7)

@@ -1,0 +1,108 @@
+"""The mouth interior of the synthetic head: hidden behind closed lips, shown by jawOpen, teeth that
+follow the right bones."""
+
+import numpy as np
+import pytest
+
+from perse.render.camera import orbit_camera
+from perse.synth.variants import CATEGORIES
+
+TEETH_LABEL = {"teeth_upper": 901, "teeth_lower": 902}
+
+
+@pytest.fixture(scope="module")
+def frame_renderer(builtin_head, renderer):
+    from perse.synth.generator import FrameRenderer
+
+    fr = FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0, renderer=renderer)
+    assert fr.mouth is not None
+    return fr
+
+
+def posed(head, **expr):
+    p = head.zero_params()
+    for name, value in expr.items():
+        p.expression[0, head.expression_names.index(name)] = value
+    return p
+
+
+def teeth_pixels(fr, verts, yaw=0.0, pitch=0.0, size=256):
+    """{part: pixel count} of each teeth arch visible in a face render (labels of the GL render)."""
+    ms = fr.meshes({}, verts)
+    mouth = fr.mouth.meshes(verts)
+    names = ["cavity"] + [p.name for p in fr.mouth.parts] + ["lip_seal"]
+    for name, m in zip(names, mouth):
+        m.face_labels = np.full(len(m.faces), TEETH_LABEL.get(name, 0), np.int32)
+    # Head (pocket removed) + the relabelled mouth, as FrameRenderer.meshes draws them.
+    cam = orbit_camera(yaw, pitch, 0.9, (0.0, -0.03, 0.0), 16.0, size, size)
+    labels = fr.renderer.render([ms[0]] + mouth, cam, background=(0, 0, 0)).labels
+    return {k: int((labels == v).sum()) for k, v in TEETH_LABEL.items()}
+
+
+@pytest.mark.parametrize("yaw,pitch", [(0, 0), (0, 20), (0, -20), (30, 10), (-35, -10), (70, 0)])
+def test_teeth_hidden_behind_closed_lips(frame_renderer, builtin_head, yaw, pitch):
+    verts = frame_renderer.posed_vertices(posed(builtin_head))
+    assert teeth_pixels(frame_renderer, verts, yaw, pitch) == {"teeth_upper": 0, "teeth_lower": 0}
+
+
+def test_jaw_open_shows_both_arches(frame_renderer, builtin_head):
+    verts = frame_renderer.posed_vertices(posed(builtin_head, jawOpen=0.6))
+    px = teeth_pixels(frame_renderer, verts)
+    assert px["teeth_lower"] > 40 and px["teeth_upper"] > 8, px
+    # Seen from below, the upper arch shows more.
+    assert teeth_pixels(frame_renderer, verts, 0, -15)["teeth_upper"] > px["teeth_upper"]
+
+
+def test_closed_mouth_render_changes_only_between_the_lips(frame_renderer, builtin_head):
+    """The mouth may only recolour the slit between the neutral lips (no teeth, nothing on the skin)."""
+    from perse.synth.texture import MP_LIPS_INNER
+
+    fr = frame_renderer
+    verts = fr.posed_vertices(posed(builtin_head))
+    cam = orbit_camera(0, 0, 0.9, (0.0, -0.03, 0.0), 16.0, 256, 256)
+    with_mouth = fr.render({}, verts, cam, 2, np.eye(3))[0].astype(float)
+    mouth, fr.mouth = fr.mouth, None
+    try:
+        without = fr.render({}, verts, cam, 2, np.eye(3))[0].astype(float)
+    finally:
+        fr.mouth = mouth
+    changed = np.abs(with_mouth - without).max(axis=-1) / 255 > 0.06
+    inner = builtin_head.landmarks(builtin_head(posed(builtin_head)).vertices)[0][list(MP_LIPS_INNER)]
+    uv = cam.project(inner).numpy()
+    rows, cols = np.nonzero(changed)
+    assert changed.sum() < 80
+    assert (cols >= uv[:, 0].min() - 2).all() and (cols <= uv[:, 0].max() + 2).all()
+    assert (rows >= uv[:, 1].min() - 2).all() and (rows <= uv[:, 1].max() + 2).all()
+
+
+def test_lower_teeth_follow_the_jaw_upper_teeth_the_skull(frame_renderer, builtin_head):
+    fr = frame_renderer
+    parts = {p.name: p for p in fr.mouth.parts}
+    rest = fr.posed_vertices(posed(builtin_head))
+    open_ = fr.posed_vertices(posed(builtin_head, jawOpen=1.0))
+    up0, up1 = parts["teeth_upper"].posed(rest), parts["teeth_upper"].posed(open_)
+    lo0, lo1 = parts["teeth_lower"].posed(rest), parts["teeth_lower"].posed(open_)
+    assert np.abs(up1 - up0).max() < 1e-6                        # the skull does not move with the jaw
+    drop = (lo0 - lo1)[:, 1]
+    assert drop.min() > 0.004 and drop.max() < 0.03              # lower teeth go down with the jaw ...
+    # ... rigidly: the arch keeps its shape (distances between crowns within 3 %).
+    i = np.linspace(0, len(lo0) - 1, 40).astype(int)
+    d0 = np.linalg.norm(lo0[i, None] - lo0[None, i], axis=-1)
+    d1 = np.linalg.norm(lo1[i, None] - lo1[None, i], axis=-1)
+    assert np.abs(d1 - d0).max() < 0.03 * d0.max()
+    # Lip expressions barely move the teeth (they hang on the cavity's most rigid triangles).
+    for name in ("mouthSmileLeft", "mouthPucker", "mouthFunnel", "mouthStretchRight"):
+        lips = fr.posed_vertices(posed(builtin_head, **{name: 1.0}))
+        assert np.abs(parts["teeth_upper"].posed(lips) - up0).max() < 0.002, name
+    tongue = parts["tongue"]
+    assert (tongue.posed(rest) - tongue.posed(open_))[:, 1].mean() > 0.004
+
+
+def test_teeth_are_mirror_symmetric(frame_renderer):
+    from scipy.spatial import cKDTree
+
+    for part in frame_renderer.mouth.parts:
+        v = part.vertices
+        d, _ = cKDTree(v).query(v * [-1.0, 1.0, 1.0])
+        # Crowns are mirrored copies; tubes (gums) only approximately (their rings turn along the path).
+        assert d.max() < (1e-6 if part.name.startswith("teeth") else 0.0006), part.name
