@@ -28,7 +28,7 @@ def reframed(image: np.ndarray, name: str) -> np.ndarray:
     if name == "mirror":
         return np.ascontiguousarray(image[:, ::-1])
     if name == "offcentre":
-        crop = image[20:404, 120:504]
+        crop = image[0:400, 112:512]
         return np.asarray(Image.fromarray(crop).resize((448, 448), Image.Resampling.LANCZOS))
     if name == "small":
         return np.asarray(Image.fromarray(image).resize((384, 384), Image.Resampling.LANCZOS))
@@ -180,3 +180,17 @@ def test_closed_eyes_are_reported(head, renderer):
         closed[list(lower)] = closed[list(upper)]        # lids meet: no eye opening left
     assert photo_eye_colors(image, closed) is None
     assert photo_eye_colors(image, face.points) is not None
+
+
+def test_portrait_cropped_at_the_hairline_gets_a_thin_layer_and_a_note(head, renderer):
+    """No hair above the face: the layer is marked unreliable, says why, and stays thin."""
+    image = skdata.astronaut()
+    face = detect_largest_face(image, "astronaut").face
+    top = int(face.points[[70, 63, 105, 66, 107, 300, 293, 334, 296, 336], 1].min()) - 6   # just above the brows
+    cropped = np.ascontiguousarray(image[top:top + 384, 64:448])
+    face = detect_largest_face(cropped, "cropped").face
+    fit = fit_head(head, face.points, (cropped.shape[1], cropped.shape[0]))
+    result = portrait_texture(cropped, head, fit, size=256, renderer=renderer, landmarks=face.points)
+    assert not result.hair.reliable and "hair" in result.hair.reason
+    assert any(n.startswith("hair:") and "thin default" in n for n in result.notes)
+    assert result.hair.thickness.max() <= 0.005

@@ -354,6 +354,8 @@ def _hair_layer(image: np.ndarray, landmarks: np.ndarray, foreground: np.ndarray
 
     mask, reason = segment_hair(image, landmarks, foreground)
     alpha = renderer.render([Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)], fit.camera).alpha
+    if not reason and alpha[0].max() > 0.5:   # the head runs off the top: its outline is not in the photo
+        reason = "the portrait is cropped at the top of the head, so the hair's outline is unknown"
     on_shell = anatomy.vertex_mask(SHELL_REGIONS)
     centre, _ = fit_sphere(verts[on_shell])
     thickness = build_hair_thickness(verts, anatomy.faces, anatomy.regions, anatomy.region_names, centre,
