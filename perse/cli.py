@@ -105,12 +105,13 @@ def _add_look_args(p: argparse.ArgumentParser) -> None:
 # commands
 # --------------------------------------------------------------------------------------------------
 def cmd_info(args) -> int:
-    from perse.avatar.io import read_avatar_meta
+    from perse.avatar.io import checksum_status, read_avatar_meta
     from perse.paths import resolve_avatar_path
 
     path = resolve_avatar_path(args.avatar)
     meta = read_avatar_meta(path)
     info = {
+        "checksum": checksum_status(meta),
         "file": str(path), "format_version": meta["format_version"], "num_gaussians": meta["num_gaussians"],
         "head": {k: meta["head"].get(k) for k in ("kind", "name", "sha256", "embedded")},
         "expressions": meta["head"].get("meta", {}).get("expression_names", []),
@@ -121,6 +122,7 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{path}  ({info['num_gaussians']} Gaussians, .perse v{info['format_version']})")
+    print(f"checksum: {info['checksum']}")
     print(f"head: {info['head']['kind']} {info['head']['name'] or ''}"
           + (f" sha256 {info['head']['sha256'][:12]}…" if info['head'].get('sha256') else ""))
     print("categories:")

@@ -89,7 +89,7 @@ def test_missing_tensor_is_reported(avatar, tmp_path):
     tensors, meta = avatar_io.pack_avatar(avatar)
     del tensors["gaussians/quat"]
     save_file(tensors, str(path), metadata={"perse": json.dumps(meta)})
-    with pytest.raises(PerseError, match="incomplete"):
+    with pytest.raises(PerseError, match="tensor gaussians/quat is missing"):
         load_avatar(path)
 
 
@@ -117,3 +117,104 @@ def test_flame_avatar_stores_only_the_sha_and_needs_the_same_file(tmp_path, monk
     monkeypatch.setenv("PERSE_FLAME", str(flame_a))
     back = load_avatar(path)
     assert back.num_gaussians == 300 and back.head.kind == "flame"
+
+
+# -- integrity: checksum, header types, shapes, indices, finite values ----------------------------------
+
+def _write(path, tensors, meta):
+    save_file(tensors, str(path), metadata={"perse": json.dumps(meta)})
+    return path
+
+
+def test_saved_files_carry_a_checksum_that_is_verified(avatar, tmp_path):
+    path = save_avatar(avatar, tmp_path / "a.perse")
+    meta = read_avatar_meta(path)
+    assert meta["checksum"].startswith("crc32:") and len(meta["checksum"]) == len("crc32:") + 8
+    assert avatar_io.checksum_status(meta).endswith("(verified when the file is opened)")
+    load_avatar(path)
+    # one flipped bit in the last tensor's data: the tensors still parse, the checksum does not match
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10
+    damaged = tmp_path / "damaged.perse"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(PerseError, match=r"damaged\.perse .*checksum mismatch") as info:
+        load_avatar(damaged)
+    assert "\n" not in str(info.value)
+
+
+def test_files_without_a_checksum_still_open(avatar, tmp_path):
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    assert "checksum" not in meta  # what files written before checksums look like
+    path = _write(tmp_path / "old.perse", tensors, meta)
+    assert load_avatar(path).num_gaussians == avatar.num_gaussians
+    assert avatar_io.checksum_status(read_avatar_meta(path)).startswith("no checksum")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("format_version", "abc", "format_version is 'abc'"),
+    ("num_gaussians", -5, "num_gaussians is -5"),
+    ("num_gaussians", 5, r"tensor gaussians/\w+ has shape \(600, ?\d*\), the header implies \(5"),
+    ("num_gaussians", True, "num_gaussians is True"),
+    ("reference_view", {"camera": {"K": [[1, 0], [0, 1]]}}, r"reference_view\.camera\.K has shape"),
+    ("reference_view", {"camera": None, "params": {"jaw_rot": "open"}}, r"reference_view\.params\.jaw_rot is str"),
+    ("reference_view", {"camera": None, "params": {"wings": [[1.0]]}}, "unknown field 'wings'"),
+    ("reference_view", [1, 2], "reference_view is list"),
+    ("categories", {"hat": 1}, "categories is missing or not a list"),
+    ("field_config", {"code_dim": "16"}, "field_config.code_dim is '16'"),
+    ("checksum", 7, "checksum is 7"),
+])
+def test_header_fields_of_the_wrong_type_are_refused(avatar, tmp_path, field, value, message):
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    meta[field] = value
+    path = _write(tmp_path / "lying.perse", tensors, meta)
+    with pytest.raises(PerseError, match=message) as info:
+        load_avatar(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, index, value, message", [
+    ("parent", 3, 10 ** 6, r"tensor parent .* holds indices \d+\.\.1000000, outside 0\.\.\d+"),
+    ("parent", 0, -1, r"tensor parent .* holds indices -1\.\."),
+    ("head/faces", (0, 1), 10 ** 6, r"head array faces holds indices"),
+    ("head/lmk_face_idx", 2, 10 ** 6, r"head array lmk_face_idx holds indices"),
+    ("head/parents", 2, 3, r"head joint parents \[-1, 0, 3, 1, 1\] are not a tree"),
+    ("gaussians/opacity_logit", 7, float("nan"), "tensor gaussians/opacity_logit holds NaN or infinite"),
+    ("gaussians/position", (4, 1), float("inf"), "tensor gaussians/position holds NaN or infinite"),
+    ("latent/hat", (0, 0), float("-inf"), "tensor latent/hat holds NaN or infinite"),
+    ("head/shapedirs", (0, 0, 0), float("nan"), "tensor head/shapedirs holds NaN or infinite"),
+])
+def test_bad_values_and_indices_are_refused(avatar, tmp_path, name, index, value, message):
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    tensors[name] = tensors[name].clone()
+    tensors[name][index] = value
+    path = _write(tmp_path / "bad.perse", tensors, meta)
+    with pytest.raises(PerseError, match=message) as info:
+        load_avatar(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused(avatar, tmp_path):
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    tensors["latent/hat"] = tensors["latent/hat"][:1]  # would broadcast into the code table
+    with pytest.raises(PerseError, match=r"tensor latent/hat has shape \(1, 16\), the header implies \(3, 16\)"):
+        load_avatar(_write(tmp_path / "a.perse", tensors, meta))
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    key = next(k for k in tensors if k.startswith("field/"))
+    tensors[key] = torch.zeros(1)
+    with pytest.raises(PerseError, match=f"tensor {key} has shape"):
+        load_avatar(_write(tmp_path / "b.perse", tensors, meta))
+
+
+def test_cli_refuses_a_damaged_avatar_with_exit_2_and_no_output(avatar, tmp_path, capsys):
+    from perse.cli import main
+
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    tensors["gaussians/color_logit"][0, 0] = float("nan")
+    path = _write(tmp_path / "nan.perse", tensors, meta)
+    out = tmp_path / "face.png"
+    assert main(["render", str(path), "--out", str(out), "--size", "32", "--backend", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"perse: error: {path}") and "NaN" in err and len(err.splitlines()) == 1
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["nan.perse"]
+    assert main(["info", str(path)]) == 0  # the header alone is fine: info reads only that
+    assert "no checksum" in capsys.readouterr().out

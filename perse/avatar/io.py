@@ -6,7 +6,12 @@ An avatar bound to a FLAME file does not embed FLAME (its licence forbids redist
 file's sha256 and is reopened only with that exact file (``--flame``, ``PERSE_FLAME`` or the config).
 
 Header key ``perse`` (JSON): format, format_version, head {kind, name, sha256, embedded, meta},
-categories, field_config, num_gaussians, training summary, reference_view, created.
+categories, field_config, num_gaussians, training summary, reference_view, created, checksum.
+
+Opening a file checks it completely before anything uses it (`perse.avatar.integrity`): the header's
+types, the payload checksum (files written before checksums open without one), every tensor's shape
+against the header, finite values and every index against the head model. Each refusal is a one-line
+`PerseError` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from pathlib import Path
 
 import torch
 
+from perse.avatar import integrity
 from perse.avatar.field import FieldConfig
 from perse.categories import Category
 from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
+from perse.checks import is_int
 from perse.errors import PerseError
 from perse.head.model import HeadData, HeadModel
 from perse.io_utils import atomic_path
@@ -63,10 +70,12 @@ def pack_avatar(avatar: Avatar, training: dict | None = None) -> tuple[dict[str,
 
 
 def save_avatar(avatar: Avatar, path: str | os.PathLike, training: dict | None = None) -> Path:
-    """Write `avatar` to `path` atomically. `training` (JSON-able) replaces the stored training summary."""
+    """Write `avatar` to `path` atomically, with the payload checksum in the header. `training`
+    (JSON-able) replaces the stored training summary."""
     from safetensors.torch import save_file
 
     tensors, meta = pack_avatar(avatar, training)
+    meta["checksum"] = integrity.payload_checksum(tensors)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"perse": json.dumps(meta)})
     return Path(path)
@@ -93,12 +102,24 @@ def read_avatar_meta(path: str | os.PathLike) -> dict:
         meta = json.loads(header)
     except json.JSONDecodeError:
         raise PerseError(f"{path} has a corrupt .perse header; re-create the avatar") from None
-    if meta.get("format") != FORMAT:
-        raise PerseError(f"{path} is not a .perse avatar (format {meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise PerseError(f"{path} uses .perse format version {meta['format_version']}, newer than this "
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise PerseError(f"{path} is not a .perse avatar (format {found!r})")
+    version = meta.get("format_version")
+    if not is_int(version) or version < 1:
+        raise PerseError(f"{path} has a corrupt .perse header: format_version is {version!r}, expected a "
+                         f"whole number; re-create the avatar")
+    if version > FORMAT_VERSION:
+        raise PerseError(f"{path} uses .perse format version {version}, newer than this "
                          f"PERSE Studio supports ({FORMAT_VERSION}); upgrade perse-studio")
-    return meta
+    return integrity.check_header(meta, path)
+
+
+def checksum_status(meta: dict) -> str:
+    """How a file's payload is protected, for `perse info`: "crc32:..." or "no checksum"."""
+    if meta.get("checksum"):
+        return f"{meta['checksum']} (verified when the file is opened)"
+    return "no checksum (written before checksums; saving it again adds one)"
 
 
 def load_avatar(path: str | os.PathLike, flame: str | None = None, flame_embedding: str | None = None,
@@ -113,14 +134,28 @@ def load_avatar(path: str | os.PathLike, flame: str | None = None, flame_embeddi
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
         raise PerseError(f"{path} is truncated or corrupt ({_first_line(exc)}); re-create it") from None
-    return unpack_avatar(tensors, meta, path, flame, flame_embedding).to(device).eval()
+    payload = integrity.PayloadCheck(tensors, meta, path)  # checksum + finite values, while unpacking
+    try:
+        avatar = unpack_avatar(tensors, meta, path, flame, flame_embedding, payload_checked=True)
+    except PerseError:
+        payload.verify()  # damaged data is reported as damage, not as whatever it broke
+        raise
+    payload.verify()
+    if torch.device(device).type != "cpu":  # loaded on the CPU: moving there again walks every module
+        avatar = avatar.to(device)
+    return avatar.eval()
 
 
 def unpack_avatar(tensors: dict[str, torch.Tensor], meta: dict, path: Path, flame: str | None = None,
-                  flame_embedding: str | None = None) -> Avatar:
-    """Inverse of `pack_avatar`; `path` only names the source in error messages."""
+                  flame_embedding: str | None = None, payload_checked: bool = False) -> Avatar:
+    """Inverse of `pack_avatar`, after checking the tensors against the header and the head model;
+    `path` only names the source in error messages. `payload_checked`: the caller runs the
+    `integrity.PayloadCheck` (checksum, finite values) itself."""
+    if not payload_checked:
+        integrity.PayloadCheck(tensors, meta, path, background=False).verify()
     try:
         head = _head_for(meta["head"], tensors, path, flame, flame_embedding)
+        integrity.check_tensors(tensors, meta, path, int(head.faces.shape[0]), head.num_shape)
         categories = [Category.from_dict(c) for c in meta["categories"]]
         cfg = FieldConfig(**meta["field_config"])
         gaussians = {name: tensors[f"gaussians/{name}"] for name in GAUSSIAN_FIELDS}
@@ -130,6 +165,7 @@ def unpack_avatar(tensors: dict[str, torch.Tensor], meta: dict, path: Path, flam
         for name in avatar.latent.codes:
             avatar.latent.codes[name].data.copy_(tensors[f"latent/{name}"])
         field_state = {k[len("field/"):]: v for k, v in tensors.items() if k.startswith("field/")}
+        integrity.check_field_state(field_state, avatar.field.state_dict(), path)
         avatar.field.load_state_dict(field_state)
     except PerseError:
         raise
@@ -143,7 +179,12 @@ def _head_for(head_meta: dict, tensors: dict, path: Path, flame: str | None,
               flame_embedding: str | None) -> HeadModel:
     if head_meta.get("embedded"):
         arrays = {k[len("head/"):]: v for k, v in tensors.items() if k.startswith("head/")}
-        return HeadModel(HeadData.from_tensors(arrays, head_meta.get("meta", {})))
+        try:
+            data = HeadData.from_tensors(arrays, head_meta.get("meta", {})).validate("embedded head", finite=False)
+        except (TypeError, ValueError) as exc:  # TypeError: a required array is missing
+            raise PerseError(f"{path} is damaged or not a valid .perse file: {_first_line(exc)}; "
+                             "re-create or re-download it") from None
+        return HeadModel(data)
     from perse.head.flame import load_flame
     from perse.head.registry import resolve_embedding_path, resolve_flame_path
 

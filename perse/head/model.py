@@ -17,6 +17,7 @@ from perse.head.lbs import lbs
 
 JOINT_NAMES = ("global", "neck", "jaw", "eye_left", "eye_right")
 POSE_FIELDS = ("global_rot", "neck_rot", "jaw_rot", "eye_left_rot", "eye_right_rot")
+MEDIAPIPE_LANDMARKS = 478  # landmark_indices name MediaPipe FaceMesh points (with irises)
 
 
 @dataclass
@@ -129,6 +130,18 @@ class HeadData:
         names = {f.name for f in fields(cls)} - {"meta"}
         return cls(**{k: v for k, v in tensors.items() if k in names}, meta=meta)
 
+    def validate(self, source: str, finite: bool = True) -> "HeadData":
+        """Check shapes, dtypes, every index against the model's own sizes and (`finite`) that no array
+        holds NaN or infinity.
+
+        Raises ValueError with one line naming `source` and the first problem found (callers turn it
+        into a PerseError with what to do). Returns self, so loaders can chain it.
+        """
+        problem = _head_data_problem(self, finite)
+        if problem:
+            raise ValueError(f"{source}: {problem}")
+        return self
+
     def save(self, path: str | Path) -> None:
         """Write as one safetensors file (atomic), meta stored as JSON in the header."""
         from safetensors.torch import save_file
@@ -146,6 +159,61 @@ class HeadData:
             meta = json.loads((f.metadata() or {}).get("perse_head_meta", "{}"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         return cls.from_tensors(tensors, meta)
+
+
+_HEAD_FLOATS = ("v_template", "shapedirs", "exprdirs", "posedirs", "j_regressor", "lbs_weights", "lmk_bary", "uvs")
+_HEAD_INDICES = ("faces", "parents", "lmk_face_idx", "landmark_indices", "uv_faces", "vertex_regions")
+
+
+def _head_data_problem(d: HeadData, finite: bool = True) -> str | None:
+    """The first thing wrong with a head's arrays (None if nothing): see `HeadData.validate`."""
+    from perse.checks import all_finite, index_problem
+
+    for name in _HEAD_FLOATS + _HEAD_INDICES:
+        value = getattr(d, name)
+        if value is None:
+            continue
+        if not isinstance(value, Tensor):
+            return f"head array {name} is not a tensor"
+        if name in _HEAD_FLOATS and not value.is_floating_point():
+            return f"head array {name} has dtype {value.dtype}, expected a floating-point type"
+        if name in _HEAD_INDICES and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+            return f"head array {name} has dtype {value.dtype}, expected integers"
+        if finite and name in _HEAD_FLOATS and not all_finite(value):
+            return f"head array {name} holds NaN or infinite values"
+    dims = {"V": (d.v_template, 2, 0), "F": (d.faces, 2, 0), "J": (d.parents, 1, 0), "S": (d.shapedirs, 3, 2),
+            "E": (d.exprdirs, 3, 2), "L": (d.lmk_face_idx, 1, 0), "T": (d.uvs, 2, 0)}
+    n = {k: (t.shape[axis] if t is not None and t.ndim == ndim else -1) for k, (t, ndim, axis) in dims.items()}
+    V, F_, J, S, E, L, T = (n[k] for k in "VFJSELT")
+    expected = {"v_template": (V, 3), "faces": (F_, 3), "shapedirs": (V, 3, S), "exprdirs": (V, 3, E),
+                "posedirs": ((J - 1) * 9, V * 3), "j_regressor": (J, V), "parents": (J,), "lbs_weights": (V, J),
+                "lmk_face_idx": (L,), "lmk_bary": (L, 3), "landmark_indices": (L,), "uvs": (T, 2),
+                "uv_faces": (F_, 3), "vertex_regions": (V,)}
+    for name, shape in expected.items():
+        value = getattr(d, name)
+        if value is not None and (min(shape) < 0 or tuple(value.shape) != shape):
+            return f"head array {name} has shape {tuple(value.shape)}, expected {shape}"
+    if V < 3 or F_ < 1 or J != len(JOINT_NAMES):
+        return f"head has {V} vertices, {F_} faces and {J} joints; expected >= 3, >= 1 and {len(JOINT_NAMES)}"
+    if (d.uvs is None) != (d.uv_faces is None):
+        return "head has only one of uvs and uv_faces"
+    regions = d.meta.get("regions") if isinstance(d.meta, dict) else None
+    bounds = {"faces": V, "lmk_face_idx": F_, "uv_faces": T, "landmark_indices": MEDIAPIPE_LANDMARKS,
+              "vertex_regions": len(regions) if isinstance(regions, list) and regions else None}
+    for name, limit in bounds.items():
+        value = getattr(d, name)
+        if value is not None and limit is not None:
+            problem = index_problem(f"head array {name}", value, limit)
+            if problem:
+                return problem
+    parents = d.parents.tolist()
+    if parents[0] != -1 or any(not 0 <= p < i for i, p in enumerate(parents) if i > 0):
+        return f"head joint parents {parents} are not a tree rooted at joint 0"
+    names = d.meta.get("expression_names") if isinstance(d.meta, dict) else None
+    if names is not None and (not isinstance(names, list) or len(names) != E
+                              or not all(isinstance(n, str) for n in names)):
+        return f"head meta expression_names does not name the {E} expression directions"
+    return None
 
 
 class HeadModel(nn.Module):
