@@ -21,13 +21,14 @@ from app.drive_session import format_stats
 from app.panels.attributes import AttributesPanel
 from app.panels.expression import ExpressionPanel
 from app.panels.export import ExportPanel
-from app.panels.interpolation import InterpolationPanel, load_looks, save_looks
+from app.panels.interpolation import InterpolationPanel
 from app.panels.view import ViewPanel
 from app.panels.webcam import WebcamPanel
 from app.state import StudioState
 from app.viewport import ViewportTexture
 from perse.avatar.io import load_avatar
 from perse.errors import PerseError
+from perse.looks import read_named_looks, write_named_looks
 from perse.paths import resolve_avatar_path
 from perse.render import render, resolve_backend
 
@@ -239,12 +240,12 @@ class StudioWindow:
             if purpose == "avatar":
                 self.open_avatar(path)
             elif purpose == "open_looks":
-                self.state.named_looks.update(load_looks(path, self.state.avatar.latent.category_names))
+                self.state.named_looks.update(read_named_looks(path, self.state.avatar.latent.reference_look()))
                 self.config.looks_file = path
                 self.sync_panels()
                 self.status(f"loaded looks from {path}")
             else:
-                save_looks(self.state.named_looks, path)
+                write_named_looks(self.state.named_looks, path)
                 self.config.looks_file = path
                 self.status(f"saved {len(self.state.named_looks)} looks to {path}")
 

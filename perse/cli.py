@@ -162,7 +162,6 @@ def cmd_render(args) -> int:
 def cmd_export(args) -> int:
     from tqdm import tqdm
 
-    from perse.avatar.latent import Look
     from perse.controls import look_from_attrs
     from perse.export.presets import check_preset
     from perse.export.render_sequence import ExportSettings, export_preset
@@ -174,7 +173,9 @@ def cmd_export(args) -> int:
     avatar = _load(args)
     look_b = None
     if args.look_b:
-        look_b = Look.from_dict(_read_json(args.look_b))
+        from perse.looks import read_look
+
+        look_b = read_look(args.look_b, avatar.latent.reference_look())
     take = None
     if args.take:
         from perse.drive.take import Take
@@ -193,15 +194,6 @@ def cmd_export(args) -> int:
         bar.close()
     print(f"wrote {out} ({args.frames} frames, {size}x{size}, {args.fps} fps)")
     return 0
-
-
-def _read_json(path: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PerseError(f"look file not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PerseError(f"cannot read look file {path}: {exc}") from None
 
 
 def cmd_create(args) -> int:

@@ -6,7 +6,8 @@ import torch
 
 from app.config import StudioConfig
 from app.export_job import ExportJob
-from app.panels.interpolation import load_looks, save_looks
+from perse.avatar.latent import Look
+from perse.looks import read_named_looks, write_named_looks
 from app.panels.view import color_to_unit
 from app.state import ATTR_RANGE, StudioState
 from perse.avatar import Avatar
@@ -79,14 +80,15 @@ def test_looks_file_round_trip_and_errors(state, tmp_path):
     state.apply_attr_spec("hat=red")
     state.store_look("red hat")
     path = tmp_path / "looks.json"
-    save_looks(state.named_looks, path)
-    back = load_looks(path, state.avatar.latent.category_names)
+    write_named_looks(state.named_looks, path)
+    reference = state.avatar.latent.reference_look()
+    back = read_named_looks(path, reference)
     assert torch.allclose(back["red hat"].codes["hat"], state.named_looks["red hat"].codes["hat"])
-    with pytest.raises(PerseError, match="another avatar"):
-        load_looks(path, ["hair"])
+    with pytest.raises(PerseError, match="category this avatar lacks: hat .*another avatar"):
+        read_named_looks(path, Look({"hair": torch.zeros(16)}))
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(PerseError, match="not a looks file"):
-        load_looks(tmp_path / "bad.json", ["hat", "beard"])
+    with pytest.raises(PerseError, match="cannot read looks file"):
+        read_named_looks(tmp_path / "bad.json", reference)
 
 
 def test_config_round_trip_and_corrupt_file(tmp_path, monkeypatch):

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from perse.avatar.latent import Look
 from perse.errors import PerseError
-from perse.io_utils import atomic_write_text
 
 
 class InterpolationPanel:
@@ -111,23 +107,3 @@ class InterpolationPanel:
         dpg.configure_item(self.looks_list, items=sorted(self.studio.state.named_looks))
         dpg.set_value(self.alpha, self.studio.state.interp.alpha)
         self._update_ab_text()
-
-
-def save_looks(looks: dict[str, Look], path: str | Path) -> None:
-    """Named looks as JSON {name: {category: code}} (atomic)."""
-    atomic_write_text(path, json.dumps({n: look.to_dict() for n, look in looks.items()}, indent=1))
-
-
-def load_looks(path: str | Path, categories: list[str]) -> dict[str, Look]:
-    """Read a looks file; looks for other categories than this avatar's are refused with a clear error."""
-    try:
-        data = json.loads(Path(path).read_text())
-        looks = {str(n): Look.from_dict(codes) for n, codes in data.items()}
-    except FileNotFoundError:
-        raise PerseError(f"looks file not found: {path}") from None
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise PerseError(f"{path} is not a looks file ({exc})") from None
-    for name, look in looks.items():
-        if set(look.codes) != set(categories):
-            raise PerseError(f"look '{name}' in {path} was made for another avatar (categories differ)")
-    return looks

@@ -65,36 +65,10 @@ def _settings(args):
 
 
 def read_look(avatar, path: str):
-    """A look from a JSON file: one look ({category: code}) or a studio looks file ({name: look}) with
-    one look, or ``FILE:NAME`` for one of several. Missing categories keep the reference."""
-    from perse.avatar.latent import Look
-    from perse.cli import _read_json
+    """A look from a JSON file (see `perse.looks.read_look`): missing categories keep the reference."""
+    from perse.looks import read_look as read
 
-    name = None
-    if ":" in path and not Path(path).exists():
-        path, name = path.rsplit(":", 1)
-    data = _read_json(path)
-    if data and all(isinstance(v, dict) for v in data.values()):  # a named-looks file
-        if name is None and len(data) != 1:
-            raise PerseError(f"{path} holds {len(data)} looks ({', '.join(sorted(data))}); pick one with --look {path}:NAME")
-        name = name or next(iter(data))
-        if name not in data:
-            raise PerseError(f"no look named '{name}' in {path}; it has {', '.join(sorted(data))}")
-        data = data[name]
-    try:
-        look = Look.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise PerseError(f"{path} is not a look file ({exc})") from None
-    reference = avatar.latent.reference_look()
-    codes = dict(reference.codes)
-    for category, code in look.codes.items():
-        if category not in codes:
-            raise PerseError(f"{path} has a category this avatar lacks: {category}")
-        if code.shape != codes[category].shape:
-            raise PerseError(f"{path}: the {category} code has {tuple(code.shape)} values, this avatar's "
-                             f"{tuple(codes[category].shape)}; the look was made for another avatar")
-        codes[category] = code.float()
-    return Look(codes)
+    return read(path, avatar.latent.reference_look())
 
 
 def _look(avatar, args):
