@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,22 +104,53 @@ class Take:
         path = Path(path)
         if not path.is_file():
             raise PerseError(f"take not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data.get("format", "")) != TAKE_FORMAT:
-                    raise PerseError(f"{path} is not a PERSE take (no '{TAKE_FORMAT}' format key); "
-                                     "record one with the studio's webcam panel or perse drive --record")
-                take = cls(data["timestamps"], data["params"], [str(n) for n in data["expression_names"]],
-                           str(data["head_kind"]))
-        except PerseError:
-            raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise PerseError(f"cannot read take {path}: {exc}") from None
-        if take.num_frames == 0:
-            raise PerseError(f"take {path} has no frames")
-        if not np.all(np.diff(take.timestamps) >= 0) or not np.isfinite(take.params).all():
-            raise PerseError(f"take {path} is damaged (timestamps out of order or non-finite parameters)")
-        return take
+        arrays = _read_take_arrays(path)
+        fmt = arrays["format"]
+        if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != TAKE_FORMAT:
+            raise PerseError(f"{path} is not a PERSE take (format {fmt.tolist()!r}, not '{TAKE_FORMAT}'); "
+                             "record one with the studio's webcam panel or perse drive --record")
+        problem = _take_problem(arrays)
+        if problem:
+            raise PerseError(f"take {path} is damaged: {problem}; record it again")
+        return cls(arrays["timestamps"], arrays["params"], [str(n) for n in arrays["expression_names"]],
+                   str(arrays["head_kind"]))
+
+
+MAX_TAKE_BYTES = 1 << 30  # an hour at 60 fps is ~60 MB; larger is not a take
+_TAKE_KEYS = ("format", "timestamps", "params", "expression_names", "head_kind")
+
+
+def _read_take_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The take's arrays, read without trusting the file (see `perse.npz`)."""
+    from perse.npz import NpzError, member_names, read_arrays
+
+    try:
+        if _TAKE_KEYS[0] not in member_names(path):
+            raise PerseError(f"{path} is not a PERSE take (no '{TAKE_FORMAT}' format key); "
+                             "record one with the studio's webcam panel or perse drive --record")
+        return read_arrays(path, _TAKE_KEYS, MAX_TAKE_BYTES)
+    except NpzError as exc:
+        raise PerseError(f"cannot read take {path}: {exc}; record it again") from None
+
+
+def _take_problem(a: dict[str, np.ndarray]) -> str | None:
+    """The first thing wrong with a take's arrays (None if nothing)."""
+    ts, params, names, kind = (a[k] for k in _TAKE_KEYS[1:])
+    if kind.shape != () or kind.dtype.kind != "U":
+        return "head_kind is not a string"
+    if names.ndim != 1 or names.dtype.kind != "U" or len(set(names.tolist())) != len(names):
+        return "expression_names is not a list of distinct names"
+    if ts.ndim != 1 or ts.dtype.kind not in "fiu" or len(ts) == 0:
+        return f"timestamps have shape {ts.shape} and dtype {ts.dtype}, expected at least one number"
+    size = ParamLayout(len(names)).size
+    if params.ndim != 2 or params.shape != (len(ts), size) or params.dtype.kind not in "fiu":
+        return (f"params have shape {params.shape}, expected ({len(ts)}, {size}) numbers for {len(ts)} "
+                f"timestamps and {len(names)} expressions")
+    if not (np.isfinite(ts).all() and np.isfinite(params).all()):
+        return "non-finite timestamps or parameters"
+    if not np.all(np.diff(ts) >= 0):
+        return "timestamps out of order"
+    return None
 
 
 @dataclass

@@ -29,7 +29,6 @@ import hashlib
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -311,16 +310,16 @@ def load_landmark_embedding(path: str | os.PathLike, num_faces: int = FLAME_NUM_
     path = Path(path)
     if not path.is_file():
         raise PerseError(f"landmark embedding not found: {path} (pass --flame-embedding FILE)")
+    from perse.npz import NpzError, member_names, read_arrays
+
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            present = set(npz.files)
-            missing = [k for k in EMBEDDING_KEYS if k not in present]
-            if missing:
-                raise PerseError(f"{path} is not a MediaPipe landmark embedding: missing {', '.join(missing)} "
-                                 "(expected mediapipe_landmark_embedding.npz)")
-            face_idx, bary, ids = (np.asarray(npz[k]) for k in EMBEDDING_KEYS)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise PerseError(f"{path} is not a readable .npz landmark embedding ({type(err).__name__}: {err})")
+        missing = [k for k in EMBEDDING_KEYS if k not in member_names(path)]
+        if missing:
+            raise PerseError(f"{path} is not a MediaPipe landmark embedding: missing {', '.join(missing)} "
+                             "(expected mediapipe_landmark_embedding.npz)")
+        face_idx, bary, ids = read_arrays(path, EMBEDDING_KEYS).values()
+    except NpzError as err:
+        raise PerseError(f"{path} is not a readable .npz landmark embedding ({err})") from None
 
     face_idx = face_idx.reshape(-1)
     ids = ids.reshape(-1)
@@ -330,6 +329,8 @@ def load_landmark_embedding(path: str | os.PathLike, num_faces: int = FLAME_NUM_
                          f"landmark_indices {ids.shape} do not agree (expected (L,), (L, 3), (L,))")
     if not (np.issubdtype(face_idx.dtype, np.integer) and np.issubdtype(ids.dtype, np.integer)):
         raise PerseError(f"{path}: lmk_face_idx and landmark_indices must be integers")
+    if not np.issubdtype(bary.dtype, np.number):
+        raise PerseError(f"{path}: lmk_b_coords must hold numbers (got {bary.dtype})")
     if L and (face_idx.min() < 0 or face_idx.max() >= num_faces):
         raise PerseError(f"{path}: lmk_face_idx must index faces 0..{num_faces - 1}; this embedding is "
                          "for another mesh")
@@ -386,7 +387,7 @@ def load_flame_data(path: str | os.PathLike, embedding_path: str | os.PathLike |
     def i64(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
-    return HeadData(
+    data = HeadData(
         v_template=f32(arrays["v_template"]),
         faces=i64(arrays["faces"]),
         shapedirs=f32(arrays["shapedirs"]),
@@ -400,6 +401,10 @@ def load_flame_data(path: str | os.PathLike, embedding_path: str | os.PathLike |
         landmark_indices=i64(emb["landmark_indices"]),
         meta=meta,
     )
+    try:
+        return data.validate(str(path))
+    except ValueError as err:  # the checks above cover FLAME's layout; this is the generic last word
+        raise PerseError(f"{err}; the file is damaged") from None
 
 
 def load_flame(path: str | os.PathLike, embedding_path: str | os.PathLike | None = None) -> HeadModel:
