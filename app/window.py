@@ -24,6 +24,7 @@ from app.panels.export import ExportPanel
 from app.panels.interpolation import InterpolationPanel
 from app.panels.view import ViewPanel
 from app.panels.webcam import WebcamPanel
+from app.session import Autosaver, load_session, unsaved_take_path
 from app.state import StudioState
 from app.viewport import ViewportTexture
 from perse.avatar.io import load_avatar
@@ -64,6 +65,12 @@ class StudioWindow:
         path = resolve_avatar_path(args.avatar)
         self.state = StudioState(load_avatar(path), path)
         self.config.add_recent(path)
+        # Scripted runs (--screenshot, --export) neither restore nor overwrite the user's session.
+        self.keep_session = not (args.screenshot or args.export)
+        self.recent_takes: list[str] = []
+        self._seen_take: tuple | None = None
+        self.autosaver = Autosaver(lambda: self.state, lambda: self.recent_takes)
+        self.notices = [n for n in (self.config.notice,) if n]
         self.last_frame = None
         self.render_ms = self.upload_ms = 0.0
         self.fps = 0.0
@@ -205,6 +212,8 @@ class StudioWindow:
 
         self.export_panel.shutdown()
         self.webcam_panel.release()  # its drive session is bound to the old avatar's head
+        if self.keep_session:
+            self.autosaver.flush()  # the old avatar's session, before the new one takes the file over
         self.state = StudioState(avatar, Path(path))
         dpg.delete_item("panel_root")
         dpg.push_container_stack("panels")
@@ -212,7 +221,54 @@ class StudioWindow:
         dpg.pop_container_stack()
         self.config.add_recent(path)
         self._fill_recent()
-        self.status(f"opened {path}")
+        notices = self.restore_session()
+        self.status("; ".join([f"opened {path}"] + notices))
+
+    # -- autosave ---------------------------------------------------------------------------------
+    def restore_session(self) -> list[str]:
+        """Restore the autosaved session of this avatar (after the panels exist); returns notices."""
+        if not self.keep_session:
+            return []
+        takes, notice = load_session(self.state)
+        self.recent_takes = takes
+        self._restore_take(takes)
+        self.sync_panels()
+        self.autosaver.mark_saved()
+        return [notice] if notice else []
+
+    def _restore_take(self, takes: list[str]) -> None:
+        """The most recent take that still opens becomes the Webcam panel's take again."""
+        session = self.webcam_panel.session
+        for path in takes:
+            if not Path(path).is_file():
+                continue
+            try:
+                session.load_take(path)
+            except PerseError as exc:
+                log.warning("recent take %s not restored: %s", path, exc)
+                continue
+            if Path(path) == unsaved_take_path():
+                session.take_path = None  # still unsaved: the panel offers to save it
+            self._seen_take = (id(session.take), session.take_path)
+            return
+
+    def _track_takes(self) -> None:
+        """Keep the recent takes list; an unsaved recorded take is written beside the session file."""
+        session = self.webcam_panel.session
+        key = (id(session.take), session.take_path)
+        if session.take is None or key == self._seen_take:
+            return
+        self._seen_take = key
+        path = session.take_path
+        if path is None:
+            try:
+                unsaved_take_path().parent.mkdir(parents=True, exist_ok=True)
+                path = session.take.save(unsaved_take_path())
+            except (PerseError, OSError) as exc:
+                log.warning("cannot keep the unsaved take: %s", exc)
+                return
+        path = str(Path(path).resolve())
+        self.recent_takes = [path] + [t for t in self.recent_takes if t != path]
 
     def open_create_dialog(self) -> None:
         from app.panels.create import CreateDialog
@@ -353,6 +409,9 @@ class StudioWindow:
             self.upload_ms = flushed
         self.render_if_needed()
         self._update_status()
+        if self.keep_session:
+            self._track_takes()
+            self.autosaver.tick()
 
     # -- run --------------------------------------------------------------------------------------
     def apply_flags(self) -> None:
@@ -372,7 +431,8 @@ class StudioWindow:
             self.apply_flags()
             dpg.setup_dearpygui()
             dpg.show_viewport()
-            self.status(f"opened {self.state.path}")
+            notices = self.notices + self.restore_session()
+            self.status("; ".join([f"opened {self.state.path}"] + notices))
             if self.args.drive:  # the driven face overrides the expression sliders: show the Webcam panel
                 dpg.set_value("attributes_header", False)
                 dpg.set_value("expression_header", False)
@@ -406,7 +466,11 @@ class StudioWindow:
         return 0
 
     def shutdown(self) -> None:
-        """Closing the window: stop the drive threads, cancel an export and a creation (no partial files)."""
+        """Closing the window: stop the drive threads, cancel an export and a creation (no partial files),
+        save the session."""
+        if self.keep_session:
+            self._track_takes()
+            self.autosaver.flush()
         self.webcam_panel.shutdown()
         self.export_panel.shutdown()
         if self.create_dialog is not None:

@@ -1,6 +1,7 @@
 """Studio logic without a window: StudioState, looks files, config, the background export job."""
 
 
+import json
 import pytest
 import torch
 
@@ -101,8 +102,14 @@ def test_config_round_trip_and_corrupt_file(tmp_path, monkeypatch):
     cfg.save()
     back = StudioConfig.load()
     assert back.window == (900, 700) and len(back.recent) == 8 and back.recent[0].endswith("a11.perse")
-    StudioConfig.path().write_text("[1, 2")
-    assert StudioConfig.load().window == (1280, 800)  # corrupt: defaults, no crash
+    for corrupt in ("[1, 2", '{"window": "big"}', '{"recent": [1, 2]}', "[]", "\xff\xfe"):
+        StudioConfig.path().write_text(corrupt)
+        cfg = StudioConfig.load()  # corrupt: defaults, no crash, the file set aside and said so
+        assert cfg.window == (1280, 800) and cfg.recent == []
+        assert "studio.json was corrupt" in cfg.notice and "moved to studio.json.bad" in cfg.notice
+        assert not StudioConfig.path().exists() and (tmp_path / "perse" / "studio.json.bad").read_text() == corrupt
+    cfg.save()  # the defaults; the notice is not saved
+    assert "notice" not in StudioConfig.path().read_text() and StudioConfig.load().notice is None
 
 
 def test_color_to_unit_accepts_both_ranges():
@@ -124,3 +131,29 @@ def test_export_job_finishes_and_cancel_leaves_no_file(state, tmp_path):
     bad = ExportJob(state.avatar, ExportSettings("morph", tmp_path / "c.mp4", frames=4, size=32, backend="cpu"))
     bad.start().wait(60)
     assert "needs a category" in bad.error
+
+
+def test_autosave_is_debounced_and_atomic(state, tmp_path, monkeypatch):
+    from app.session import Autosaver, session_path
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    now = [0.0]
+    saver = Autosaver(lambda: state, clock=lambda: now[0])
+    saver.mark_saved()
+
+    def tick(at):
+        now[0] = at
+        return saver.tick()
+
+    assert not tick(0.0) and not session_path().exists()  # nothing changed: nothing written
+    state.set_expression("e1", 0.5)
+    assert not tick(1.0)  # changed: wait until it has been quiet for a moment
+    assert tick(1.6) and json.loads(session_path().read_text())["expression"] == {"e1": 0.5}
+    writes = []
+    for k in range(7):  # a slider dragged continuously for 2 s: written within 1.5 s anyway
+        state.set_expression("e1", 0.05 + 0.1 * k)
+        writes.append(tick(2.0 + 0.3 * k))
+    assert writes.count(True) == 1 and writes.index(True) == 5  # 1.5 s after the first unsaved change
+    assert not tick(4.0) and tick(4.3)  # the drag ended at 3.8: written once it was quiet for 0.5 s
+    assert json.loads(session_path().read_text())["expression"] == {"e1": pytest.approx(0.65)}
+    assert not [p for p in session_path().parent.iterdir() if ".tmp" in p.name]
