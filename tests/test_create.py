@@ -6,6 +6,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import skimage.data
+from PIL import Image
 
 from perse.avatar import load_avatar, read_avatar_meta
 from perse.cli import main
@@ -77,7 +78,33 @@ def test_no_face_is_a_clear_error_and_writes_no_avatar(tmp_path):
     imageio.imwrite(gray, np.full((256, 256, 3), 128, np.uint8))
     with pytest.raises(PerseError, match="no face"):
         create_avatar(gray, tmp_path / "x.perse", quality=TINY, device="cpu", print_fn=lambda s: None)
-    assert not (tmp_path / "x.perse").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.png"]  # no avatar, no work folder
+
+
+@pytest.mark.parametrize("content, message", [(b"hello, this is text", "not .*image|cannot read|unreadable"),
+                                              (None, "too small")])
+def test_refused_portraits_leave_no_work_folder(tmp_path, content, message):
+    photo = tmp_path / "photo.png"
+    if content is None:  # a real face, far too small to fit (20 px between the eye corners)
+        Image.fromarray(skimage.data.astronaut()[:300, 90:360]).resize((90, 100), Image.Resampling.BICUBIC).save(photo)
+    else:
+        photo.write_bytes(content)
+    with pytest.raises(PerseError, match=message):
+        create_avatar(photo, tmp_path / "x.perse", quality=TINY, device="cpu", print_fn=lambda s: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+    # a work folder that was there before (the user's) is left alone, even when empty
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(PerseError):
+        create_avatar(photo, tmp_path / "x.perse", quality=TINY, device="cpu", work=tmp_path / "mine",
+                      print_fn=lambda s: None)
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_cancel_before_any_stage_leaves_no_work_folder(tmp_path, portrait):
+    with pytest.raises(KeyboardInterrupt, match="before detect"):
+        create_avatar(portrait, tmp_path / "x.perse", quality=TINY, device="cpu", print_fn=lambda s: None,
+                      cancel=lambda: True)
+    assert not (tmp_path / "x.perse.work").exists()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,7 +17,10 @@ skips what is done; Ctrl-C during training saves a checkpoint that ``--resume`` 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,6 +116,27 @@ class StageLog:
         self.print(f"      {stage} done in {self.done[stage]['seconds']} s")
 
 
+def _no_litter(create: Callable[..., dict]) -> Callable[..., dict]:
+    """A refused or cancelled run that finished no stage removes the work folder it created: nothing
+    in it is needed by ``--resume``. Folders that existed before, or hold a finished stage, stay."""
+    signature = inspect.signature(create)
+
+    @functools.wraps(create)
+    def run(*args, **kwargs) -> dict:
+        bound = signature.bind(*args, **kwargs)
+        work, out = bound.arguments.get("work"), Path(bound.arguments["out"])
+        folder = Path(work) if work else out.with_name(out.name + ".work")
+        existed = folder.exists()
+        try:
+            return create(*args, **kwargs)
+        except (PerseError, KeyboardInterrupt):
+            if not existed and folder.is_dir() and not (folder / "stages.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return run
+
+
+@_no_litter
 def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality = "draft", device: str = "auto",
                   flame: str | None = None, flame_embedding: str | None = None, work: str | Path | None = None,
                   resume: bool = False, seed: int = 0, print_fn: Callable[[str], None] = print,
