@@ -48,11 +48,6 @@ def payload_checksum(tensors: dict[str, torch.Tensor]) -> str:
     return f"{CHECKSUM_ALGORITHM}:{crc:08x}"
 
 
-def verify_checksum(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> bool:
-    """True if the header's checksum matches `tensors`; False for an older file without one."""
-    return PayloadCheck(tensors, meta, path, background=False).verify()
-
-
 class PayloadCheck:
     """The checks that read every byte: the payload checksum and the finite-values scan.
 
