@@ -27,12 +27,14 @@ gives `HairLayer.reliable = False` with the reason, and a thin default layer.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from perse.errors import PerseError
+from perse.io_utils import atomic_write_bytes
 
 SHELL_REGIONS = ("scalp", "back_of_head")
 MIN_THICKNESS_M = 0.003          # thin layer where the photo shows hair (short hair)
@@ -57,19 +59,12 @@ class HairLayer:
     reliable: bool = True
     reason: str = ""
 
-    def shell_faces(self, faces: np.ndarray, min_thickness: float = 5e-4) -> np.ndarray:
-        """(F,) bool: head triangles the shell covers (any corner thicker than `min_thickness`)."""
-        return (self.thickness[faces] > min_thickness).any(axis=1)
-
     def shell_vertices(self, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """(V, 3) shell positions for posed head vertices (V, 3) and their unit normals (V, 3)."""
         return vertices + self.thickness[:, None].astype(vertices.dtype) * normals
 
     def save(self, path: str | Path) -> None:
-        from perse.io_utils import atomic_write_bytes
-
-        import io
-
+        """Write as a compressed .npz, atomically (coverage quantised to 8 bits)."""
         buf = io.BytesIO()
         arrays = {"thickness": self.thickness.astype(np.float32),
                   "reliable": np.array(self.reliable), "reason": np.array(self.reason)}
@@ -80,6 +75,8 @@ class HairLayer:
 
     @classmethod
     def load(cls, path: str | Path, num_vertices: int | None = None) -> "HairLayer":
+        """Read `save`'s file; PerseError naming the file when it is unreadable, made for a head with
+        another vertex count, or holds invalid values."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 thickness = z["thickness"].astype(np.float32)
