@@ -132,3 +132,62 @@ def test_seeded_avatar_shows_each_accessory_only_in_its_look(builtin_head, seeds
     # The surface Gaussians are not recoloured or moved by the pre-fitted branch.
     assert torch.allclose(worn.means[:2000], ref.means[:2000], atol=1e-7)
     assert torch.allclose(worn.colors[:2000], ref.colors[:2000], atol=1e-7)
+
+
+def _seed_opacities(avatar, rows, variant_of_look: str | None):
+    from perse.avatar.model import AvatarState
+
+    look = None if variant_of_look is None else avatar.latent.look_from_spec({"glasses": (variant_of_look, 1.0)})
+    with torch.no_grad():
+        return avatar.gaussians(AvatarState(look=look)).opacities[rows]
+
+
+def test_seeded_glasses_survive_training_and_densification(tmp_path, builtin_head, renderer):
+    """The shared glasses branch must keep gating its seeds while it trains (without the seed anchor the
+    round frame's opacity under its own look fell from 0.98 to 0.002 within 40 steps), and the anchor
+    must follow the seeds through densification."""
+    from perse.synth.dataset import AttributeDataset
+    from perse.synth.generator import generate_dataset
+    from perse.train.densify import DensifyConfig
+    from perse.train.trainer import Trainer, TrainConfig, new_avatar_for_dataset
+
+    out = generate_dataset(tmp_path / "ds", builtin_head, num_frames_per_variant=2, image_size=48, seed=1,
+                           progress=False, texture_size=256, categories=["glasses"], renderer=renderer,
+                           test_fraction=0.0)
+    dataset = AttributeDataset(out)
+    cfg = TrainConfig(steps=60, num_gaussians=1500, backend="cpu", checkpoint_every=0,
+                      densify=DensifyConfig(start_step=30, stop_step=30, interval=30, max_gaussians=4000))
+    torch.manual_seed(0)
+    avatar = new_avatar_for_dataset(dataset, cfg, builtin_head)
+    spec = avatar.categories[0]
+    targets = avatar.seed_targets
+    frame_of = lambda t, v: t.rows[(t.variant == spec.index(v)) & (t.logit > 0)]  # noqa: E731 (opaque frame seeds)
+    assert _seed_opacities(avatar, frame_of(targets, "round"), "round").mean() > 0.9
+    trainer = Trainer(avatar, dataset, cfg)
+    for _ in range(cfg.steps):
+        trainer.train_step()
+    assert trainer.history and "densify" in trainer.history[0]  # densified at step 30: rows were remapped
+    targets = trainer.seed_targets
+    assert avatar.seed_targets is targets and int(targets.rows.max()) < avatar.num_gaussians
+    for style in ("round", "sunglasses"):
+        rows = frame_of(targets, style)
+        assert rows.numel() > 100  # not pruned
+        assert _seed_opacities(avatar, rows, style).mean() > 0.5, style
+        assert _seed_opacities(avatar, rows, None).mean() < 0.05, style        # the reference look: none
+    other = "rectangular"
+    assert _seed_opacities(avatar, frame_of(targets, "round"), other).mean() < 0.05  # not in another look
+    trainer.save_checkpoint(tmp_path / "t.ckpt")  # a resumed run keeps anchoring the same rows
+    back = Trainer.from_checkpoint(tmp_path / "t.ckpt", dataset)
+    assert torch.equal(back.seed_targets.rows, targets.rows) and torch.equal(back.seed_targets.logit, targets.logit)
+
+
+def test_seed_targets_follow_densification_rows():
+    from perse.avatar.seeds import SeedTargets
+
+    t = SeedTargets(rows=torch.tensor([3, 5, 6]), category=torch.tensor([0, 0, 1]), variant=torch.tensor([1, 2, 1]),
+                    logit=torch.tensor([1.0, 2.0, 3.0]))
+    # old rows 0..6; row 5 pruned; row 3 cloned; row 6 split into two children (source replaced)
+    source = torch.tensor([0, 1, 2, 3, 4, 3, 6, 6])
+    r = t.remap(source)
+    assert r.rows.tolist() == [3, 5, 6, 7] and r.logit.tolist() == [1.0, 1.0, 3.0, 3.0]
+    assert r.variant.tolist() == [1, 1, 1, 1] and r.category.tolist() == [0, 0, 1, 1]

@@ -71,6 +71,7 @@ class Avatar(nn.Module):
         self.meta = dict(meta or {})
         self._look_cache: tuple[bytes, LocalGaussians] | None = None
         self._rest_frames: TriangleFrames | None = None
+        self.seed_targets = None  # `perse.avatar.seeds.SeedTargets` of a freshly seeded avatar (training only)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -88,7 +89,8 @@ class Avatar(nn.Module):
 
         seeds: a `perse.avatar.seeds.SeedSet` (the dataset's accessory and mouth geometry): appended as
         flat Gaussians on that geometry, accessory ones hidden except in their own variant's look
-        (their category branches are pre-fitted, `fit_seed_branches`)."""
+        (their category branches are pre-fitted, `fit_seed_branches`; `seed_targets` records them
+        for the trainer's seed anchor)."""
         cfg = cfg or FieldConfig()
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -133,7 +135,7 @@ class Avatar(nn.Module):
         }
         if seeds is None or len(seeds) == 0:
             return cls(head, categories, parent, gaussians, cfg, identity)
-        from perse.avatar.seeds import fit_seed_branches, seed_gaussians
+        from perse.avatar.seeds import SeedTargets, fit_seed_branches, seed_gaussians
 
         seeds.validate(faces.shape[0], len(categories))
         seed_parent, seeded = seed_gaussians(seeds, frames, len(categories), cfg.feature_dim, g)
@@ -141,6 +143,7 @@ class Avatar(nn.Module):
         gaussians = {k: torch.cat([v, seeded[k]]) for k, v in gaussians.items()}
         avatar = cls(head, categories, torch.cat([parent, seed_parent]), gaussians, cfg, identity)
         fit_seed_branches(avatar, rows, seeds, generator=g)
+        avatar.seed_targets = SeedTargets.from_seeds(rows, seeds)  # for the trainer's seed anchor
         return avatar
 
     # -- sizes ----------------------------------------------------------------------------------

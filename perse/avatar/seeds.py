@@ -14,6 +14,14 @@ variant code, it adds ``logit(opacity) - HIDDEN_LOGIT`` to the opacity logit of 
 nothing to anything else in its region. Training then starts from the right look for every variant and
 only refines. Seeds of the anatomy (category -1, the mouth) are plain opaque Gaussians.
 
+Keeping them. The branch is shared by all of a category's variants and trained with Adam, so within a few
+dozen steps the photometric gradients (and the interpolation regulariser) reshape its hidden layers and
+the sharp seed/non-seed split it was fitted to is lost: the seeds then stay hidden in every look and are
+pruned. `Avatar.initialize` therefore records `SeedTargets` (`avatar.seed_targets`: rows, variants and
+target opacity logits of the accessory seeds); the trainer's seed anchor loss
+(`perse.train.losses.seed_anchor_loss`) holds the applied opacity of those rows near their targets under
+every variant's current code, and `SeedTargets.remap` follows the rows through densification.
+
 SEEDS FORMAT (``seeds.npz``, version 1), N samples::
 
     points (N, 3) float32   metres, neutral pose of the dataset's identity (frame params with zero pose)
@@ -91,6 +99,52 @@ class SeedSet:
         if n and (self.category.min() < -1 or self.category.max() >= num_categories):
             raise PerseError(f"seeds: category index out of range for {num_categories} categories")
         return self
+
+
+@dataclass
+class SeedTargets:
+    """Which avatar rows hold accessory seeds and what opacity each should have (the gating contract).
+
+    rows (K,) long avatar row; category (K,) long category index; variant (K,) long variant index within
+    the category; logit (K,) float the seed's opacity logit under its own variant's code (under any
+    other code of the category it should stay at `HIDDEN_LOGIT`). Not saved in a .perse: it only matters
+    while training (the trainer's checkpoints carry it).
+    """
+
+    rows: Tensor
+    category: Tensor
+    variant: Tensor
+    logit: Tensor
+
+    @classmethod
+    def from_seeds(cls, rows: Tensor, seeds: SeedSet) -> "SeedTargets":
+        """Targets for the accessory seeds among `seeds`, held by avatar rows `rows` (N,)."""
+        acc = torch.as_tensor(seeds.category >= 0)
+        opacity = torch.as_tensor(seeds.opacity, dtype=torch.float32).clamp(1e-3, 0.995)
+        return cls(rows=rows.long()[acc], category=torch.as_tensor(seeds.category, dtype=torch.long)[acc],
+                   variant=torch.as_tensor(seeds.variant, dtype=torch.long)[acc], logit=torch.logit(opacity)[acc])
+
+    def __len__(self) -> int:
+        return int(self.rows.numel())
+
+    def remap(self, source_index: Tensor) -> "SeedTargets":
+        """The targets after the avatar's rows were rebuilt so that new row i continues old row
+        source_index[i] (densification: pruned seeds drop out, clones and split children inherit)."""
+        size = int(max(int(source_index.max()) if source_index.numel() else -1,
+                       int(self.rows.max()) if len(self) else -1)) + 1
+        lookup = torch.full((size,), -1, dtype=torch.long)
+        lookup[self.rows.cpu()] = torch.arange(len(self))
+        k = lookup[source_index.cpu().long()]
+        new_rows = (k >= 0).nonzero(as_tuple=True)[0]
+        k = k[new_rows]
+        return SeedTargets(new_rows, self.category[k], self.variant[k], self.logit[k])
+
+    def to_dict(self) -> dict[str, Tensor]:
+        return {"rows": self.rows, "category": self.category, "variant": self.variant, "logit": self.logit}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Tensor]) -> "SeedTargets":
+        return cls(**{k: data[k] for k in ("rows", "category", "variant", "logit")})
 
 
 def save_seeds(path: str | Path, seeds: SeedSet) -> None:

@@ -1,4 +1,4 @@
-"""Photometric losses and image metrics. Images are (H, W, C) float tensors in [0, 1]."""
+"""Photometric losses and image metrics (images are (H, W, C) float tensors in [0, 1]); the seed anchor."""
 
 from __future__ import annotations
 
@@ -54,3 +54,25 @@ def photometric_loss(render: Tensor, target: Tensor, ssim_weight: float = 0.2) -
     """(1 - w) * L1 + w * (1 - SSIM), the 3DGS objective. render, target: (H, W, 3)."""
     l1 = (render - target).abs().mean()
     return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim_map(render, target).mean())
+
+
+def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tensor, base_logits: Tensor,
+                     variant: Tensor, target_logit: Tensor, hidden_logit: float) -> Tensor:
+    """Keep a category's seeded accessories gated: mean squared error (logit units) of their opacity.
+
+    For M seed Gaussians of one category, under each of the category's U codes: the applied opacity
+    logit ``base + sigmoid(gate) * branch(code, feature)[opacity]`` should be `target_logit` where the
+    code is the seed's own variant and `hidden_logit` for every other code.
+
+    branch: the category's `CategoryBranch`; codes (U, D) its current variant codes (gradients reach
+    them, so the codes may move as long as the look they name still shows its seeds); features (M, F),
+    gate_logits (M,), base_logits (M,) the seeds' rows; variant (M,) long; target_logit (M,).
+    """
+    from perse.avatar.field import OFFSET_SLICES
+
+    op = OFFSET_SLICES["opacity_logit"].start
+    gate = torch.sigmoid(gate_logits)
+    pred = torch.stack([base_logits + gate * branch(code, features)[:, op] for code in codes])  # (U, M)
+    own = variant[None, :] == torch.arange(codes.shape[0], device=codes.device)[:, None]
+    target = torch.where(own, target_logit[None, :], torch.full_like(pred, hidden_logit))
+    return (pred - target).pow(2).mean()

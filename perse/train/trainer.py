@@ -11,6 +11,14 @@ pose the head with the frame's parameters, render, compare with the masked targe
       + lambda_leak  |offset_c| outside c's image region   disentanglement: a switched category may not
       + lambda_gate  mean sigmoid(gate)                      change Gaussians that land outside its region;
                                                              sparse gates keep regions tight
+      + lambda_seed  seed anchor                      seeded accessories (perse.avatar.seeds) keep their
+                                                      own-variant opacity and stay hidden under the other
+                                                      codes of their category (one category per step)
+
+Without the seed anchor the shared branch forgets its pre-fitted gating within ~25 steps (measured: the
+round glasses' seeds fall from opacity 0.98 to 0.002 in 40 steps) and densification then prunes them. It
+is neither the code drift (frozen codes collapse the same) nor the leakage or gate losses: it is Adam on
+the shared branch under the photometric and interpolation gradients.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from perse.errors import PerseError
 from perse.io_utils import atomic_path
 from perse.render import render
 from perse.train.densify import BindingDensifier, DensifyConfig
-from perse.train.losses import photometric_loss
+from perse.train.losses import photometric_loss, seed_anchor_loss
 
 
 @dataclass
@@ -48,6 +56,8 @@ class TrainConfig:
     interp_weight: float = 0.1
     leak_weight: float = 0.05
     gate_weight: float = 1e-3
+    seed_anchor_weight: float = 1.0   # 0: off (then seeded accessories fade out within a few dozen steps)
+    seed_anchor_samples: int = 64     # seeds of each variant per step
     checkpoint_every: int = 500
     lr: dict = field(default_factory=lambda: {
         "position": 2e-3, "quat": 2e-3, "log_scale": 5e-3, "opacity_logit": 5e-2, "color_logit": 2.5e-2,
@@ -110,6 +120,8 @@ class Trainer:
         if not self.train_indices:
             raise PerseError(f"dataset {dataset.root} has no training frames")
         self.category_names = [c.name for c in avatar.categories]
+        targets = getattr(avatar, "seed_targets", None)  # a fresh seeded avatar's (checkpoints: restored)
+        self.seed_targets = targets if targets is not None and len(targets) else None
         self.history: list[dict] = []
         self._build_optimizer()
 
@@ -168,8 +180,10 @@ class Trainer:
         loss_leak = self._leakage_loss(frame, out, look, gaussians.means.detach(), camera)
         gates = torch.sigmoid(avatar.gaussians_params["gate_logit"])
         loss_gate = (gates * avatar.region_mask).sum() / avatar.region_mask.sum().clamp_min(1)
+        loss_seed = self._seed_anchor_loss()
         loss = (loss_photo + cfg.alpha_weight * loss_alpha + cfg.code_weight * loss_code
-                + cfg.interp_weight * loss_interp + cfg.leak_weight * loss_leak + cfg.gate_weight * loss_gate)
+                + cfg.interp_weight * loss_interp + cfg.leak_weight * loss_leak + cfg.gate_weight * loss_gate
+                + cfg.seed_anchor_weight * loss_seed)
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,7 +197,29 @@ class Trainer:
         if self.densifier.due(self.step):
             self._densify()
         return {"loss": loss.item(), "photo": loss_photo.item(), "alpha": loss_alpha.item(),
-                "interp": loss_interp.item(), "leak": loss_leak.item(), "n": avatar.num_gaussians}
+                "interp": loss_interp.item(), "leak": loss_leak.item(), "seed": loss_seed.item(),
+                "n": avatar.num_gaussians}
+
+    def _seed_anchor_loss(self) -> Tensor:
+        """`seed_anchor_loss` on one random seeded category, `seed_anchor_samples` seeds of each variant."""
+        from perse.avatar.seeds import HIDDEN_LOGIT
+
+        t = self.seed_targets
+        if t is None or self.cfg.seed_anchor_weight == 0:
+            return torch.zeros((), device=self.device)
+        cats = torch.unique(t.category)
+        c = int(cats[int(torch.randint(len(cats), (1,), generator=self.generator))])
+        picks = []
+        for u in torch.unique(t.variant[t.category == c]).tolist():
+            hit = ((t.category == c) & (t.variant == u)).nonzero(as_tuple=True)[0]
+            picks.append(hit[torch.randperm(hit.numel(), generator=self.generator)[:self.cfg.seed_anchor_samples]])
+        pick = torch.cat(picks)
+        rows = t.rows[pick].to(self.device)
+        spec = self.avatar.categories[c]
+        p = self.avatar.gaussians_params
+        return seed_anchor_loss(self.avatar.field.branches[spec.name], self.avatar.latent.codes[spec.name],
+                                p["feature"][rows], p["gate_logit"][rows, c], p["opacity_logit"][rows],
+                                t.variant[pick].to(self.device), t.logit[pick].to(self.device), HIDDEN_LOGIT)
 
     def _interpolation_loss(self) -> Tensor:
         """Midpoint regularizer on one random category and pair of variants, in Gaussian-parameter space."""
@@ -238,6 +274,9 @@ class Trainer:
         old = self._snapshot_state()
         counts = self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator)
         self._build_optimizer(old, self.densifier.source_index)
+        if self.seed_targets is not None:  # follow the seeds to their new rows
+            self.seed_targets = self.seed_targets.remap(self.densifier.source_index)
+            self.avatar.seed_targets = self.seed_targets
         self.history.append({"step": self.step, "densify": counts})
 
     def _max_opacity_over_looks(self) -> Tensor:
@@ -256,7 +295,8 @@ class Trainer:
         tensors, meta = pack_avatar(self.avatar, self.summary())
         state = {"step": self.step, "tensors": tensors, "meta": meta, "config": self.cfg.to_dict(),
                  "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                 "torch_rng": torch.get_rng_state(), "history": self.history}
+                 "torch_rng": torch.get_rng_state(), "history": self.history,
+                 "seed_targets": None if self.seed_targets is None else self.seed_targets.to_dict()}
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
 
@@ -276,6 +316,11 @@ class Trainer:
         trainer.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         trainer.history = state.get("history", [])
+        if state.get("seed_targets") is not None:
+            from perse.avatar.seeds import SeedTargets
+
+            trainer.seed_targets = SeedTargets.from_dict(state["seed_targets"])
+            trainer.avatar.seed_targets = trainer.seed_targets
         return trainer
 
     def summary(self) -> dict:
