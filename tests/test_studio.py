@@ -58,7 +58,9 @@ def test_attribute_change_stays_in_its_region(reference_shot, tmp_path):
     changed = _changed(reference_shot, blonde)
     rows = np.nonzero(changed)[0]
     assert changed.mean() > 0.02  # the hair visibly changed
-    assert (rows > 330).mean() < 0.02  # ...and (almost) nothing below the hairline changed
+    # ...and (almost) nothing of the face below the eyes changed (the hair layer reaches down beside
+    # the ears, so this is a box around the lower face, not a row)
+    assert changed[330:600, 300:540].mean() < 0.01
 
 
 @needs_display
