@@ -44,12 +44,12 @@ from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, seg
 from perse.synth.texture import (MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER, MP_IRIS_L, MP_IRIS_R,
                                  SCLERA_COLOR, TexelAtlas, build_atlas, eye_albedo, eye_coordinates, fit_sphere,
                                  head_anatomy, luminance, rasterize_uv, sine_noise, smoothstep)
+from perse.synth.variants import category_by_name
 
 SUPPORTED_SIZES = (256, 512, 1024, 2048)
 SKIN_REGIONS = ("face", "nose")              # where the skin median is measured (cheeks, nose)
 HAIR_REGIONS = ("scalp",)                    # where the hair median is measured
 HAIR_FILL_REGIONS = ("scalp", "back_of_head")
-HAIR_REGIONS_ALL = ("scalp", "back_of_head", "forehead")   # where hair may cover the head (bangs included)
 GATED_REGIONS = ("neck", "ears")             # observed only where the colour is skin-like
 EYE_REGION = "eyeballs"
 SCLERA = np.array([0.86, 0.83, 0.80])        # plain sclera for unseen eyeball texels
@@ -376,15 +376,16 @@ def _hair_completion(anatomy, atlas: TexelAtlas, colors: np.ndarray, conf: np.nd
     seen_hair = np.nonzero((conf > 0.5) & (hair_cov > 0.7) & shell)[0]
     if seen_hair.shape[0] < 50:
         return None, None
-    P = atlas.position.astype(np.float64)
-    centre, _ = fit_sphere(P[shell])
     fill = colors.copy()
     targets = np.nonzero(shell)[0]
-    fill[targets] = synthesize_unseen_hair(P, centre, colors, seen_hair, targets)
+    fill[targets] = synthesize_unseen_hair(atlas.position.astype(np.float64), anatomy.head_center, colors,
+                                           seen_hair, targets)
     seen = np.clip(2.0 * conf, 0.0, 1.0)
     coverage = np.where(shell, seen * hair_cov + (1.0 - seen), hair_cov)
-    # Only where hair grows (dark collars or shadows next to the face are not hair).
-    grows = np.clip(sum(atlas.region_weights[:, anatomy.region_id(r)] for r in HAIR_REGIONS_ALL), 0.0, 1.0)
+    # Only where hair grows, the hair category's regions (dark collars or shadows next to the face are not
+    # hair; bangs on the forehead are).
+    grows = np.clip(sum(atlas.region_weights[:, anatomy.region_id(r)] for r in category_by_name("hair").regions),
+                    0.0, 1.0)
     return fill, np.clip(coverage * grows, 0.0, 1.0)
 
 

@@ -74,13 +74,13 @@ import torch
 from perse.avatar.seeds import SEEDS_FILE, save_seeds
 from perse.errors import PerseError
 from perse.head.model import HeadModel, HeadParams
+from perse.mesh_ops import vertex_normals
 from perse.render.camera import Camera, orbit_camera
 from perse.rotations import axis_angle_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
+from perse.synth.hair import HairLayer
 from perse.synth.mouth import build_mouth
 from perse.synth.seeding import dataset_seeds
-from perse.mesh_ops import vertex_normals
-from perse.synth.hair import HairLayer
 from perse.synth.texture import MP_CHIN, HeadAnatomy, TexturePainter, head_anatomy, smoothstep
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
@@ -652,7 +652,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      "variants": {c.name: plan.look[c.name] for c in cats}}
             if fixed_params is not None:
                 frame["reference"] = True
-            if fixed_camera is None and wide:
+            if wide:
                 frame["wide"] = True
             frames.append(frame)
             if bar is not None:

@@ -35,6 +35,7 @@ import numpy as np
 
 from perse.errors import PerseError
 from perse.io_utils import atomic_write_bytes
+from perse.synth.texture import smoothstep
 
 SHELL_REGIONS = ("scalp", "back_of_head")
 MIN_THICKNESS_M = 0.003          # thin layer where the photo shows hair (short hair)
@@ -220,8 +221,6 @@ def circular_smooth(values: np.ndarray, sigma_bins: float) -> np.ndarray:
 def hairline_taper(vertices: np.ndarray, on_shell: np.ndarray, taper: float = HAIRLINE_TAPER_M) -> np.ndarray:
     """(V,) in [0, 1]: 0 at shell vertices next to the rest of the head, 1 from `taper` metres inside."""
     from scipy.spatial import cKDTree
-
-    from perse.synth.texture import smoothstep
 
     out = np.zeros(vertices.shape[0])
     if not on_shell.any() or on_shell.all():

@@ -958,7 +958,7 @@ class BaseTextureFields:
             col = mix(col, self.skin_fill * gain, self.brows_erase)
             col = p.apply_brows(col, self.brow_color * THICK_BROW_DARKEN, "thin")
         elif brow_v == "light":
-            target = mix(self.brow_color[None], np.array(LIGHT_BROW_TARGET)[None], np.array([0.75]))[0]
+            target = self.brow_color + 0.75 * (np.array(LIGHT_BROW_TARGET) - self.brow_color)
             light = recolor_keep_luminance(self.lum, target, self.brow_lum)
             col = mix(col, light, self.brows_erase)
         if hair_v != "brown":
