@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from perse.errors import PerseError
+from perse.geometry.rotations import axis_angle_to_matrix, rotation_and_left_jacobian, skew
+from perse.geometry.rotations import axis_angle_to_matrix as rodrigues
 from perse.head.builtin import load_builtin_head
-from perse.head.lbs import axis_angle_to_matrix
 from perse.head.model import HeadParams
 from perse.render.camera import orbit_camera
-from perse.track.fit import (HeadFitter, LandmarkHead, bounded_newton_step, normal_equations, rodrigues,
-                             rotation_and_left_jacobian, skew)
+from perse.track.fit import HeadFitter, LandmarkHead, bounded_newton_step, normal_equations
 from perse.track.landmarks import LandmarkDetector, detect_largest_face
-from perse.track.speed import measure_tracking_speed, perturbed_landmark_frames
+from perse.bench.fit_speed import measure_tracking_speed, perturbed_landmark_frames
 
 skdata = pytest.importorskip("skimage.data")
 

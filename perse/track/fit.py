@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from perse.geometry.rotations import rotation_and_left_jacobian, skew
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera
 from perse.track.landmarks import NUM_LANDMARKS, OUTER_EYE_CORNERS, landmark_groups
@@ -56,46 +57,6 @@ R0 = np.diag([1.0, -1.0, -1.0])  # model (+y up, +z face) -> OpenCV camera axes
 # --------------------------------------------------------------------------------------------------
 # Small pure math (float64 numpy)
 # --------------------------------------------------------------------------------------------------
-def skew(v: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(v) @ u == cross(v, u)."""
-    K = np.zeros(v.shape + (3,))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    return K
-
-
-def _rotation_coefficients(rotvec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sin(t)/t, (1 - cos t)/t^2 and (t - sin t)/t^3 of t = |rotvec| (...,), free of cancellation:
-    Taylor series below t = 1e-2 (truncation < 1e-16), a half-angle form above."""
-    t2 = (rotvec * rotvec).sum(-1)
-    small = t2 < 1e-4
-    t = np.sqrt(np.where(small, 1.0, t2))  # a safe value on the Taylor branch
-    sin = np.sin(t)
-    a = np.where(small, 1.0 - t2 / 6.0 + t2 * t2 / 120.0, sin / t)
-    b = np.where(small, 0.5 - t2 / 24.0 + t2 * t2 / 720.0, 2.0 * np.sin(0.5 * t) ** 2 / (t * t))
-    c = np.where(small, 1.0 / 6.0 - t2 / 120.0 + t2 * t2 / 5040.0, (t - sin) / (t * t * t))
-    return a, b, c
-
-
-def rotation_and_left_jacobian(rotvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 3) axis-angle w -> rotations R(w) and left Jacobians J(w) of SO(3), both (..., 3, 3).
-
-    Column k of J is the rotation vector s_k with d R / d w_k = skew(s_k) @ R: a change of w_k turns R
-    by s_k in the outer frame. J = sin(t)/t I + (1 - cos t)/t^2 skew(w) + (t - sin t)/t^3 w w^T."""
-    a, b, c = _rotation_coefficients(rotvec)
-    K = skew(rotvec)
-    outer = rotvec[..., :, None] * rotvec[..., None, :]
-    cos = 1.0 - b * (rotvec * rotvec).sum(-1)
-    eye = np.eye(3)
-    a, b, c, cos = a[..., None, None], b[..., None, None], c[..., None, None], cos[..., None, None]
-    return cos * eye + a * K + b * outer, a * eye + b * K + c * outer
-
-
-def rodrigues(rotvec: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 3, 3) rotation matrices (smooth at zero)."""
-    return rotation_and_left_jacobian(rotvec)[0]
-
-
 def huber_weights(err: np.ndarray, delta: float) -> np.ndarray:
     """IRLS weights of the Huber loss for per-landmark error norms err (L,): 1 inside delta, delta/err out."""
     return np.where(err <= delta, 1.0, delta / np.maximum(err, 1e-12))

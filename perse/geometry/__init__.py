@@ -1,0 +1,6 @@
+"""Small geometry shared by the head, tracker, synthesis and avatar: pure functions, numpy or torch.
+
+    rotations   axis-angle (Rodrigues, left Jacobian of SO(3)), quaternions, Euler angles
+
+Model convention (the head's): +x is the subject's left, +y up, +z out of the face.
+"""
