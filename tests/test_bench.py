@@ -24,7 +24,7 @@ def test_bench_reports_all_figures(tmp_path, capsys):
 
 
 def test_bench_drive_reports_tracking_time_and_jitter():
-    from perse.bench import bench_drive
+    from perse.bench.engine import bench_drive
     from perse.head.builtin import load_builtin_head
 
     rows = {r["figure"]: r for r in bench_drive(load_builtin_head(), frames=12)}

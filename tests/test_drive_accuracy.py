@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perse.drive import DriveSettings
-from perse.drive.accuracy import (Pose, avatar_renderer, closed_loop, gl_head_renderer, jitter_ratio,
+from perse.bench.accuracy import (Pose, avatar_renderer, closed_loop, gl_head_renderer, jitter_ratio,
                                   moving_photo_frames, run_sequence)
 from perse.errors import PerseError
 

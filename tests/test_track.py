@@ -14,7 +14,8 @@ from perse.errors import PerseError
 from perse.head.builtin import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import Camera, orbit_camera
-from perse.track import draw_fit_overlay, track_command
+from perse.cli.track import track_command
+from perse.track import draw_fit_overlay
 from perse.track.fit import HeadFitter, fit_head
 from perse.track.image_io import detection_image, load_image
 from perse.track.landmarks import LandmarkDetector, detect_largest_face

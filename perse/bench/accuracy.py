@@ -1,5 +1,5 @@
 """Accuracy checks of the driving pipeline, kept as code: tests assert on them and
-``python -m perse.drive.accuracy`` prints the figures.
+``python -m perse.bench.accuracy`` prints the figures.
 
 * closed loop: render a head with known parameters, track the renders, compare what comes back
   (jaw opening, head rotation, expression) and the landmark reprojection error;
@@ -23,7 +23,7 @@ import torch
 from perse.drive.driver import Driver, DriveSettings
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera
-from perse.rotations import axis_angle_matrix, euler_to_axis_angle, matrix_to_axis_angle
+from perse.geometry.rotations import axis_angle_to_matrix, euler_to_axis_angle, matrix_to_axis_angle
 
 
 @dataclass
@@ -63,7 +63,7 @@ class ClosedLoopRow:
 
 def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     """Angle (degrees) of the rotation between axis-angles a and b."""
-    return math.degrees(float(np.linalg.norm(matrix_to_axis_angle(axis_angle_matrix(a) @ axis_angle_matrix(b).T))))
+    return math.degrees(float(np.linalg.norm(matrix_to_axis_angle(axis_angle_to_matrix(a) @ axis_angle_to_matrix(b).T))))
 
 
 def closed_loop(head: HeadModel, render_fn: Callable[[HeadParams], np.ndarray], camera: Camera,
@@ -128,7 +128,7 @@ def gl_head_renderer(head: HeadModel, size: int = 512) -> tuple[Callable[[HeadPa
     def render_fn(params: HeadParams) -> np.ndarray:
         with torch.no_grad():
             verts = head(params).vertices[0].numpy()
-        rotation = axis_angle_matrix(params.global_rot[0].double().numpy())
+        rotation = axis_angle_to_matrix(params.global_rot[0].double().numpy())
         rgba, _, _ = frames.render(look, verts, camera, 0, rotation)
         alpha = rgba[..., 3:] / 255.0
         return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)

@@ -14,6 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
+from perse.cli.common import (add_avatar_args, add_look_args, check_size, load_avatar, parse_background,
+                              read_look_file)
 from perse.errors import PerseError
 
 EPILOG = """examples:
@@ -24,8 +26,7 @@ EPILOG = """examples:
 """
 
 
-def add_drive_parser(sub, add_avatar_args, add_look_args) -> None:
-    """Register ``drive`` on the CLI's subparsers (the shared avatar/look argument helpers are passed in)."""
+def add_parser(sub) -> None:
     p = sub.add_parser("drive", help="drive an avatar from a video, a webcam or a recorded take",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_avatar_args(p)
@@ -48,7 +49,7 @@ def add_drive_parser(sub, add_avatar_args, add_look_args) -> None:
     p.add_argument("--fps", type=float, default=0.0, help="output frame rate (default: the input's, or 30)")
     p.add_argument("--size", type=int, default=512)
     add_look_args(p)
-    p.set_defaults(func=cmd_drive)
+    p.set_defaults(func=run)
 
 
 def _settings(args):
@@ -64,17 +65,11 @@ def _settings(args):
                          smoothing=args.smoothing)
 
 
-def read_look(avatar, path: str):
-    """A look from a JSON file (see `perse.looks.read_look`): missing categories keep the reference."""
-    from perse.looks import read_look as read
-
-    return read(path, avatar.latent.reference_look())
-
-
 def _look(avatar, args):
+    """--look (a look file) with --attr on top."""
     from perse.controls import look_from_attrs
 
-    base = read_look(avatar, args.look) if args.look else None
+    base = read_look_file(avatar, args.look) if args.look else None
     return look_from_attrs(avatar, args.attr or [], base)
 
 
@@ -153,10 +148,9 @@ def _record_webcam(args, avatar, settings):
     return take, 30.0
 
 
-def cmd_drive(args) -> int:
+def run(args) -> int:
     from tqdm import tqdm
 
-    from perse.cli import _background, _check_size, _load
     from perse.drive.reenact import SideBySide
     from perse.drive.take import Take
     from perse.export.render_sequence import ExportSettings, export_preset
@@ -164,14 +158,14 @@ def cmd_drive(args) -> int:
 
     check_video_target(args.out)
     _check_record_target(args.record)
-    size = _check_size(args.size)
-    background = _background(args.background)
+    size = check_size(args.size)
+    background = parse_background(args.background)
     settings = _settings(args)
     if args.side_by_side and not (args.video or args.images):
         raise PerseError("--side-by-side needs --video or --images (the driving frames to show)")
     if args.fps < 0:
         raise PerseError(f"--fps must be positive (got {args.fps})")
-    avatar = _load(args)
+    avatar = load_avatar(args)
     look = _look(avatar, args)
 
     open_source = None

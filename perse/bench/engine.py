@@ -1,4 +1,4 @@
-"""`perse bench`: measured speed of the engine (medians over repeats, after warm-up).
+"""Measured speed of the engine (medians over repeats, after warm-up): the figures `perse bench` prints.
 
 Figures:
   render            rasterization only, per backend and size (Gaussians already in world space)
@@ -14,7 +14,6 @@ Figures:
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
@@ -128,7 +127,7 @@ def bench_drive(head, frames: int = 150) -> list[dict]:
     from skimage.data import astronaut
 
     from perse.drive import DriveSettings
-    from perse.drive.accuracy import jitter_ratio, moving_photo_frames, run_sequence
+    from perse.bench.accuracy import jitter_ratio, moving_photo_frames, run_sequence
 
     photo = astronaut()[:300, 90:360]
     _, fig = run_sequence(head, moving_photo_frames(photo, frames), DriveSettings(), warmup=5)
@@ -138,32 +137,28 @@ def bench_drive(head, frames: int = 150) -> list[dict]:
             {"figure": "drive jitter", "backend": "cpu", "size": None, "ms": None, "percent": 100.0 * ratio}]
 
 
-def run_bench(avatar_arg: str = "default", backends: list[str] | None = None, sizes: list[int] | None = None,
-              repeats: int = 20, json_out: bool = False, train: bool = True, drive: bool = True) -> list[dict]:
-    from perse.avatar.io import load_avatar
-    from perse.paths import resolve_avatar_path
+def run_bench(avatar, backends: list[str] | None = None, sizes: list[int] | None = None, repeats: int = 20,
+              train: bool = True, drive: bool = True) -> list[dict]:
+    """Every figure for `avatar` (rows of {figure, backend, size, ms, ...}); backends default to all
+    available ones but the reference rasterizer, sizes to 256 and 512."""
     from perse.render import available_backends, resolve_backend
 
-    avatar = load_avatar(resolve_avatar_path(avatar_arg))
     backends = [resolve_backend(b) for b in (backends or available_backends())]
     backends = [b for b in backends if b != "reference"]
-    sizes = sizes or [256, 512]
-    rows = bench_avatar(avatar, backends, sizes, repeats)
+    rows = bench_avatar(avatar, backends, sizes or [256, 512], repeats)
     if train:
         rows += [bench_train_step(avatar, b, max(5, repeats // 2)) for b in backends]
     if drive and avatar.head.landmark_indices.numel() >= MIN_DRIVE_LANDMARKS:
         rows += bench_drive(avatar.head)
-    if json_out:
-        print(json.dumps({"machine": machine_description(), "avatar": avatar_arg, "rows": rows}, indent=2))
-    else:
-        print(f"machine: {machine_description()}")
-        print(f"avatar: {avatar_arg} ({avatar.num_gaussians} Gaussians); medians over {repeats} repeats")
-        for r in rows:
-            size = f"{r['size']}x{r['size']}" if r.get("size") else "-"
-            if r["figure"] == "drive jitter":
-                print(f"  {r['figure']:<18} {r['backend']:<8} {'still face':>9} {r['percent']:9.1f} % of unfiltered")
-                continue
-            extra = f"{r['fps']:8.1f} fps" if "fps" in r else (f"p90 {r['p90_ms']:.1f} ms" if "p90_ms" in r else "")
-            size = "640x480" if r["figure"] == "drive tracking" else size
-            print(f"  {r['figure']:<18} {r['backend']:<8} {size:>9} {r['ms']:9.2f} ms {extra}")
     return rows
+
+
+def format_row(row: dict) -> str:
+    """One figure as a table line: name, backend, image size, ms and fps / p90 / % of unfiltered."""
+    r = row
+    if r["figure"] == "drive jitter":
+        return f"  {r['figure']:<18} {r['backend']:<8} {'still face':>9} {r['percent']:9.1f} % of unfiltered"
+    size = f"{r['size']}x{r['size']}" if r.get("size") else "-"
+    size = "640x480" if r["figure"] == "drive tracking" else size
+    extra = f"{r['fps']:8.1f} fps" if "fps" in r else (f"p90 {r['p90_ms']:.1f} ms" if "p90_ms" in r else "")
+    return f"  {r['figure']:<18} {r['backend']:<8} {size:>9} {r['ms']:9.2f} ms {extra}"

@@ -1,7 +1,7 @@
 """Soak benchmark of live driving: a looped video file stands in for the webcam, a consumer loop
 renders the avatar for every new sample (as the studio does), for many minutes.
 
-    python -m perse.drive.soak [--video IN.mp4] [--minutes 30] [--size 512] [--json OUT.json]
+    python -m perse.bench.soak [--video IN.mp4] [--minutes 30] [--size 512] [--json OUT.json]
 
 Prints one row per interval: resident memory, tracking ms, capture->display latency (median, p90),
 render ms, camera fps and stale frames skipped; at the end, the growth of memory and latency from the
@@ -37,7 +37,7 @@ def make_clip(path: Path, seconds: float = 10.0, fps: int = 30) -> Path:
     import imageio.v2 as imageio
     from skimage.data import astronaut
 
-    from perse.drive.accuracy import moving_photo_frames
+    from perse.bench.accuracy import moving_photo_frames
 
     frames = moving_photo_frames(astronaut()[:300, 90:360], int(seconds * fps))
     imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error")
