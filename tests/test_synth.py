@@ -13,7 +13,7 @@ from perse.head.model import HeadParams
 from perse.synth import (CATEGORIES, AttributeDataset, apply_binding, bind_to_mesh, build_accessories,
                          category_by_name, generate_dataset)
 from perse.synth.accessories import closest_point_on_triangles
-from perse.rotations import euler_to_axis_angle
+from perse.geometry.rotations import euler_to_axis_angle
 from perse.synth.texture import TexturePainter, head_anatomy, polygon_signed_distance, rasterize_uv
 from perse.synth.variants import HEAD_REGIONS
 
@@ -374,7 +374,7 @@ def test_bad_arguments(tmp_path, head):
 def test_head_fixed_lighting_turns_with_the_head():
     from perse.render.camera import orbit_camera
     from perse.render.gl import Lighting
-    from perse.rotations import axis_angle_matrix
+    from perse.geometry.rotations import axis_angle_to_matrix as axis_angle_matrix
     from perse.synth.generator import head_fixed_lighting
 
     base = Lighting()
@@ -553,7 +553,7 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
     u, v = fr.camera.project(head(fr.params).landmarks[0][[1]].detach()).round().long()[0].tolist()
     assert fr.alpha[v, u, 0] > 0.5
     # The reference frame is the base texture's reference look rendered at the portrait's view.
-    from perse.rotations import axis_angle_matrix
+    from perse.geometry.rotations import axis_angle_to_matrix as axis_angle_matrix
     from perse.synth.generator import FrameRenderer
     from perse.synth.variants import category_by_name as cat
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perse.render.gaussians import Gaussians
-from perse.rotations import matrix_to_quat, quat_multiply
+from perse.geometry.rotations import matrix_to_quat, quat_multiply
 
 
 @dataclass

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from perse.avatar.binding import TriangleFrames, world_to_local_position
 from perse.errors import PerseError
-from perse.rotations import matrix_to_quat
+from perse.geometry.rotations import matrix_to_quat
 
 SEEDS_FILE = "seeds.npz"
 SEEDS_VERSION = 1

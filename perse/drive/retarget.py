@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from perse.head.model import HeadModel, HeadParams
-from perse.rotations import relative_rotation
+from perse.geometry.rotations import relative_rotation
 from perse.track.fit import R0, FitConfig, FitResult, HeadFitter
 from perse.track.landmarks import IRIS_CENTRES
 

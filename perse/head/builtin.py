@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from perse.errors import PerseError
+from perse.geometry.rotations import axis_angle_to_matrix
 from perse.head import arkit
 from perse import mesh_ops as mo
 from perse.head.model import JOINT_NAMES, HeadData, HeadModel
@@ -114,16 +115,6 @@ def face_tesselation() -> np.ndarray:
     return mo.orient_consistently(tris)
 
 
-def _rotation(rotvec: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix of an axis-angle vector."""
-    angle = np.linalg.norm(rotvec)
-    if angle < 1e-12:
-        return np.eye(3)
-    k = rotvec / angle
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
-
-
 def mirror_pairs(points: np.ndarray) -> np.ndarray:
     """(N,) index of each point's mirror partner under x -> -x (optimal one-to-one matching)."""
     from scipy.optimize import linear_sum_assignment
@@ -158,18 +149,18 @@ def canonical_landmarks(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flip = np.array([-1.0, 1.0, 1.0])
 
     def residual(params: np.ndarray) -> np.ndarray:
-        q = p @ _rotation(np.array([0.0, params[0], params[1]])).T + np.array([params[2], 0, 0])
+        q = p @ axis_angle_to_matrix(np.array([0.0, params[0], params[1]])).T + np.array([params[2], 0, 0])
         return ((q * flip)[pair] - q).ravel()
 
     sol = least_squares(residual, np.zeros(3))
-    R = _rotation(np.array([0.0, sol.x[0], sol.x[1]]))
+    R = axis_angle_to_matrix(np.array([0.0, sol.x[0], sol.x[1]]))
     p = p @ R.T + np.array([sol.x[2], 0, 0])
     p = 0.5 * (p + (p * flip)[pair])  # exact mirror symmetry
     p[pair == np.arange(len(p)), 0] = 0.0
     # Pitch: make the face plane upright (glabella straight above the chin front).
     g, c = p[arkit.GLABELLA], p[arkit.CHIN_FRONT]
     pitch = -np.arctan2(g[2] - c[2], g[1] - c[1])
-    p = p @ _rotation(np.array([pitch, 0.0, 0.0])).T
+    p = p @ axis_angle_to_matrix(np.array([pitch, 0.0, 0.0])).T
     p *= EYE_CORNER_DISTANCE / np.linalg.norm(p[arkit.EYE_OUTER["L"]] - p[arkit.EYE_OUTER["R"]])
     return p, pair
 
@@ -896,7 +887,7 @@ def expression_fields(geo: dict, J: np.ndarray, weights: np.ndarray, w_jaw: np.n
 
 def _rot_about_x(p: np.ndarray, angle: float) -> np.ndarray:
     """Rotate (N, 3) vectors about +x (negative angle tilts +z toward +y)."""
-    return p @ _rotation(np.array([angle, 0.0, 0.0])).T
+    return p @ axis_angle_to_matrix(np.array([angle, 0.0, 0.0])).T
 
 
 # =============================================================================================

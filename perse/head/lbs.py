@@ -12,24 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def axis_angle_to_matrix(rotvec: Tensor) -> Tensor:
-    """Rodrigues' formula.
-
-    Args:
-        rotvec: (..., 3) axis-angle vectors.
-    Returns:
-        (..., 3, 3) rotation matrices.
-    """
-    angle = torch.linalg.norm(rotvec, dim=-1, keepdim=True).clamp_min(1e-8)  # (..., 1)
-    axis = rotvec / angle
-    x, y, z = axis.unbind(-1)
-    zeros = torch.zeros_like(x)
-    skew = torch.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
-    sin = torch.sin(angle)[..., None]
-    cos = torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(skew)
-    return eye + sin * skew + (1.0 - cos) * (skew @ skew)
+from perse.geometry.rotations import axis_angle_to_matrix
 
 
 def blend_shapes(coeffs: Tensor, directions: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from perse.render.camera import Camera
-from perse.rotations import quat_to_matrix
+from perse.geometry.rotations import quat_to_matrix
 
 EPS2D = 0.3                   # low-pass filter added to the 2D covariance diagonal (pixels^2)
 ALPHA_THRESHOLD = 1.0 / 255.0  # a Gaussian is skipped for a pixel when its alpha is below this

@@ -76,7 +76,7 @@ from perse.errors import PerseError
 from perse.head.model import HeadModel, HeadParams
 from perse.mesh_ops import vertex_normals
 from perse.render.camera import Camera, orbit_camera
-from perse.rotations import axis_angle_matrix, euler_to_axis_angle
+from perse.geometry.rotations import axis_angle_to_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
 from perse.synth.hair import HairLayer
 from perse.synth.mouth import build_mouth
@@ -642,7 +642,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                 camera = frame_camera(verts, rng, settings, plan.split == "test", wide)
             else:
                 camera = fixed_camera
-            head_rot = axis_angle_matrix(params.global_rot[0].numpy()) @ axis_angle_matrix(params.neck_rot[0].numpy())
+            head_rot = axis_angle_to_matrix(params.global_rot[0].numpy()) @ axis_angle_to_matrix(params.neck_rot[0].numpy())
             rgba, bits, _ = frame_renderer.render(plan.look, verts, camera, dilation, head_rot)
             image_rel, region_rel = f"images/{i:06d}.png", f"regions/{i:06d}.png"
             _write_png(partial / image_rel, rgba)
