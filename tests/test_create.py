@@ -1,6 +1,7 @@
 """`perse create` end to end on the astronaut portrait, at a tiny quality so it runs in CI."""
 
 import json
+from types import SimpleNamespace
 
 import imageio.v2 as imageio
 import numpy as np
@@ -10,7 +11,9 @@ from PIL import Image
 
 from perse.avatar import load_avatar, read_avatar_meta
 from perse.cli import main
-from perse.create.pipeline import STAGES, Quality, create_avatar, square_crop_box
+from perse.create.pipeline import STAGES, Quality, create_avatar, run_stage
+from perse.create.stage_log import StageLog
+from perse.create.stages import Stage, square_crop_box
 from perse.errors import PerseError
 
 TINY = Quality("tiny", image_size=64, frames_per_variant=1, texture_size=256, cpu_steps=15, cuda_steps=15,
@@ -44,7 +47,7 @@ def test_create_runs_every_stage_and_keeps_the_reference_view(created):
     assert list(json.loads((work / "stages.json").read_text())) == list(STAGES)
     meta = read_avatar_meta(out)
     ref = meta["reference_view"]
-    assert ref["camera"]["width"] == 512 and "shape" in ref["params"]
+    assert ref["camera"]["width"] == 512 and "identity" in ref["params"]
     assert meta["training"]["create"]["fit_error_iod"] < 0.02
     assert summary["evaluation"]["psnr"] > 10  # 15 steps: a sanity bound, not the quality target
     assert any(line.startswith("[1/7] detect") for line in lines) and any("wrote" in line for line in lines)
@@ -107,6 +110,66 @@ def test_cancel_before_any_stage_leaves_no_work_folder(tmp_path, portrait):
     assert not (tmp_path / "x.perse.work").exists()
 
 
+def test_a_stage_that_stops_leaves_its_keeps_and_not_its_outputs(tmp_path):
+    """The driver removes what an unfinished stage wrote, except the partial work it resumes from."""
+    class HalfDone(Stage):
+        name, outputs, keeps = "fit", ("fit.json", "frames"), ("fit.ckpt",)
+
+        def run(self, ctx):
+            (ctx.work / "frames").mkdir()
+            (ctx.work / "frames" / "0.png").write_bytes(b"png")
+            (ctx.work / "fit.json").write_text("{")
+            (ctx.work / "fit.ckpt").write_bytes(b"state")
+            raise KeyboardInterrupt("cancelled inside fit")
+
+    (tmp_path / "portrait.png").write_bytes(b"png")  # a finished earlier stage's output
+    log = StageLog(tmp_path, STAGES, TINY.expected_s, print_fn=lambda s: None)
+    with pytest.raises(KeyboardInterrupt, match="inside fit"):
+        run_stage(HalfDone(), SimpleNamespace(work=tmp_path, log=log))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.ckpt", "portrait.png"] and not log.done
+
+
+def test_cancel_inside_a_stage_keeps_only_what_resume_needs(tmp_path, portrait):
+    """Cancelled while rendering the dataset: the finished stages and the log, no partial dataset.
+    Cancelled inside training: also the dataset and the checkpoint, no trained avatar. Resumed: training
+    continues from the checkpoint and the avatar is written."""
+    out, work = tmp_path / "x.perse", tmp_path / "x.perse.work"
+    finished = ["fit.json", "hair_layer.npz", "portrait.png", "stages.json", "texture.png", "texture_observed.png"]
+
+    def contents():
+        return sorted(p.name for p in work.iterdir())
+
+    def rendering_frames():  # true once the dataset stage has written a few frames
+        images = work / "dataset.partial" / "images"
+        return images.is_dir() and len(list(images.iterdir())) >= 4
+
+    with pytest.raises(KeyboardInterrupt, match="while rendering the dataset"):
+        create_avatar(portrait, out, quality=TINY, device="cpu", print_fn=lambda s: None, cancel=rendering_frames)
+    assert contents() == finished
+    assert list(json.loads((work / "stages.json").read_text())) == ["detect", "fit", "texture"]
+
+    polls = []
+
+    def in_training():  # lets the train stage start, then stops it after its third step
+        if (work / "dataset").is_dir():
+            polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(KeyboardInterrupt, match="training interrupted at step 3"):
+        create_avatar(portrait, out, quality=TINY, device="cpu", resume=True, print_fn=lambda s: None,
+                      cancel=in_training)
+    assert contents() == sorted(finished + ["dataset", "train.ckpt"])
+    assert not out.exists()
+
+    lines = []
+    create_avatar(portrait, out, quality=TINY, device="cpu", resume=True, print_fn=lines.append)
+    assert [line.split("]")[1].split()[0] for line in lines if line.startswith("[")] == ["train", "evaluate", "save"]
+    assert "      resuming training at step 3" in lines
+    assert list(json.loads((work / "stages.json").read_text())) == list(STAGES)
+    assert contents() == sorted(finished + ["dataset", "evaluation.json", "trained.perse"])
+    assert read_avatar_meta(out)["training"]["steps"] == TINY.cpu_steps
+
+
 # --------------------------------------------------------------------------------------------------
 # Very large images
 # --------------------------------------------------------------------------------------------------
@@ -145,7 +208,7 @@ def test_very_large_portrait_is_cropped_and_resized_before_texturing(tmp_path):
     stage (the stages after it only see the 1024 px portrait, like any other)."""
     from PIL import Image
 
-    from perse.create.pipeline import PORTRAIT_MAX_SIDE
+    from perse.create.stages import PORTRAIT_MAX_SIDE
 
     big = Image.fromarray(skimage.data.astronaut()).resize((4000, 4000), Image.Resampling.BICUBIC)
     canvas = Image.new("RGB", (6000, 4000), (90, 90, 100))

@@ -219,7 +219,7 @@ def test_create_with_the_diffusers_editor_makes_an_avatar(created_with_editor):
 
 
 def test_edited_portraits_change_only_inside_the_category_mask(created_with_editor):
-    from perse.create.pipeline import _fit_from_json
+    from perse.create.stages import fit_from_json as _fit_from_json
     from perse.head.registry import load_head_model
 
     out, _, _, editor = created_with_editor
