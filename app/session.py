@@ -4,6 +4,7 @@ What is kept (`~/.config/perse/session.json`, written atomically): the avatar it
 attribute row, the expression and pose controls, looks A and B with alpha, the named looks, and the
 recent takes (their paths; an unsaved recorded take is written beside it as ``session-take.npz``).
 
+`RecentTakes` follows the drive session's take (`StudioState.drive`) into that list.
 `Autosaver.tick()` runs once per main-loop iteration. It snapshots the state at most every
 `CHECK_S` seconds and writes the snapshot once it has stopped changing for `QUIET_S`, or at the latest
 `MAX_DELAY_S` after the first unsaved change: a kill loses at most the last ~2 seconds of edits.
@@ -155,6 +156,50 @@ def load_session(state: StudioState) -> tuple[list[str], str | None]:
     except ValueError as exc:
         return [], set_aside(path, str(exc)[:120])
     return takes, "restored the last session"
+
+
+# -- recent takes -----------------------------------------------------------------------------------
+
+class RecentTakes:
+    """The recent take paths the session keeps, newest first, following the drive session's take: a
+    recorded take that is not saved yet is written to `unsaved_take_path()` so that a kill keeps it."""
+
+    def __init__(self):
+        self.paths: list[str] = []
+        self._seen: tuple | None = None  # (take object id, its path) last taken into the list
+
+    def restore(self, drive, paths: list[str]) -> None:
+        """Keep `paths`; the most recent take that still opens becomes the drive session's take again."""
+        self.paths = list(paths)
+        for path in paths:
+            if not Path(path).is_file():
+                continue
+            try:
+                drive.load_take(path)
+            except PerseError as exc:
+                log.warning("recent take %s not restored: %s", path, exc)
+                continue
+            if Path(path) == unsaved_take_path():
+                drive.take_path = None  # still unsaved: the Webcam panel offers to save it
+            self._seen = (id(drive.take), drive.take_path)
+            return
+
+    def track(self, drive) -> None:
+        """Call once per tick: a new take (recorded, loaded or saved) goes to the front of the list."""
+        key = (id(drive.take), drive.take_path)
+        if drive.take is None or key == self._seen:
+            return
+        self._seen = key
+        path = drive.take_path
+        if path is None:
+            try:
+                unsaved_take_path().parent.mkdir(parents=True, exist_ok=True)
+                path = drive.take.save(unsaved_take_path())
+            except (PerseError, OSError) as exc:
+                log.warning("cannot keep the unsaved take: %s", exc)
+                return
+        path = str(Path(path).resolve())
+        self.paths = [path] + [t for t in self.paths if t != path]
 
 
 # -- saving ------------------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""The studio window: menu, viewport (static texture written by GL), docked panels, status line.
+"""The studio window: menu, viewport (static texture written by GL), docked panels, status line, main loop.
+
+Everything the studio shows is in `StudioState` (app/state.py); panels and menus change it through its
+methods or post actions (app/actions.py), which the window runs once per tick and after each widget
+callback. The headless flags are a scripted run of those actions (app/script.py), not part of the loop.
 
 Threads: everything here runs on the main thread (DearPyGui and GL); exports run on a worker, and webcam
 driving on capture/tracking threads that only publish their newest sample (polled by the Webcam panel).
@@ -16,20 +20,19 @@ from pathlib import Path
 
 import torch
 
+from app.actions import studio_dispatcher
 from app.config import StudioConfig
-from app.drive_session import format_stats
 from app.panels.attributes import AttributesPanel
 from app.panels.expression import ExpressionPanel
 from app.panels.export import ExportPanel
 from app.panels.interpolation import InterpolationPanel
 from app.panels.view import ViewPanel
 from app.panels.webcam import WebcamPanel
-from app.session import Autosaver, load_session, unsaved_take_path
+from app.session import Autosaver, RecentTakes, load_session
 from app.state import StudioState
 from app.viewport import ViewportTexture
 from perse.avatar.io import load_avatar
 from perse.errors import PerseError
-from perse.looks import read_named_looks, write_named_looks
 from perse.paths import resolve_avatar_path
 from perse.render import render, resolve_backend
 
@@ -38,6 +41,7 @@ DRAG_REFINE_S = 0.15    # full-resolution refine once controls were still for th
 DRAG_SCALE = 0.5        # render scale while dragging
 ORBIT_DEG_PER_PX = 0.4
 MENU_H, STATUS_H = 22, 26
+HEADERS = ("attributes", "interpolation", "expression", "webcam", "view", "export")  # panel "<name>_header"
 
 
 def disabled_theme() -> int:
@@ -67,9 +71,9 @@ class StudioWindow:
         self.config.add_recent(path)
         # Scripted runs (--screenshot, --export) neither restore nor overwrite the user's session.
         self.keep_session = not (args.screenshot or args.export)
-        self.recent_takes: list[str] = []
-        self._seen_take: tuple | None = None
-        self.autosaver = Autosaver(lambda: self.state, lambda: self.recent_takes)
+        self.actions = studio_dispatcher(self)
+        self.takes = RecentTakes()
+        self.autosaver = Autosaver(lambda: self.state, lambda: self.takes.paths)
         self.notices = [n for n in (self.config.notice,) if n]
         self.last_frame = None
         self.render_ms = self.upload_ms = 0.0
@@ -80,11 +84,13 @@ class StudioWindow:
         self._last_mouse = None
         self._status_text = ""
         self._frame_times: list[float] = []
+        self.frames = 0  # main-loop iterations drawn
         self.create_dialog = None
 
     # -- callbacks helpers ------------------------------------------------------------------------
     def safe(self, fn):
-        """Wrap a widget callback: errors go to the status line (and the log), never kill the app."""
+        """Wrap a widget callback: errors go to the status line (and the log), never kill the app; the
+        actions it posted run right after it."""
         try:
             nargs = len([p for p in inspect.signature(fn).parameters.values()
                          if p.default is inspect.Parameter.empty and p.kind == p.POSITIONAL_OR_KEYWORD])
@@ -94,12 +100,31 @@ class StudioWindow:
         def callback(sender=None, app_data=None, user_data=None):
             try:
                 fn(*(sender, app_data, user_data)[:nargs])
-            except PerseError as exc:
-                self.error(str(exc))
             except Exception as exc:  # noqa: BLE001 - a UI callback must never take the app down
-                log.error("callback failed:\n%s", traceback.format_exc())
-                self.error(f"{type(exc).__name__}: {exc}")
+                self.report(exc)
+            self.process_actions()
         return callback
+
+    def report(self, exc: Exception) -> None:
+        """A failed callback or action: a PerseError's one line, anything else with its type (and the
+        traceback in the log)."""
+        if isinstance(exc, PerseError):
+            self.error(str(exc))
+        else:
+            log.error("callback failed:\n%s", traceback.format_exc())
+            self.error(f"{type(exc).__name__}: {exc}")
+
+    def process_actions(self, strict: bool = False) -> None:
+        """Run the posted actions, then refresh the panels from the state. strict: an action's error
+        propagates instead of going to the status line (start-up flags)."""
+        if self.actions.process(None if strict else self.report):
+            self.sync_panels()
+
+    def perform(self, actions) -> None:
+        """Post (name, payload) actions and run them now; an error propagates."""
+        for name, payload in actions:
+            self.actions.post(name, payload)
+        self.process_actions(strict=True)
 
     def drag(self, change) -> None:
         """Apply a change coming from a continuous control (renders at reduced resolution meanwhile)."""
@@ -161,11 +186,11 @@ class StudioWindow:
         with dpg.menu_bar():
             with dpg.menu(label="File"):
                 dpg.add_menu_item(label="New from portrait...", callback=self.safe(self.open_create_dialog))
-                dpg.add_menu_item(label="Open avatar...", callback=self.safe(lambda: self._file_dialog("avatar")))
+                dpg.add_menu_item(label="Open avatar...", callback=self.safe(lambda: self._file_dialog("load_avatar")))
                 with dpg.menu(label="Recent", tag="recent_menu"):
                     pass
                 dpg.add_separator()
-                dpg.add_menu_item(label="Open looks...", callback=self.safe(lambda: self._file_dialog("open_looks")))
+                dpg.add_menu_item(label="Open looks...", callback=self.safe(lambda: self._file_dialog("load_looks")))
                 dpg.add_menu_item(label="Save looks...", callback=self.safe(lambda: self._file_dialog("save_looks")))
                 dpg.add_separator()
                 dpg.add_menu_item(label="About", callback=self.safe(self._about))
@@ -177,20 +202,33 @@ class StudioWindow:
         with dpg.group(tag="panel_root"):
             with dpg.collapsing_header(label="Attributes", default_open=True, tag="attributes_header"):
                 self.attributes_panel = AttributesPanel(self)
-            with dpg.collapsing_header(label="Interpolation"):
+            with dpg.collapsing_header(label="Interpolation", tag="interpolation_header"):
                 self.interpolation_panel = InterpolationPanel(self)
             with dpg.collapsing_header(label="Expression & pose", default_open=True, tag="expression_header"):
                 self.expression_panel = ExpressionPanel(self)
             with dpg.collapsing_header(label="Webcam", tag="webcam_header"):
                 self.webcam_panel = WebcamPanel(self)
-            with dpg.collapsing_header(label="View"):
+            with dpg.collapsing_header(label="View", tag="view_header"):
                 self.view_panel = ViewPanel(self)
             with dpg.collapsing_header(label="Export", tag="export_header"):
                 self.export_panel = ExportPanel(self)
 
+    def panels(self) -> tuple:
+        return (self.attributes_panel, self.interpolation_panel, self.expression_panel, self.webcam_panel,
+                self.view_panel, self.export_panel)
+
     def sync_panels(self) -> None:
-        for panel in (self.attributes_panel, self.interpolation_panel, self.expression_panel, self.view_panel):
+        """Every panel shows the state again (after actions, restores, start-up flags)."""
+        for panel in self.panels():
             panel.sync()
+
+    def show_panel(self, name: str, only: bool = False) -> None:
+        """Open a panel's header; only: close the others."""
+        import dearpygui.dearpygui as dpg
+
+        for header in HEADERS:
+            if header == name or only:
+                dpg.set_value(f"{header}_header", header == name)
 
     def _fill_recent(self) -> None:
         import dearpygui.dearpygui as dpg
@@ -198,7 +236,7 @@ class StudioWindow:
         dpg.delete_item("recent_menu", children_only=True)
         for p in self.config.recent:
             dpg.add_menu_item(label=Path(p).name, parent="recent_menu",
-                              callback=self.safe(lambda s, a, u: self.open_avatar(u)), user_data=p)
+                              callback=self.safe(lambda s, a, u: self.actions.post("load_avatar", u)), user_data=p)
 
     # -- actions ----------------------------------------------------------------------------------
     def open_avatar(self, path: str | Path) -> None:
@@ -210,8 +248,8 @@ class StudioWindow:
             raise
         import dearpygui.dearpygui as dpg
 
-        self.export_panel.shutdown()
-        self.webcam_panel.release()  # its drive session is bound to the old avatar's head
+        self.state.close()  # its export and drive session are bound to the old avatar
+        self.webcam_panel.release()
         if self.keep_session:
             self.autosaver.flush()  # the old avatar's session, before the new one takes the file over
         self.state = StudioState(avatar, Path(path))
@@ -230,45 +268,10 @@ class StudioWindow:
         if not self.keep_session:
             return []
         takes, notice = load_session(self.state)
-        self.recent_takes = takes
-        self._restore_take(takes)
+        self.takes.restore(self.state.drive, takes)
         self.sync_panels()
         self.autosaver.mark_saved()
         return [notice] if notice else []
-
-    def _restore_take(self, takes: list[str]) -> None:
-        """The most recent take that still opens becomes the Webcam panel's take again."""
-        session = self.webcam_panel.session
-        for path in takes:
-            if not Path(path).is_file():
-                continue
-            try:
-                session.load_take(path)
-            except PerseError as exc:
-                log.warning("recent take %s not restored: %s", path, exc)
-                continue
-            if Path(path) == unsaved_take_path():
-                session.take_path = None  # still unsaved: the panel offers to save it
-            self._seen_take = (id(session.take), session.take_path)
-            return
-
-    def _track_takes(self) -> None:
-        """Keep the recent takes list; an unsaved recorded take is written beside the session file."""
-        session = self.webcam_panel.session
-        key = (id(session.take), session.take_path)
-        if session.take is None or key == self._seen_take:
-            return
-        self._seen_take = key
-        path = session.take_path
-        if path is None:
-            try:
-                unsaved_take_path().parent.mkdir(parents=True, exist_ok=True)
-                path = session.take.save(unsaved_take_path())
-            except (PerseError, OSError) as exc:
-                log.warning("cannot keep the unsaved take: %s", exc)
-                return
-        path = str(Path(path).resolve())
-        self.recent_takes = [path] + [t for t in self.recent_takes if t != path]
 
     def open_create_dialog(self) -> None:
         from app.panels.create import CreateDialog
@@ -284,26 +287,16 @@ class StudioWindow:
             dpg.add_text(text, wrap=440)
             dpg.add_button(label="OK", callback=lambda: dpg.delete_item("error_dialog"))
 
-    def _file_dialog(self, purpose: str) -> None:
+    def _file_dialog(self, action: str) -> None:
+        """Choose a file for `action` (load_avatar, load_looks, save_looks), posted with its path."""
         import dearpygui.dearpygui as dpg
 
-        ext = ".perse" if purpose == "avatar" else ".json"
+        ext = ".perse" if action == "load_avatar" else ".json"
 
         def chosen(sender, app_data):
             path = app_data.get("file_path_name")
-            if not path:
-                return
-            if purpose == "avatar":
-                self.open_avatar(path)
-            elif purpose == "open_looks":
-                self.state.named_looks.update(read_named_looks(path, self.state.avatar.latent.reference_look()))
-                self.config.looks_file = path
-                self.sync_panels()
-                self.status(f"loaded looks from {path}")
-            else:
-                write_named_looks(self.state.named_looks, path)
-                self.config.looks_file = path
-                self.status(f"saved {len(self.state.named_looks)} looks to {path}")
+            if path:
+                self.actions.post(action, path)
 
         with dpg.file_dialog(label=f"Choose a {ext} file", callback=self.safe(chosen), width=640, height=420,
                              modal=True, directory_selector=False):
@@ -394,11 +387,17 @@ class StudioWindow:
         dpg.set_value("status_stats", f"{self.backend} | {self.viewport.path} | render {self.render_ms:.0f} ms | "
                       f"upload {self.upload_ms:.1f} ms | {self.fps} fps |")
 
+    @property
+    def picture_settled(self) -> bool:
+        """The viewport shows the state at full resolution."""
+        return self.viewport.ready and self._shown_full
+
     def tick(self) -> None:
         """One iteration of the main loop (before DPG draws its frame)."""
         self.webcam_panel.after_display(self._shown_version)  # the previous tick's frame is on screen now
+        self.process_actions()
         self._poll_mouse()
-        self.expression_panel.tick()
+        self.state.advance()
         self.webcam_panel.tick()
         self.interpolation_panel.tick()
         self.export_panel.tick()
@@ -410,54 +409,43 @@ class StudioWindow:
         self.render_if_needed()
         self._update_status()
         if self.keep_session:
-            self._track_takes()
+            self.takes.track(self.state.drive)
             self.autosaver.tick()
 
-    # -- run --------------------------------------------------------------------------------------
-    def apply_flags(self) -> None:
-        """--attr / --expr through the same state methods as the widgets."""
-        for spec in self.args.attr:
-            self.state.apply_attr_spec(spec)
-        for spec in self.args.expr:
-            self.state.apply_expr_spec(spec)
-        self.sync_panels()
-
-    def run(self) -> int:
+    def frame(self) -> None:
+        """Tick, and DearPyGui draws the frame."""
         import dearpygui.dearpygui as dpg
+
+        self.tick()
+        dpg.render_dearpygui_frame()
+        self.frames += 1
+        if self.frames == 1:  # the layout is known now: fit the texture to the view area
+            self._on_resize()
+
+    # -- run --------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Open the window with the start-up flags applied, then run the main loop until the window is
+        closed, or the scripted run of the headless flags; keep the window size for the next start."""
+        import dearpygui.dearpygui as dpg
+
+        from app.script import ScriptedRun, drive_summary, is_scripted, look_flags, start_flags
 
         dpg.create_context()
         try:
             self.build()
-            self.apply_flags()
+            self.perform(look_flags(self.args))
             dpg.setup_dearpygui()
             dpg.show_viewport()
             notices = self.notices + self.restore_session()
             self.status("; ".join([f"opened {self.state.path}"] + notices))
-            if self.args.drive:  # the driven face overrides the expression sliders: show the Webcam panel
-                dpg.set_value("attributes_header", False)
-                dpg.set_value("expression_header", False)
-                dpg.set_value("webcam_header", True)
-                self.webcam_panel.start_video(self.args.drive)
-            frame = 0
-            while dpg.is_dearpygui_running():
-                self.tick()
-                dpg.render_dearpygui_frame()
-                frame += 1
-                if frame == 1:  # the layout is known now: fit the texture to the view area
-                    self._on_resize()
-                settled = frame >= max(self.args.frames, 3) and self.viewport.ready and self._shown_full
-                if self.args.drive:  # a screenshot of a driven avatar: wait for the first driven frame
-                    settled = settled and self.webcam_panel.session.samples_displayed > 0
-                if settled and self.args.export and not self._export_started:
-                    self._start_flag_export()
-                if settled and (not self.args.export or self._export_finished()):
-                    if self.args.screenshot:
-                        self._screenshot(self.args.screenshot)
-                    if self.args.screenshot or self.args.export:
-                        break
+            self.perform(start_flags(self.args))
+            if is_scripted(self.args):
+                ScriptedRun(self, self.args).run()
+            else:
+                while dpg.is_dearpygui_running():
+                    self.frame()
             if self.args.drive:
-                print(f"drive: {self.webcam_panel.session.status()} | "
-                      f"{format_stats(self.webcam_panel.session.stats())}".replace("\n", " | "))
+                print(drive_summary(self.state.drive))
             self.shutdown()
             self.config.window = (dpg.get_viewport_width(), dpg.get_viewport_height())
             self.config.save()
@@ -469,28 +457,11 @@ class StudioWindow:
         """Closing the window: stop the drive threads, cancel an export and a creation (no partial files),
         save the session."""
         if self.keep_session:
-            self._track_takes()
+            self.takes.track(self.state.drive)
             self.autosaver.flush()
-        self.webcam_panel.shutdown()
-        self.export_panel.shutdown()
+        self.state.close()
         if self.create_dialog is not None:
             self.create_dialog.close()
-
-    _export_started = False
-
-    def _start_flag_export(self) -> None:
-        """--export: fill the export panel's widgets and press its Export button (same path as a user)."""
-        import dearpygui.dearpygui as dpg
-
-        panel = self.export_panel
-        dpg.set_value(panel.out, self.args.export)
-        dpg.set_value(panel.preset, self.args.export_preset)
-        dpg.set_value(panel.seconds, self.args.export_seconds)
-        self._export_started = True
-        self.safe(panel.start)()
-
-    def _export_finished(self) -> bool:
-        return self._export_started and self.export_panel.job is None
 
     def _screenshot(self, path: str) -> None:
         import dearpygui.dearpygui as dpg

@@ -157,3 +157,101 @@ def test_autosave_is_debounced_and_atomic(state, tmp_path, monkeypatch):
     assert not tick(4.0) and tick(4.3)  # the drag ended at 3.8: written once it was quiet for 0.5 s
     assert json.loads(session_path().read_text())["expression"] == {"e1": pytest.approx(0.65)}
     assert not [p for p in session_path().parent.iterdir() if ".tmp" in p.name]
+
+
+def test_playback_ping_pongs_or_stops_at_b(state):
+    with pytest.raises(PerseError, match="store a look as A"):
+        state.set_playing(True, now=0.0)
+    assert not state.playback.playing
+    state.store_look("A")
+    state.apply_attr_spec("hat=red")
+    state.store_look("B")
+    state.playback.speed = 0.5
+    state.set_playing(True, now=10.0)
+    state.advance(now=11.0)
+    assert state.interp.alpha == pytest.approx(0.5) and state.interp.active
+    state.advance(now=12.5)  # past B: clamped, and the direction turns
+    assert state.interp.alpha == 1.0 and state.playback.direction == -1.0 and state.playback.playing
+    state.advance(now=13.5)
+    assert state.interp.alpha == pytest.approx(0.5)
+    state.playback.loop = False
+    state.advance(now=15.0)  # past A without looping: stops there
+    assert state.interp.alpha == 0.0 and not state.playback.playing
+
+
+def test_animate_plays_the_expression_loop(state):
+    state.set_animating(True, now=0.0)
+    v0 = state.version
+    state.advance(now=1.0)
+    first = state.pose.expression.clone()
+    state.advance(now=2.0)
+    assert state.version > v0 and not torch.equal(first, state.pose.expression)
+    state.set_animating(False)
+    frozen = state.pose.expression.clone()
+    state.advance(now=3.0)
+    assert torch.equal(frozen, state.pose.expression)
+
+
+def test_export_request_builds_the_settings(state, tmp_path):
+    from perse.drive import ParamLayout, Take
+
+    state.set_export(preset="turntable", fps=20, seconds=1.5, size=64, out=str(tmp_path / "a.mp4"))
+    s = state.export_settings("cpu")
+    assert (s.preset, s.frames, s.fps, s.size, s.out) == ("turntable", 30, 20, 64, tmp_path / "a.mp4")
+    state.set_export(preset="morph")
+    assert state.export_settings("cpu").category == state.avatar.categories[0].name
+    a, b = state.look(), state.avatar.latent.reference_look()
+    morph = state.export_settings("cpu", (a, b))
+    assert morph.category is None and morph.look is a and morph.look_b is b
+    state.set_export(preset="take")
+    with pytest.raises(PerseError, match="no take to export"):
+        state.export_settings("cpu")
+    with pytest.raises(ValueError, match="unknown export setting take"):
+        state.set_export(take=None)
+    names = state.avatar.head.expression_names
+    take = Take(torch.tensor([0.0, 1.0]).numpy(), torch.zeros(2, ParamLayout(len(names)).size).numpy(), names)
+    state.hand_take_to_export(take, "smile")
+    s = state.export_settings("cpu")
+    assert s.take is take and s.fps == 30 and s.frames == take.frame_count(30) and s.out == tmp_path / "smile.mp4"
+
+
+def test_drive_sources_keep_videos_and_the_selection(state, tmp_path):
+    ui = state.drive_ui
+    ui.set_cameras([], "camera 0 (none found)")
+    assert ui.sources == {"camera 0 (none found)": ("camera", 0)} and ui.selected == "camera 0 (none found)"
+    label = ui.add_video(tmp_path / "clip.mp4")
+    ui.set_cameras([0, 2], "none")
+    assert list(ui.sources) == ["camera 0", "camera 2", label] and ui.selected == label
+    with pytest.raises(PerseError, match="unknown source 'camera 5'"):
+        ui.select("camera 5")
+    with pytest.raises(PerseError, match="video not found"):
+        state.start_drive()  # the clip does not exist: said in the panel until the next start
+    assert "video not found" in ui.error and not state.drive.running
+    state.close()
+
+
+def test_dispatcher_runs_typed_actions_in_order():
+    from app.actions import Dispatcher
+
+    d, ran, errors = Dispatcher(), [], []
+    d.register("say", str, ran.append)
+    d.register("twice", str, lambda text: (d.post("say", text), d.post("say", text)))
+    d.register("fail", type(None), lambda _: (_ for _ in ()).throw(PerseError("refused")))
+    with pytest.raises(KeyError, match="unknown action"):
+        d.post("shout", "x")
+    with pytest.raises(TypeError, match="action say takes"):
+        d.post("say", 3)
+    with pytest.raises(ValueError, match="registered twice"):
+        d.register("say", str, print)
+    d.post("say", "a")
+    d.post("twice", "b")  # what a handler posts runs in the same pass, after what was queued before
+    d.post("fail")
+    d.post("say", "c")
+    assert d.pending == 4 and ran == []
+    assert d.process(errors.append) == 6
+    assert ran == ["a", "c", "b", "b"] and [str(e) for e in errors] == ["refused"] and d.pending == 0
+    d.post("fail")
+    d.post("say", "d")
+    with pytest.raises(PerseError, match="refused"):  # no report: the error propagates
+        d.process()
+    assert d.pending == 1

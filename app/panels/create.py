@@ -1,4 +1,8 @@
-"""File > New from portrait: pick a photo, preview the fitted mesh over it, create in the background."""
+"""File > New from portrait: pick a photo, preview the fitted mesh over it, create in the background.
+
+The creation job stays with the dialog, not in `StudioState`: the state is the open avatar's, and a
+creation outlives a switch to another avatar. The finished avatar opens through ``load_avatar``.
+"""
 
 from __future__ import annotations
 
@@ -105,7 +109,7 @@ class CreateDialog:
         elif job.cancelled:
             dpg.set_value(self.stage_text, "cancelled; press Create again to resume from the finished stages")
         else:
-            self.studio.open_avatar(job.out)
+            self.studio.actions.post("load_avatar", job.out)
 
     def close(self) -> None:
         if self.job is not None:

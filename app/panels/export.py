@@ -1,7 +1,9 @@
 """Export: presets to MP4 in the background (progress, cancel), save frame as PNG, export Gaussians as PLY.
 
-The "take" preset renders a take handed over by the Webcam panel (`set_take`); without one it is listed
-but greyed: the Export button is disabled and a grey line says where takes come from.
+The form edits `StudioState.export`; Export posts ``start_export`` and the running job lives in
+`StudioState.export_job`. The "take" preset renders a take handed over by the Webcam panel (the
+``export_take`` action); without one it is listed but greyed: the Export button is disabled and a grey
+line says where takes come from.
 """
 
 from __future__ import annotations
@@ -11,11 +13,8 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 import torch
 
-from app.export_job import ExportJob
-from perse.errors import PerseError
 from perse.export.ply import export_ply
 from perse.export.presets import PRESETS
-from perse.export.render_sequence import ExportSettings
 from perse.export.video import write_png
 
 
@@ -26,22 +25,25 @@ GREY = (120, 120, 120)
 class ExportPanel:
     def __init__(self, studio):
         self.studio = studio
-        self.job: ExportJob | None = None
-        self._morph_looks = None
-        self.take = None  # a perse.drive.Take from the Webcam panel
-        self.preset = dpg.add_combo(list(PRESETS), default_value="turntable", label="preset", width=150,
-                                    callback=studio.safe(lambda: self._sync()))
+        state = studio.state
+        form = state.export
+
+        def edit(key, convert):
+            return studio.safe(lambda s, v: state.set_export(**{key: convert(v)}))
+
+        self.preset = dpg.add_combo(list(PRESETS), default_value=form.preset, label="preset", width=150,
+                                    callback=studio.safe(lambda s, v: self._choose_preset(v)))
         self.take_text = dpg.add_text(NO_TAKE, color=GREY)
-        self.category = dpg.add_combo([c.name for c in studio.state.avatar.categories],
-                                      default_value=studio.state.avatar.categories[0].name,
-                                      label="morph category", width=150)
-        self.size = dpg.add_input_int(label="size", default_value=512, width=150, min_value=16, max_value=4096,
-                                      min_clamped=True, max_clamped=True)
-        self.fps = dpg.add_input_int(label="fps", default_value=30, width=150, min_value=1, max_value=120,
-                                     min_clamped=True, max_clamped=True)
-        self.seconds = dpg.add_input_float(label="seconds", default_value=3.0, width=150, min_value=0.1,
-                                           max_value=600, min_clamped=True, max_clamped=True)
-        self.out = dpg.add_input_text(label="output", default_value=str(Path.cwd() / "perse_export.mp4"), width=230)
+        self.category = dpg.add_combo([c.name for c in state.avatar.categories], default_value=form.category,
+                                      label="morph category", width=150, callback=edit("category", str))
+        self.size = dpg.add_input_int(label="size", default_value=form.size, width=150, min_value=16, max_value=4096,
+                                      min_clamped=True, max_clamped=True, callback=edit("size", int))
+        self.fps = dpg.add_input_int(label="fps", default_value=form.fps, width=150, min_value=1, max_value=120,
+                                     min_clamped=True, max_clamped=True, callback=edit("fps", int))
+        self.seconds = dpg.add_input_float(label="seconds", default_value=form.seconds, width=150, min_value=0.1,
+                                           max_value=600, min_clamped=True, max_clamped=True,
+                                           callback=edit("seconds", float))
+        self.out = dpg.add_input_text(label="output", default_value=form.out, width=230, callback=edit("out", str))
         with dpg.group(horizontal=True):
             self.start_button = dpg.add_button(label="Export", callback=studio.safe(self.start))
             self.cancel_button = dpg.add_button(label="Cancel", callback=studio.safe(self.cancel), enabled=False)
@@ -52,59 +54,47 @@ class ExportPanel:
             dpg.add_button(label="Export .ply", callback=studio.safe(self.save_ply))
         self._sync()
 
-    def set_take(self, take, name: str = "take") -> None:
-        """Hand-over from the Webcam panel: select the take preset and name the output after the take."""
-        take.check_head(self.studio.state.avatar.head)
-        self.take = take
-        dpg.set_value(self.preset, "take")
-        out = Path(dpg.get_value(self.out)).expanduser()
-        dpg.set_value(self.out, str(out.with_name(f"{name}.mp4")))
-        dpg.set_value(self.fps, 30)
+    @property
+    def job(self):
+        """The running export (`StudioState.export_job`), None once this panel has reported its end."""
+        return self.studio.state.export_job
+
+    def _choose_preset(self, preset: str) -> None:
+        self.studio.state.set_export(preset=preset)
         self._sync()
 
+    def _commit(self) -> None:
+        """The form as shown becomes the request (DearPyGui runs no callback for values set by code)."""
+        self.studio.state.set_export(
+            preset=dpg.get_value(self.preset), category=dpg.get_value(self.category),
+            size=int(dpg.get_value(self.size)), fps=int(dpg.get_value(self.fps)),
+            seconds=float(dpg.get_value(self.seconds)), out=dpg.get_value(self.out))
+
     def _sync(self) -> None:
-        """Grey out what the chosen preset cannot use: Export without a take, seconds for a take."""
+        """Grey out what the shown preset cannot use: Export without a take, seconds for a take."""
+        state = self.studio.state
+        take = state.export.take
         is_take = dpg.get_value(self.preset) == "take"
-        busy = self.job is not None and not self.job.done
-        dpg.configure_item(self.start_button, enabled=not busy and not (is_take and self.take is None))
+        dpg.configure_item(self.start_button, enabled=not state.exporting and not (is_take and take is None))
+        dpg.configure_item(self.cancel_button, enabled=state.export_job is not None)
         dpg.configure_item(self.seconds, enabled=not is_take)
-        if self.take is None:
+        if take is None:
             dpg.set_value(self.take_text, NO_TAKE)
             dpg.configure_item(self.take_text, color=GREY)
         else:
-            dpg.set_value(self.take_text, f"take: {self.take.duration:.1f} s, {self.take.num_frames} samples")
+            dpg.set_value(self.take_text, f"take: {take.duration:.1f} s, {take.num_frames} samples")
             dpg.configure_item(self.take_text, color=(200, 200, 200) if is_take else GREY)
 
-    def settings(self) -> ExportSettings:
-        fps = int(dpg.get_value(self.fps))
-        preset = dpg.get_value(self.preset)
-        state = self.studio.state
-        look_a, look_b = self._morph_looks or (state.look(), None)
-        if preset == "take" and self.take is None:
-            raise PerseError("no take to export: record or load one in the Webcam panel, then Export take...")
-        frames = (self.take.frame_count(fps) if preset == "take"
-                  else max(1, round(float(dpg.get_value(self.seconds)) * fps)))
-        return ExportSettings(
-            preset=preset, out=Path(dpg.get_value(self.out)).expanduser(), frames=frames, fps=fps,
-            size=int(dpg.get_value(self.size)), backend=self.studio.backend, background=state.view.background,
-            category=dpg.get_value(self.category) if preset == "morph" and look_b is None else None,
-            look=look_a, look_b=look_b, take=self.take if preset == "take" else None)
+    def sync(self) -> None:
+        form = self.studio.state.export
+        for widget, value in ((self.preset, form.preset), (self.category, form.category), (self.size, form.size),
+                              (self.fps, form.fps), (self.seconds, form.seconds), (self.out, form.out)):
+            dpg.set_value(widget, value)
+        self._sync()
 
     def start(self) -> None:
-        if self.job is not None and not self.job.done:
-            raise PerseError("an export is already running; cancel it first")
-        settings = self.settings()
-        self._morph_looks = None
-        self.job = ExportJob(self.studio.state.avatar, settings).start()
-        dpg.configure_item(self.cancel_button, enabled=True)
-        self._sync()
-        self.studio.status(f"exporting {settings.preset} to {settings.out} ...")
-
-    def start_morph(self, look_a, look_b) -> None:
-        """Hand-over from the interpolation panel: export A -> B -> A."""
-        dpg.set_value(self.preset, "morph")
-        self._morph_looks = (look_a, look_b)
-        self.start()
+        self._commit()
+        self.studio.actions.post("start_export")
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -121,7 +111,6 @@ class ExportPanel:
             dpg.configure_item(self.bar, overlay=f"{job.frames_done}/{job.total_frames} frames"
                                + (f", {eta:.0f} s left" if eta is not None else ""))
             return
-        dpg.configure_item(self.cancel_button, enabled=False)
         if job.error:
             self.studio.error(job.error)
             dpg.configure_item(self.bar, overlay="failed")
@@ -132,18 +121,11 @@ class ExportPanel:
             self.studio.status(f"exported {job.result}")
             dpg.set_value(self.bar, 1.0)
             dpg.configure_item(self.bar, overlay="done")
-        self.job = None
+        self.studio.state.export_job = None
         self._sync()
 
-    def shutdown(self) -> None:
-        """Closing the app: cancel a running export and wait, so no partial file is left."""
-        if self.job is not None and not self.job.done:
-            self.job.cancel()
-            self.job.wait(timeout=30)
-
     def _output_with_suffix(self, suffix: str) -> Path:
-        out = Path(dpg.get_value(self.out)).expanduser()
-        return out.with_suffix(suffix)
+        return Path(self.studio.state.export.out).expanduser().with_suffix(suffix)
 
     def save_frame(self) -> None:
         path = self._output_with_suffix(".png")

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import math
-import time
 
 import dearpygui.dearpygui as dpg
-
-from perse.export.presets import expression_at, expression_keyframes
 
 DEG = math.pi / 180
 
@@ -16,9 +13,6 @@ class ExpressionPanel:
     def __init__(self, studio):
         self.studio = studio
         state = studio.state
-        self.animating = False
-        self.keyframes = expression_keyframes(state.avatar)
-        self._t0 = time.perf_counter()
         with dpg.group(horizontal=True):
             dpg.add_button(label="Reset", callback=studio.safe(lambda: self._after(state.reset_expression())))
             dpg.add_button(label="Random", callback=studio.safe(lambda: self._after(state.random_expression())))
@@ -43,17 +37,9 @@ class ExpressionPanel:
                     callback=studio.safe(lambda s, v, u=name: studio.drag(lambda: state.set_expression(u, v))))
 
     def set_animate(self, on: bool) -> None:
-        self.animating = bool(on)
-        self._t0 = time.perf_counter()
-        dpg.set_value(self.animate_box, self.animating)
-
-    def tick(self) -> None:
-        """Advance the built-in expression loop (called every frame while animating)."""
-        if not self.animating:
-            return
-        phase = ((time.perf_counter() - self._t0) / 8.0) % 1.0  # one loop every 8 s
-        expr, jaw = expression_at(self.keyframes, phase)
-        self.studio.state.set_expression_vector(expr, jaw)
+        """Animate: the built-in expression loop (`StudioState.advance` plays it)."""
+        self.studio.state.set_animating(on)
+        dpg.set_value(self.animate_box, self.studio.state.playback.animating)
 
     def _after(self, _=None) -> None:
         self.sync()
@@ -67,3 +53,4 @@ class ExpressionPanel:
         dpg.set_value(self.gaze, [p.gaze[0] / DEG, p.gaze[1] / DEG, 0.0, 0.0])
         dpg.set_value(self.neck, [x / DEG for x in p.neck] + [0.0])
         dpg.set_value(self.head, [x / DEG for x in p.head] + [0.0])
+        dpg.set_value(self.animate_box, self.studio.state.playback.animating)

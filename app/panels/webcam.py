@@ -1,5 +1,6 @@
 """Webcam: drive the avatar from a camera or a video file, calibrate, record, replay and export takes.
 
+The drive session (`StudioState.drive`) and the listed sources (`StudioState.drive_ui`) live in the state.
 Main thread only: `tick` (every frame) polls the drive session, updates the preview texture and the
 status lines; the capture and tracking threads never touch DearPyGui (see app/drive_session.py).
 """
@@ -11,7 +12,8 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.drive_session import CALIBRATION_FRAMES, DriveSession, draw_preview, format_stats, preview_ids
+from app.actions import TakeExport
+from app.drive_session import CALIBRATION_FRAMES, draw_preview, format_stats, preview_ids
 from perse.drive.sources import VIDEO_SUFFIXES, list_cameras
 from perse.errors import PerseError
 
@@ -37,11 +39,7 @@ def status_colour(text: str) -> tuple[int, int, int]:
 class WebcamPanel:
     def __init__(self, studio):
         self.studio = studio
-        self.session = DriveSession(studio.state.avatar.head)
-        self.sources: dict[str, tuple[str, object]] = {}  # combo label -> ("camera", index) | ("video", path)
-        self._selected = ""
-        self._shown_running = None
-        self._error: str | None = None  # a failed start, shown until the next start
+        self._shown_running = None  # what the buttons show, to update them only when it changes
         self._preview = np.zeros((PREVIEW_H, PREVIEW_W, 4), np.float32)
         self._preview[...] = (0.08, 0.08, 0.09, 1.0)
         self._preview_ids = preview_ids()
@@ -86,41 +84,44 @@ class WebcamPanel:
         self.take_text = dpg.add_text("no take", color=DIM_COLOUR)
         self.refresh_sources()
 
+    @property
+    def session(self):
+        """The drive session (`StudioState.drive`)."""
+        return self.studio.state.drive
+
+    @property
+    def sources(self) -> dict[str, tuple[str, object]]:
+        """Combo label -> ("camera", index) | ("video", path) (`StudioState.drive_ui`)."""
+        return self.studio.state.drive_ui.sources
+
     # -- sources -----------------------------------------------------------------------------------
     def refresh_sources(self) -> None:
         """List the cameras OpenCV can open (plus video files chosen before) in the source combo."""
-        videos = {k: v for k, v in self.sources.items() if v[0] == "video"}
-        cameras = list_cameras()
-        self.sources = {f"camera {i}": ("camera", i) for i in cameras} or {NO_CAMERA_ITEM: ("camera", 0)}
-        self.sources.update(videos)
-        items = list(self.sources) + [VIDEO_ITEM]
-        dpg.configure_item(self.source, items=items)
-        if self._selected not in self.sources:
-            self._selected = items[0]
-        dpg.set_value(self.source, self._selected)
+        self.studio.state.drive_ui.set_cameras(list_cameras(), NO_CAMERA_ITEM)
+        self._show_sources()
+
+    def _show_sources(self) -> None:
+        ui = self.studio.state.drive_ui
+        dpg.configure_item(self.source, items=list(ui.sources) + [VIDEO_ITEM])
+        dpg.set_value(self.source, ui.selected)
 
     def add_video(self, path: str | Path) -> str:
         """Put a video file in the source combo and select it; returns its label."""
-        path = Path(path).expanduser()
-        label = f"video: {path.name}"
-        self.sources[label] = ("video", str(path))
-        dpg.configure_item(self.source, items=list(self.sources) + [VIDEO_ITEM])
-        self._selected = label
-        dpg.set_value(self.source, label)
+        label = self.studio.state.drive_ui.add_video(path)
+        self._show_sources()
         return label
 
     def select_source(self, label: str) -> None:
         """Select a source of the combo by its label (as a user picking it would)."""
-        if label not in self.sources:
-            raise PerseError(f"unknown source '{label}'; choose one of: {', '.join(self.sources)}")
-        self._selected = label
+        self.studio.state.drive_ui.select(label)
         dpg.set_value(self.source, label)
 
     def _choose(self, label: str) -> None:
+        ui = self.studio.state.drive_ui
         if label != VIDEO_ITEM:
-            self._selected = label
+            ui.selected = label
             return
-        dpg.set_value(self.source, self._selected)  # until a file is actually chosen
+        dpg.set_value(self.source, ui.selected)  # until a file is actually chosen
 
         def chosen(sender, app_data):
             path = app_data.get("file_path_name")
@@ -135,34 +136,11 @@ class WebcamPanel:
     # -- actions -----------------------------------------------------------------------------------
     def start(self) -> None:
         """Start driving from the selected source; a failure is shown in the panel and the status bar."""
-        kind, spec = self.sources.get(self._selected, (None, None))
-        if kind is None:
-            raise PerseError("choose a camera or a video file first")
-        try:
-            if kind == "camera":
-                self.session.start_camera(spec)
-            else:
-                self.session.start_video(spec)
-        except PerseError as exc:
-            self._error = str(exc)
-            raise
-        self._error = None
-        self.studio.status(f"driving from {self._selected}")
-        self._sync_buttons()
-
-    def start_video(self, path: str | Path) -> None:
-        """Select a video file and start driving from it (the --drive flag)."""
-        self.add_video(path)
-        self.start()
+        self.studio.actions.post("start_drive")
 
     def start_source(self, label: str, factory, loop: bool = False) -> None:
         """Start driving from any `FrameSource` factory (scripted tests use fake sources)."""
-        try:
-            self.session.start(("custom", label), factory, loop=loop)
-        except PerseError as exc:
-            self._error = str(exc)
-            raise
-        self._error = None
+        self.studio.state.start_drive_source(lambda: self.session.start(("custom", label), factory, loop=loop))
         self._sync_buttons()
 
     def stop(self) -> None:
@@ -227,10 +205,7 @@ class WebcamPanel:
         if self.session.take is None:
             raise PerseError("no take to export; record or load one first")
         name = self.session.take_path.stem if self.session.take_path is not None else "take"
-        self.studio.export_panel.set_take(self.session.take, name)
-        if dpg.does_item_exist("export_header"):
-            dpg.set_value("export_header", True)
-        self.studio.status("the take is in the Export panel: set size and output, then press Export")
+        self.studio.actions.post("export_take", TakeExport(self.session.take, name))
 
     # -- per frame ---------------------------------------------------------------------------------
     def after_display(self, shown_version: int) -> None:
@@ -244,8 +219,9 @@ class WebcamPanel:
             dpg.set_value(self.texture, self._preview)
         if was_replaying != self.session.replaying or self.session.running != self._shown_running:
             self._sync_buttons()
-        status = self._error or self.session.status()
-        self._show_status(status, ERROR_COLOUR if self._error else status_colour(status))
+        error = self.studio.state.drive_ui.error
+        status = error or self.session.status()
+        self._show_status(status, ERROR_COLOUR if error else status_colour(status))
         dpg.set_value(self.stats_text, format_stats(self.session.stats())
                       + (" | REC" if self.session.recording else ""))
 
@@ -272,11 +248,11 @@ class WebcamPanel:
             dpg.set_value(self.take_text, f"take: {s.take.duration:.1f} s, {s.take.num_frames} samples ({where})")
             dpg.configure_item(self.take_text, color=(200, 200, 200))
 
-    def shutdown(self) -> None:
-        """Stop the capture and tracking threads (closing the window or switching avatars)."""
-        self.session.close(self.studio.state)
+    def sync(self) -> None:
+        self._show_sources()
+        self._sync_buttons()
 
     def release(self) -> None:
-        self.shutdown()
+        """Switching avatars: the preview texture lives outside the panel's widgets."""
         if dpg.does_item_exist(self.texture):
             dpg.delete_item(self.texture)
