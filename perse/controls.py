@@ -15,15 +15,16 @@ from perse.errors import PerseError
 def parse_attr(spec: str) -> tuple[str, str, float]:
     """``CATEGORY=VARIANT[:WEIGHT]`` -> (category, variant, weight); weight defaults to 1."""
     if "=" not in spec:
-        raise PerseError(f"--attr '{spec}' must look like CATEGORY=VARIANT[:WEIGHT], e.g. hair=blonde:0.7")
+        raise PerseError(f"attribute '{spec}' must look like CATEGORY=VARIANT[:WEIGHT], e.g. hair=blonde:0.7",
+                         setting="attr")
     category, rest = spec.split("=", 1)
     variant, _, weight = rest.partition(":")
     try:
         w = float(weight) if weight else 1.0
     except ValueError:
-        raise PerseError(f"--attr '{spec}': weight '{weight}' is not a number") from None
+        raise PerseError(f"attribute '{spec}': weight '{weight}' is not a number", setting="attr") from None
     if not category or not variant:
-        raise PerseError(f"--attr '{spec}' must look like CATEGORY=VARIANT[:WEIGHT]")
+        raise PerseError(f"attribute '{spec}' must look like CATEGORY=VARIANT[:WEIGHT]", setting="attr")
     return category.strip(), variant.strip(), w
 
 
@@ -31,11 +32,11 @@ def parse_expr(spec: str) -> tuple[str, float]:
     """``NAME=VALUE`` -> (name, value)."""
     name, sep, value = spec.partition("=")
     if not sep or not name:
-        raise PerseError(f"--expr '{spec}' must look like NAME=VALUE, e.g. jawOpen=0.6")
+        raise PerseError(f"expression '{spec}' must look like NAME=VALUE, e.g. jawOpen=0.6", setting="expr")
     try:
         return name.strip(), float(value)
     except ValueError:
-        raise PerseError(f"--expr '{spec}': '{value}' is not a number") from None
+        raise PerseError(f"expression '{spec}': '{value}' is not a number", setting="expr") from None
 
 
 def look_from_attrs(avatar: Avatar, specs: list[str], base: Look | None = None) -> Look:

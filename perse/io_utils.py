@@ -21,7 +21,7 @@ def check_writable_parent(path: str | os.PathLike) -> Path:
     if not parent.exists():
         raise PerseError(f"cannot write {path}: folder {parent} does not exist (create it first)")
     if not os.access(parent, os.W_OK):
-        raise PerseError(f"cannot write {path}: folder {parent} is not writable (choose another --out)")
+        raise PerseError(f"cannot write {path}: folder {parent} is not writable (choose another folder)")
     return path
 
 

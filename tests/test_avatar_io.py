@@ -110,7 +110,7 @@ def test_flame_avatar_stores_only_the_sha_and_needs_the_same_file(tmp_path, monk
     meta = read_avatar_meta(path)
     assert not meta["head"]["embedded"] and meta["head"]["sha256"] == head.meta["sha256"]
     assert path.stat().st_size < 1_000_000  # the 50 MB FLAME model is not inside
-    with pytest.raises(PerseError, match="pass --flame FILE or set PERSE_FLAME"):
+    with pytest.raises(PerseError, match="choose that FLAME file or set PERSE_FLAME"):
         load_avatar(path)
     with pytest.raises(PerseError, match="is not the FLAME file"):
         load_avatar(path, flame=str(flame_b))

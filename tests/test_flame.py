@@ -213,7 +213,7 @@ def test_missing_embedding_refuses_landmark_fitting(flame_dir):
     model = load_flame(flame_dir / "generic_model.pkl")
     out = model(HeadParams(jaw_rot=torch.tensor([[0.2, 0.0, 0.0]])))
     assert out.landmarks.shape == (1, 0, 3)  # renders fine without landmarks
-    with pytest.raises(PerseError, match=r"needs mediapipe_landmark_embedding\.npz: pass --flame-embedding FILE"):
+    with pytest.raises(PerseError, match=r"needs mediapipe_landmark_embedding\.npz: choose the landmark embedding file"):
         require_landmarks(model)
 
 
@@ -297,7 +297,7 @@ def test_pickle_cannot_run_code(tmp_path):
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nowhere" / "generic_model.pkl"
-    with pytest.raises(PerseError, match=r"FLAME file not found: .*generic_model\.pkl \(set PERSE_FLAME"):
+    with pytest.raises(PerseError, match=r"FLAME file not found: .*generic_model\.pkl; set PERSE_FLAME"):
         load_flame(path)
 
 
@@ -361,7 +361,7 @@ def test_load_head_model_flame(flame_dir, tmp_path, monkeypatch):
     model = load_head_model("flame")
     assert model.meta["name"] == "FLAME 2020" and model.meta["embedding_file"] == emb.name
     missing = tmp_path / "gone.pkl"
-    with pytest.raises(PerseError, match=r"FLAME file not found: .*gone\.pkl \(set PERSE_FLAME or pass --flame\)"):
+    with pytest.raises(PerseError, match=r"FLAME file not found: .*gone\.pkl; set PERSE_FLAME or choose the FLAME file"):
         load_head_model(str(missing))
     monkeypatch.setenv("PERSE_FLAME", str(missing))
     with pytest.raises(PerseError, match="FLAME file not found"):

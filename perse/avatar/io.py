@@ -192,7 +192,8 @@ def _head_for(head_meta: dict, tensors: dict, path: Path, flame: str | None,
     flame_path = resolve_flame_path(flame)
     if flame_path is None:
         raise PerseError(f"{path.name} was made with {head_meta.get('name') or 'a FLAME model'} "
-                         f"(sha256 {str(want)[:12]}…); pass --flame FILE or set PERSE_FLAME to that file")
+                         f"(sha256 {str(want)[:12]}…); choose that FLAME file or set PERSE_FLAME to it",
+                         setting="flame")
     model = load_flame(flame_path, resolve_embedding_path(flame_embedding))
     if want and model.meta.get("sha256") != want:
         raise PerseError(f"{flame_path} is not the FLAME file {path.name} was made with "

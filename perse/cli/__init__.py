@@ -7,8 +7,8 @@ Every command prints a one-line error and exits with code 2 on bad input (see `p
     info, render, export, create, track, synth, train, eval, drive, bench
                  one module per command: ``add_parser(sub)`` registers it, ``run(args)`` runs it
 
-Only this package knows the flags; the engine's errors name settings, and the commands phrase them
-(`phrase_error`) where the flag helps the user.
+Only this package knows the flags: the engine's errors name settings (`PerseError.settings`), and
+`main` adds the flags this command has for them (`common.phrase_error`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import sys
 
 from perse.cli import bench, create, drive, eval, export, info, render, synth, track, train
+from perse.cli.common import phrase_error
 from perse.errors import PerseError
 
 EPILOG_EXAMPLES = """examples:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PerseError as exc:
-        print(f"perse: error: {exc}", file=sys.stderr)
+        print(f"perse: error: {phrase_error(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"perse: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)

@@ -65,3 +65,14 @@ def read_look_file(avatar, path: str):
     from perse.looks import read_look
 
     return read_look(path, avatar.latent.reference_look())
+
+
+def phrase_error(exc: PerseError, args: argparse.Namespace | None) -> str:
+    """The engine's message for the command line: the flags of the settings it names, where this
+    command has them, follow in parentheses ("... or a second look (--category, --look-b)").
+
+    The engine names a setting as its keyword (``look_b``); argparse names an option's value the same
+    way (``--look-b`` -> ``look_b``), so the command has the flag when `args` has the attribute.
+    """
+    flags = ["--" + s.replace("_", "-") for s in exc.settings if args is not None and hasattr(args, s)]
+    return f"{exc} ({', '.join(flags)})" if flags else str(exc)

@@ -67,7 +67,10 @@ def run(args) -> int:
         trainer = new_trainer(args, dataset, head, backend, device)
     if args.steps:
         trainer.cfg.steps = args.steps
-    out = trainer.run(args.out, ckpt)
+    try:
+        out = trainer.run(args.out, ckpt)
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt(f"{exc}; run the same command with --resume") from None
     if ckpt.exists():
         ckpt.unlink()  # finished: the avatar holds everything
     print(f"wrote {out} ({trainer.avatar.num_gaussians} Gaussians, {trainer.step} steps)")

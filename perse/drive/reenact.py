@@ -34,7 +34,7 @@ def calibrate_from_source(source: FrameSource, driver: Driver, frames: int,
         image = source.read()
         if image is None:
             raise PerseError(f"{source.name} ended before {frames} frames with a face were seen for calibration; "
-                             "use a smaller --calibrate")
+                             "use fewer calibration frames", setting="calibrate")
         driver.process(image, read / source.fps, read)
         read += 1
     source.rewind()

@@ -60,7 +60,7 @@ class Take:
     def frame_count(self, fps: float) -> int:
         """Frames of the take played at a steady `fps`: floor(duration * fps) + 1."""
         if fps <= 0:
-            raise PerseError(f"--fps must be positive (got {fps})")
+            raise PerseError(f"the frame rate must be positive (got {fps})", setting="fps")
         return int(np.floor(self.duration * fps + 1e-9)) + 1
 
     def resample(self, fps: float) -> np.ndarray:
@@ -108,7 +108,7 @@ class Take:
         fmt = arrays["format"]
         if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != TAKE_FORMAT:
             raise PerseError(f"{path} is not a PERSE take (format {fmt.tolist()!r}, not '{TAKE_FORMAT}'); "
-                             "record one with the studio's webcam panel or perse drive --record")
+                             "record one by driving the avatar (studio webcam panel, or perse drive)")
         problem = _take_problem(arrays)
         if problem:
             raise PerseError(f"take {path} is damaged: {problem}; record it again")
@@ -127,7 +127,7 @@ def _read_take_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         if _TAKE_KEYS[0] not in member_names(path):
             raise PerseError(f"{path} is not a PERSE take (no '{TAKE_FORMAT}' format key); "
-                             "record one with the studio's webcam panel or perse drive --record")
+                             "record one by driving the avatar (studio webcam panel, or perse drive)")
         return read_arrays(path, _TAKE_KEYS, MAX_TAKE_BYTES)
     except NpzError as exc:
         raise PerseError(f"cannot read take {path}: {exc}; record it again") from None

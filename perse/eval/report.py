@@ -95,7 +95,7 @@ def measure_avatar(avatar: Avatar, photo: np.ndarray, size: int = 512, backend: 
     Raises PerseError when the photo has no face or the avatar has no reference view."""
     if not views.has_reference_view(avatar):
         raise PerseError("this avatar has no reference view (it was not created from a portrait): "
-                         "use perse eval AVATAR --sheet SHEET.png, or a DATASET")
+                         "measure it with a contact sheet or on a synthetic dataset instead", setting="sheet")
     photo = np.ascontiguousarray(photo[..., :3])
     person = portrait_mod.read_portrait(shrink(photo), source)
     return {"portrait": source, "size": size,

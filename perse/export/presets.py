@@ -92,7 +92,7 @@ def morph_looks(avatar: Avatar, category: str | None, look_a: Look | None = None
     if look_a is not None and look_b is not None:
         return [look_a, look_b, look_a]
     if category is None:
-        raise PerseError("the morph preset needs a category (--category NAME) or two looks (--look-a/--look-b)")
+        raise PerseError("the morph preset needs a category or two looks (A and B)", setting=("category", "look_b"))
     spec = avatar.latent.category(category)
     ref = avatar.latent.reference_look()
     looks = [ref]
@@ -111,14 +111,14 @@ def check_preset(avatar: Avatar, preset: str, frames: int, category: str | None 
         raise PerseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
     if preset == "take":
         if take is None:
-            raise PerseError("the take preset needs a recorded take (--take TAKE.npz)")
+            raise PerseError("the take preset needs a recorded take", setting="take")
         take.check_head(avatar.head)
         return
     if frames < 1:
-        raise PerseError(f"--frames must be at least 1 (got {frames})")
+        raise PerseError(f"the number of frames must be at least 1 (got {frames})", setting="frames")
     if preset == "morph":
         if category is None and look_b is None:
-            raise PerseError("the morph preset needs a category (--category NAME) or a second look (--look-b FILE)")
+            raise PerseError("the morph preset needs a category or a second look", setting=("category", "look_b"))
         if category is not None:
             avatar.latent.category(category)
 

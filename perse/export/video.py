@@ -57,7 +57,7 @@ def write_frames(frames: Iterable, out: str | os.PathLike, fps: int = 30,
                  on_frame: Callable[[int], None] | None = None) -> Path:
     """Write frames (H, W, 3) to an MP4 file or a PNG folder (chosen by `is_png_folder_target`)."""
     if fps <= 0:
-        raise PerseError(f"--fps must be positive (got {fps})")
+        raise PerseError(f"the frame rate must be positive (got {fps})", setting="fps")
     out = check_video_target(out)
     if is_png_folder_target(out):
         return _write_png_folder(frames, out, cancel, on_frame)

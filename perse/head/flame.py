@@ -309,7 +309,8 @@ def load_landmark_embedding(path: str | os.PathLike, num_faces: int = FLAME_NUM_
     """
     path = Path(path)
     if not path.is_file():
-        raise PerseError(f"landmark embedding not found: {path} (pass --flame-embedding FILE)")
+        raise PerseError(f"landmark embedding not found: {path}; choose the mediapipe_landmark_embedding.npz file",
+                         setting="flame_embedding")
     from perse.npz import NpzError, member_names, read_arrays
 
     try:
@@ -354,7 +355,7 @@ def load_flame_data(path: str | os.PathLike, embedding_path: str | os.PathLike |
     """
     path = Path(path)
     if not path.is_file():
-        raise PerseError(f"FLAME file not found: {path} (set PERSE_FLAME or pass --flame)")
+        raise PerseError(f"FLAME file not found: {path}; set PERSE_FLAME or choose the FLAME file", setting="flame")
     raw = _read_flame_dict(path)
     arrays = _flame_arrays(path, raw)
 
@@ -422,4 +423,4 @@ def require_landmarks(model: HeadModel) -> None:
     if not has_landmarks(model):
         name = model.meta.get("name", "this head model")
         raise PerseError(f"landmark fitting with {name} needs mediapipe_landmark_embedding.npz: "
-                         "pass --flame-embedding FILE")
+                         "choose the landmark embedding file", setting="flame_embedding")

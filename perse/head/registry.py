@@ -105,15 +105,15 @@ def load_head_model(spec: str | os.PathLike | None = None, embedding: str | os.P
     if str(spec).lower() == FLAME_SPEC:
         path = resolve_flame_path(None)
         if path is None:
-            raise PerseError(f"no FLAME file configured (set {ENV_FLAME} or pass --flame FILE)")
+            raise PerseError(f"no FLAME file configured; set {ENV_FLAME} or choose the FLAME file", setting="flame")
     else:
         path = Path(spec).expanduser()
     if not path.is_file():
-        raise PerseError(f"FLAME file not found: {path} (set {ENV_FLAME} or pass --flame)")
+        raise PerseError(f"FLAME file not found: {path}; set {ENV_FLAME} or choose the FLAME file", setting="flame")
     embedding_path = resolve_embedding_path(embedding)
     if embedding_path is not None and not embedding_path.is_file():
-        raise PerseError(f"landmark embedding not found: {embedding_path} "
-                         f"(set {ENV_FLAME_EMBEDDING} or pass --flame-embedding FILE)")
+        raise PerseError(f"landmark embedding not found: {embedding_path}; "
+                         f"set {ENV_FLAME_EMBEDDING} or choose the embedding file", setting="flame_embedding")
     return load_flame(path, embedding_path)
 
 

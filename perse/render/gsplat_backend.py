@@ -60,14 +60,16 @@ def gsplat_kernels_built() -> bool:
 def ensure_gsplat() -> None:
     """Raise PerseError unless gsplat's CUDA kernels can run here; compile them first if needed."""
     if not torch.cuda.is_available():
-        raise PerseError("--backend gsplat needs a CUDA GPU; torch.cuda.is_available() is False: use --backend cpu")
+        raise PerseError("the gsplat backend needs a CUDA GPU; torch.cuda.is_available() is False: use the cpu "
+                         "backend", setting="backend")
     if _kernels_state.get("ok"):
         return
     if "error" in _kernels_state:
-        raise PerseError(_kernels_state["error"])
+        raise PerseError(_kernels_state["error"], setting="backend")
     if importlib.util.find_spec("gsplat") is None:
-        _kernels_state["error"] = "--backend gsplat needs the gsplat package: pip install gsplat==1.5.3, or use --backend cpu"
-        raise PerseError(_kernels_state["error"])
+        _kernels_state["error"] = ("the gsplat backend needs the gsplat package: pip install gsplat==1.5.3, or use "
+                                   "the cpu backend")
+        raise PerseError(_kernels_state["error"], setting="backend")
     if not gsplat_kernels_built():
         log.warning(COMPILE_NOTICE)
         print(COMPILE_NOTICE, file=sys.stderr, flush=True)
@@ -75,12 +77,12 @@ def ensure_gsplat() -> None:
         from gsplat.cuda import _backend
     except Exception as err:  # the JIT build raises many types (RuntimeError, OSError, ImportError, ...)
         _kernels_state["error"] = (f"gsplat's CUDA kernels failed to build: {_first_line(err)}; check that the CUDA "
-                                   f"toolkit (nvcc) matches torch's CUDA {torch.version.cuda}, or use --backend cpu")
-        raise PerseError(_kernels_state["error"]) from err
+                                   f"toolkit (nvcc) matches torch's CUDA {torch.version.cuda}, or use the cpu backend")
+        raise PerseError(_kernels_state["error"], setting="backend") from err
     if _backend._C is None:
         _kernels_state["error"] = ("gsplat's CUDA kernels are unavailable: no CUDA toolkit (nvcc) was found to build "
-                                   "them; install the CUDA toolkit or use --backend cpu")
-        raise PerseError(_kernels_state["error"])
+                                   "them; install the CUDA toolkit or use the cpu backend")
+        raise PerseError(_kernels_state["error"], setting="backend")
     _kernels_state["ok"] = True
 
 
@@ -94,7 +96,7 @@ def render_gsplat(gaussians: Gaussians, camera: Camera, background: Tensor) -> t
 
     device = gaussians.means.device
     if device.type != "cuda":
-        raise PerseError("--backend gsplat needs the Gaussians on the GPU: call gaussians.to('cuda')")
+        raise PerseError("the gsplat backend needs the Gaussians on the GPU: call gaussians.to('cuda')")
     K = camera.K.to(device=device, dtype=torch.float32).clone()
     K[0, 2] += 0.5
     K[1, 2] += 0.5

@@ -81,8 +81,8 @@ def _check_inputs(gaussians: Gaussians, camera: Camera, background: Tensor | Non
 
 def _as_cpu_float32(gaussians: Gaussians, backend: str) -> Gaussians:
     if gaussians.means.device.type != "cpu":
-        raise PerseError(f"--backend {backend} renders CPU tensors but the Gaussians are on "
-                         f"{gaussians.means.device}: call gaussians.to('cpu') or use --backend gsplat")
+        raise PerseError(f"the {backend} backend renders CPU tensors but the Gaussians are on "
+                         f"{gaussians.means.device}: call gaussians.to('cpu') or use the gsplat backend")
     if gaussians.means.dtype != torch.float32:
         return Gaussians(*(t.to(torch.float32) for t in (gaussians.means, gaussians.quats, gaussians.scales,
                                                         gaussians.opacities, gaussians.colors)))

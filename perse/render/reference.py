@@ -58,7 +58,7 @@ def rasterize_reference(proj: ProjectedGaussians, colors: Tensor, opacities: Ten
     order = idx[torch.sort(proj.depths.detach()[idx], stable=True).indices]
     if order.numel() * width * height > MAX_PAIRS:
         raise PerseError(f"the reference backend is for tiny inputs ({order.numel()} Gaussians x {width}x{height} "
-                         "pixels is too many): use --backend cpu")
+                         "pixels is too many): use the cpu backend", setting="backend")
     feats = torch.cat([colors, proj.depths[:, None]], dim=1)[order]
     bg = torch.cat([background, background.new_zeros(1)])
     image, alpha = composite_dense(proj.means2d[order], proj.conics[order], feats, opacities[order], bg,

@@ -101,7 +101,7 @@ def head_model_for(dataset, flame: str | None = None, flame_embedding: str | Non
     want = info.get("sha256")
     if want and model.meta.get("sha256") != want:
         raise PerseError(f"the FLAME file given is not the one dataset {dataset.root} was made with "
-                         f"(sha256 {str(want)[:12]}…); pass the right --flame")
+                         f"(sha256 {str(want)[:12]}…); choose that FLAME file", setting="flame")
     return model
 
 
@@ -369,7 +369,7 @@ class Trainer:
                     self.save_checkpoint(checkpoint_path)
                     bar.close()
                     raise KeyboardInterrupt(f"training interrupted at step {self.step}; checkpoint saved to "
-                                            f"{checkpoint_path} (resume with --resume)")
+                                            f"{checkpoint_path} (training can resume from it)")
         finally:
             bar.close()
             if in_main:
