@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 from perse.avatar import Avatar, AvatarState, load_avatar, read_avatar_meta, save_avatar
 from perse.avatar import io as avatar_io
 from perse.errors import PerseError
+from perse.head.model import HeadParams
 from tiny_models import tiny_categories, tiny_head
 
 
@@ -148,6 +149,18 @@ def test_files_without_a_checksum_still_open(avatar, tmp_path):
     path = _write(tmp_path / "old.perse", tensors, meta)
     assert load_avatar(path).num_gaussians == avatar.num_gaussians
     assert avatar_io.checksum_status(read_avatar_meta(path)).startswith("no checksum")
+
+
+def test_files_naming_the_identity_shape_still_open(avatar, tmp_path):
+    """Files written before `HeadParams.shape` was renamed `identity` keep reading; new files use the new name."""
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    assert "identity" not in meta["reference_view"]["params"]
+    meta["reference_view"]["params"]["shape"] = [[0.5, -0.25]]
+    back = load_avatar(_write(tmp_path / "old.perse", tensors, meta))
+    assert back.reference_state().head.identity.tolist() == [[0.5, -0.25]]
+    assert HeadParams.from_dict({"shape": [[1.0]]}).to_dict() == {"identity": [[1.0]]}
+    with pytest.raises(ValueError, match="both"):
+        HeadParams.from_dict({"shape": [[1.0]], "identity": [[1.0]]})
 
 
 @pytest.mark.parametrize("field, value, message", [

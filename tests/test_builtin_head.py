@@ -207,7 +207,7 @@ def test_shape_keeps_eyeballs_in_sockets(head):
     coeff = torch.zeros(1, head.num_shape)
     coeff[0, 12] = 2.0  # eye spacing
     with torch.no_grad():
-        out = head(HeadParams(shape=coeff))
+        out = head(HeadParams(identity=coeff))
         rest = head(HeadParams())
     eye = head.lbs_weights[:, 3] > 0
     d_eye = (out.vertices[0, eye] - rest.vertices[0, eye]).numpy()
@@ -269,11 +269,11 @@ def test_forward_batch_two(head):
     B = 2
     params = HeadParams(expression=torch.zeros(B, head.num_expression),
                         jaw_rot=torch.tensor([[0.0, 0, 0], [0.2, 0, 0]]),
-                        shape=torch.randn(B, head.num_shape, generator=torch.Generator().manual_seed(0)),
+                        identity=torch.randn(B, head.num_shape, generator=torch.Generator().manual_seed(0)),
                         translation=torch.tensor([[0.0, 0, 0], [0.0, 0.1, 0]]))
     with torch.no_grad():
         out = head(params)
-        first = head(HeadParams(shape=params.shape[:1], jaw_rot=params.jaw_rot[:1]))
+        first = head(HeadParams(identity=params.identity[:1], jaw_rot=params.jaw_rot[:1]))
     assert out.vertices.shape == (B, head.num_vertices, 3)
     assert out.joints.shape == (B, 5, 3) and out.landmarks.shape == (B, 478, 3)
     assert torch.allclose(out.vertices[0], first.vertices[0], atol=1e-6)
@@ -298,9 +298,9 @@ def _coefficient_sweep(head, seed: int = 0) -> list[HeadParams]:
     E, S = head.num_expression, head.num_shape
     params = [HeadParams()]
     params += [HeadParams(expression=torch.eye(E)[i:i + 1]) for i in range(E)]
-    params += [HeadParams(shape=2.0 * sign * torch.eye(S)[i:i + 1]) for i in range(S) for sign in (1, -1)]
+    params += [HeadParams(identity=2.0 * sign * torch.eye(S)[i:i + 1]) for i in range(S) for sign in (1, -1)]
     for _ in range(8):
-        params.append(HeadParams(shape=6.0 * torch.rand(1, S, generator=gen) - 3.0,
+        params.append(HeadParams(identity=6.0 * torch.rand(1, S, generator=gen) - 3.0,
                                  expression=torch.rand(1, E, generator=gen),
                                  jaw_rot=torch.tensor([[0.3, 0.0, 0.0]]) * torch.rand(1, generator=gen),
                                  neck_rot=0.4 * (torch.rand(1, 3, generator=gen) - 0.5),

@@ -186,7 +186,7 @@ def test_param_layout_round_trip(builtin_head):
     L = ParamLayout(builtin_head.num_expression)
     v = np.arange(L.size, dtype=np.float64) / 100
     np.testing.assert_allclose(L.from_head_params(L.to_head_params(v)), v, atol=1e-6)
-    assert L.to_head_params(v).shape is None  # the avatar keeps its identity
+    assert L.to_head_params(v).identity is None  # the avatar keeps its identity
 
 
 # --------------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def random_params(seed: int, B: int = 3) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def to_head_params(betas, pose, trans) -> HeadParams:
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return HeadParams(shape=t(betas[:, :300]), expression=t(betas[:, 300:]), global_rot=t(pose[:, 0]),
+    return HeadParams(identity=t(betas[:, :300]), expression=t(betas[:, 300:]), global_rot=t(pose[:, 0]),
                       neck_rot=t(pose[:, 1]), jaw_rot=t(pose[:, 2]), eye_left_rot=t(pose[:, 3]),
                       eye_right_rot=t(pose[:, 4]), translation=t(trans))
 
@@ -187,7 +187,7 @@ def test_forward_matches_independent_numpy_lbs(flame_dir, version):
     verts_no_pc, _ = numpy_flame(ref, betas, pose, trans, use_posedirs=False)
     assert np.abs(verts - verts_no_pc).max() > 1e-3
     # And the neutral model is the template.
-    neutral = model(HeadParams(shape=torch.zeros(1, 300))).vertices[0].numpy()
+    neutral = model(HeadParams(identity=torch.zeros(1, 300))).vertices[0].numpy()
     np.testing.assert_allclose(neutral, ref["v_template"], atol=1e-6)
 
 

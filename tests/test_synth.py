@@ -227,7 +227,7 @@ def test_dataset_files_and_metadata(tiny_dataset):
     for f in frames:
         assert (tiny_dataset / f["image"]).is_file() and (tiny_dataset / f["regions"]).is_file()
         assert set(f["variants"]) == {c.name for c in CATEGORIES}
-        assert set(f["params"]) == {"shape", "expression", "global_rot", "neck_rot", "jaw_rot", "eye_left_rot",
+        assert set(f["params"]) == {"identity", "expression", "global_rot", "neck_rot", "jaw_rot", "eye_left_rot",
                                     "eye_right_rot", "translation"}
         assert all(len(v) == 1 for v in f["params"].values())
         switched = sum(f["variants"][c.name] != c.reference for c in CATEGORIES)
@@ -516,7 +516,7 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
     shape = torch.zeros(head.num_shape)
     shape[:3] = torch.tensor([1.5, -1.0, 0.8])
     ref_params = head.zero_params()
-    ref_params.shape = shape[None].clone()
+    ref_params.identity = shape[None].clone()
     ref_params.global_rot = torch.tensor([[0.05, 0.2, 0.0]])
     ref_cam = orbit_camera(10.0, 0.0, 0.9, (0.0, 0.0, 0.0), 20.0, 128, 128)
     out = generate_dataset(tmp_path / "ds", head, num_frames_per_variant=1, image_size=48, seed=2, progress=False,
@@ -534,7 +534,7 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
     np.testing.assert_array_equal(iio.imread(out / "base_texture.png"), base_tex)
     frames = meta["frames"]
     for f in frames:
-        np.testing.assert_allclose(f["params"]["shape"][0], shape.tolist(), atol=1e-6)
+        np.testing.assert_allclose(f["params"]["identity"][0], shape.tolist(), atol=1e-6)
     refs = [f for f in frames if f.get("reference")]
     assert len(refs) == 2 and gen["reference_frames"] == 2
     assert all(f["split"] == "train" and f["variants"] == {"hair": "brown", "lips": "natural"} for f in refs)
@@ -548,7 +548,7 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
     fr = ds.load_frame(i)
     with torch.no_grad():
         shaped = head(fr.params).vertices[0]
-        zero = head(HeadParams(**{**vars(fr.params), "shape": torch.zeros(1, head.num_shape)})).vertices[0]
+        zero = head(HeadParams(**{**vars(fr.params), "identity": torch.zeros(1, head.num_shape)})).vertices[0]
     assert (shaped - zero).norm(dim=1).max() > 0.003
     u, v = fr.camera.project(head(fr.params).landmarks[0][[1]].detach()).round().long()[0].tolist()
     assert fr.alpha[v, u, 0] > 0.5

@@ -82,7 +82,7 @@ def test_astronaut_fit_reaches_target(head, astro_detection, astro_fit):
     # A plausible head: bounded pose, roughly frontal, plausible focal length for a 512 px photo.
     assert float(fit.params.global_rot.abs().max()) < 0.5
     assert 300 < fit.focal < 5000
-    assert float(fit.params.shape.abs().max()) <= 3.0 + 1e-6
+    assert float(fit.params.identity.abs().max()) <= 3.0 + 1e-6
     assert float(fit.params.expression.min()) >= 0.0 and float(fit.params.expression.max()) <= 1.0
 
 
@@ -122,7 +122,7 @@ def test_closed_loop_recovers_jaw_and_pose(head):
     names = head.expression_names
     expr[0, names.index("mouthSmileLeft")] = 0.6
     expr[0, names.index("eyeBlinkRight")] = 0.5
-    truth = HeadParams(shape=torch.randn(1, head.num_shape, generator=g) * 0.5, expression=expr,
+    truth = HeadParams(identity=torch.randn(1, head.num_shape, generator=g) * 0.5, expression=expr,
                        global_rot=torch.tensor([[0.1, -0.25, 0.05]]), jaw_rot=torch.tensor([[0.22, 0.0, 0.0]]))
     camera = orbit_camera(0.0, 0.0, distance=0.7, fov_y_deg=22.0, width=640, height=480)
     obs = _synthetic(head, truth, camera, noise=0.2)
@@ -139,14 +139,14 @@ def test_closed_loop_recovers_jaw_and_pose(head):
 def test_per_frame_fit_with_fixed_shape_and_warm_start(head):
     camera = orbit_camera(0.0, 0.0, distance=0.6, fov_y_deg=25.0, width=640, height=480)
     shape = torch.randn(1, head.num_shape, generator=torch.Generator().manual_seed(5)) * 0.5
-    first = fit_head(head, _synthetic(head, HeadParams(shape=shape), camera, 0.2), (640, 480))
+    first = fit_head(head, _synthetic(head, HeadParams(identity=shape), camera, 0.2), (640, 480))
     prev = first
     for k in range(1, 6):  # a short "video": the head turns and the jaw opens
-        truth = HeadParams(shape=shape, global_rot=torch.tensor([[0.0, 0.05 * k, 0.0]]),
+        truth = HeadParams(identity=shape, global_rot=torch.tensor([[0.0, 0.05 * k, 0.0]]),
                            jaw_rot=torch.tensor([[0.04 * k, 0.0, 0.0]]))
         prev = fit_head(head, _synthetic(head, truth, camera, 0.2, seed=k), (640, 480), init=prev,
-                        fixed_shape=first.params.shape, fixed_focal=first.focal)
-        assert torch.equal(prev.params.shape, first.params.shape)  # identity is kept
+                        fixed_shape=first.params.identity, fixed_focal=first.focal)
+        assert torch.equal(prev.params.identity, first.params.identity)  # identity is kept
         assert prev.focal == pytest.approx(first.focal, rel=1e-5)
         assert prev.iterations <= 3
         assert prev.mean_error_px < 1.0
@@ -249,7 +249,7 @@ def test_flame_with_embedding_fits(tmp_path, astro_detection):
     assert torch.equal(full.landmark_ids, torch.as_tensor(emb["landmark_indices"]))
     assert math.isfinite(full.mean_error_px)
     assert full.mean_error_px < rigid.mean_error_px
-    assert full.params.shape.shape == (1, 300) and full.params.expression.shape == (1, 100)
+    assert full.params.identity.shape == (1, 300) and full.params.expression.shape == (1, 100)
     assert float(full.params.eye_left_rot.abs().max()) == 0.0  # no iris points on eyeballs here
 
 

@@ -78,7 +78,7 @@ def test_landmark_head_matches_the_full_model(request, which):
     reduced = LandmarkHead(model)
     coeffs, pose = _random_state(model, 1)
     S = model.num_shape
-    params = HeadParams(shape=torch.tensor(coeffs[None, :S]), expression=torch.tensor(coeffs[None, S:]),
+    params = HeadParams(identity=torch.tensor(coeffs[None, :S]), expression=torch.tensor(coeffs[None, S:]),
                         global_rot=torch.tensor(pose[None, 0]), neck_rot=torch.tensor(pose[None, 1]),
                         jaw_rot=torch.tensor(pose[None, 2]), eye_left_rot=torch.tensor(pose[None, 3]),
                         eye_right_rot=torch.tensor(pose[None, 4]))
@@ -170,14 +170,14 @@ def _assert_warm_fits_match_long_fits(fitter: HeadFitter, frames: list[np.ndarra
     first = fitter.fit(frames[0], size)
     prev = first
     for points in frames[1:]:
-        kw = dict(init=prev, fixed_shape=first.params.shape, fixed_focal=first.focal)
+        kw = dict(init=prev, fixed_shape=first.params.identity, fixed_focal=first.focal)
         fast = fitter.fit(points, size, **kw)
         long = fitter.fit(points, size, iterations=200, **kw)
         assert fast.iterations <= 3 and long.iterations < 200  # the long fit converged
         gap = (fast.projected_px - long.projected_px).norm(dim=1)
         assert float(gap.max()) <= 0.05
         assert abs(fast.mean_error_px - long.mean_error_px) <= 0.01
-        assert torch.equal(fast.params.shape, first.params.shape) and fast.focal == pytest.approx(first.focal)
+        assert torch.equal(fast.params.identity, first.params.identity) and fast.focal == pytest.approx(first.focal)
         prev = fast
     # The frames did move: the tracked landmarks follow them.
     assert float((prev.projected_px - first.projected_px).norm(dim=1).mean()) > 1.0
@@ -200,7 +200,7 @@ def test_warm_per_frame_fit_converges_to_the_long_fit_on_flame(flame, astro_poin
     rng = np.random.default_rng(8)
     frames = []
     for k in range(8):
-        truth = HeadParams(shape=shape, global_rot=torch.tensor([[0.02 * k, 0.04 * k, 0.0]]),
+        truth = HeadParams(identity=shape, global_rot=torch.tensor([[0.02 * k, 0.04 * k, 0.0]]),
                            jaw_rot=torch.tensor([[0.03 * k, 0.0, 0.0]]))
         with torch.no_grad():
             uv = camera.project(flame(truth).landmarks[0]).double().numpy()
@@ -217,7 +217,7 @@ def test_warm_fit_follows_a_frame_and_reports_model_order(head, astro_points):
     fitter = HeadFitter(head)
     frames = perturbed_landmark_frames(astro_points, 6, seed=2, offset=(64.0, -16.0))
     first = fitter.fit(frames[0], (640, 480))
-    r = fitter.fit(frames[5], (640, 480), init=first, fixed_shape=first.params.shape, fixed_focal=first.focal)
+    r = fitter.fit(frames[5], (640, 480), init=first, fixed_shape=first.params.identity, fixed_focal=first.focal)
     assert torch.equal(r.landmark_ids, head.landmark_indices.cpu().long())
     obs = torch.from_numpy(frames[5][r.landmark_ids.numpy()]).float()
     assert torch.allclose(r.reprojection_px, (r.projected_px - obs).norm(dim=1), atol=1e-3)

@@ -186,9 +186,9 @@ def _reference_view_problem(ref: object) -> str | None:
     params = ref.get("params", {})
     if not isinstance(params, dict):
         return "reference_view.params is not a JSON object"
-    from perse.head.model import HeadParams
+    from perse.head.model import RENAMED_FIELDS, HeadParams
 
-    known = set(HeadParams.__dataclass_fields__)
+    known = set(HeadParams.__dataclass_fields__) | set(RENAMED_FIELDS)
     for key, value in params.items():
         if key not in known:
             return f"reference_view.params has an unknown field {key!r}"

@@ -26,7 +26,7 @@ GAUSSIAN_FIELDS = ("position", "quat", "log_scale", "opacity_logit", "color_logi
 
 @dataclass
 class AvatarState:
-    """What to show: head parameters (batch size 1; `shape` None means the avatar's identity) and a look."""
+    """What to show: head parameters (batch size 1; `identity` None means the avatar's own) and a look."""
 
     head: HeadParams = field(default_factory=HeadParams)
     look: Look | None = None  # None: the reference look
@@ -94,8 +94,8 @@ class Avatar(nn.Module):
         cfg = cfg or FieldConfig()
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            shape = torch.zeros(1, head.num_shape) if identity is None else identity[None].float()
-            verts = head(HeadParams(shape=shape)).vertices[0]
+            coeffs = torch.zeros(1, head.num_shape) if identity is None else identity[None].float()
+            verts = head(HeadParams(identity=coeffs)).vertices[0]
         faces = head.faces
         frames = triangle_frames(verts, faces)
         fmask = face_category_mask(head, categories)
@@ -194,9 +194,9 @@ class Avatar(nn.Module):
 
     # -- the head-dependent part ----------------------------------------------------------------
     def head_vertices(self, params: HeadParams) -> Tensor:
-        """(V, 3) posed head vertices for batch-size-1 params (identity shape unless given)."""
-        if params.shape is None:
-            params = HeadParams(**{**params.__dict__, "shape": self.identity[None]})
+        """(V, 3) posed head vertices for batch-size-1 params (the avatar's identity unless given)."""
+        if params.identity is None:
+            params = HeadParams(**{**params.__dict__, "identity": self.identity[None]})
         return self.head(params).vertices[0]
 
     def gaussians(self, state: AvatarState | None = None) -> Gaussians:

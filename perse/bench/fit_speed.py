@@ -46,7 +46,7 @@ def measure_tracking_speed(model: HeadModel, frames_landmarks: Sequence[np.ndarr
     """Time warm per-frame fits, as webcam driving calls them.
 
     The first frame gets a cold fit (identity, focal length, pose); every frame is then fitted with
-    ``fit(points, image_size, init=previous, fixed_shape=first.params.shape, fixed_focal=first.focal)``,
+    ``fit(points, image_size, init=previous, fixed_shape=first.params.identity, fixed_focal=first.focal)``,
     the whole sequence `repeats` times. The very first warm fit (which sums the fixed identity into the
     reduced model, once per identity) is left out of the statistics.
 
@@ -75,7 +75,7 @@ def measure_tracking_speed(model: HeadModel, frames_landmarks: Sequence[np.ndarr
         prev = first
         for points in frames:
             t0 = time.perf_counter()
-            prev = fitter.fit(points, image_size, init=prev, fixed_shape=first.params.shape, fixed_focal=first.focal)
+            prev = fitter.fit(points, image_size, init=prev, fixed_shape=first.params.identity, fixed_focal=first.focal)
             times.append((time.perf_counter() - t0) * 1000.0)
             errors.append(prev.mean_error_px)
             iterations.append(prev.iterations)

@@ -57,7 +57,7 @@ class ParamLayout:
         return np.zeros(self.size)
 
     def to_head_params(self, vector: np.ndarray) -> HeadParams:
-        """(D,) vector -> HeadParams (B=1, float32) without shape (the avatar keeps its identity)."""
+        """(D,) vector -> HeadParams (B=1, float32) without identity (the avatar keeps its own)."""
         v = torch.as_tensor(np.asarray(vector, dtype=np.float32))
         fields = {name: v[sl].reshape(1, -1).clone() for name, sl in self.slices.items()}
         return HeadParams(neck_rot=torch.zeros(1, 3), **fields)
@@ -145,7 +145,7 @@ class Retargeter:
             self._image_size, self._focal, self._previous = image_size, self.focal_for(image_size), None
         if self.user_shape is None:
             fit = self.fitter.fit(points, image_size, fixed_focal=self._focal)
-            self.user_shape = fit.params.shape.clone()
+            self.user_shape = fit.params.identity.clone()
             self.neutral[self.layout["translation"]] = self._raw(fit, points)[self.layout["translation"]]
         else:
             fit = self.fitter.fit(points, image_size, init=self._previous, fixed_shape=self.user_shape,
@@ -203,7 +203,7 @@ class Retargeter:
         image_size = (int(image_size[0]), int(image_size[1]))
         self._image_size, self._focal = image_size, self.focal_for(image_size)
         fit = self.fitter.fit(mean, image_size, fixed_focal=self._focal)
-        self.user_shape = fit.params.shape.clone()
+        self.user_shape = fit.params.identity.clone()
         self.neutral = self._raw(fit, mean)
         self.calibrated = True
         self._previous = fit

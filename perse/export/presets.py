@@ -79,7 +79,7 @@ def head_params(expression: torch.Tensor | None = None, jaw: float = 0.0, identi
                 global_rot: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> HeadParams:
     """Batch-size-1 HeadParams from a few common controls."""
     return HeadParams(
-        shape=None if identity is None else identity[None],
+        identity=None if identity is None else identity[None],
         expression=None if expression is None else expression[None].float(),
         jaw_rot=torch.tensor([[jaw, 0.0, 0.0]]),
         global_rot=torch.tensor([list(global_rot)], dtype=torch.float32),

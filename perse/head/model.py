@@ -20,16 +20,20 @@ POSE_FIELDS = ("global_rot", "neck_rot", "jaw_rot", "eye_left_rot", "eye_right_r
 MEDIAPIPE_LANDMARKS = 478  # landmark_indices name MediaPipe FaceMesh points (with irises)
 
 
+# Fields renamed since files were first written (old name -> new name); `HeadParams.from_dict` reads both.
+RENAMED_FIELDS = {"shape": "identity"}
+
+
 @dataclass
 class HeadParams:
     """Parameters of a head model, batched. Any field may be None, meaning zeros.
 
-    shape: (B, S) identity coefficients.      expression: (B, E) expression coefficients.
+    identity: (B, S) identity (shape-space) coefficients.   expression: (B, E) expression coefficients.
     global_rot, neck_rot, jaw_rot, eye_left_rot, eye_right_rot: (B, 3) axis-angle (radians).
     translation: (B, 3) metres, applied after skinning.
     """
 
-    shape: Tensor | None = None
+    identity: Tensor | None = None
     expression: Tensor | None = None
     global_rot: Tensor | None = None
     neck_rot: Tensor | None = None
@@ -60,6 +64,11 @@ class HeadParams:
 
     @classmethod
     def from_dict(cls, data: dict) -> "HeadParams":
+        """From :meth:`to_dict`'s output; older files' field names (`RENAMED_FIELDS`) read as the new ones."""
+        renamed = {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
+        if len(renamed) < len(data):
+            raise ValueError(f"head parameters name both {sorted(RENAMED_FIELDS)} and their new names")
+        data = renamed
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -265,7 +274,7 @@ class HeadModel(nn.Module):
     def zero_params(self, batch_size: int = 1) -> HeadParams:
         """Neutral parameters with every field filled (useful as optimisation variables)."""
         z = lambda n: torch.zeros(batch_size, n, dtype=self.v_template.dtype, device=self.v_template.device)  # noqa: E731
-        return HeadParams(shape=z(self.num_shape), expression=z(self.num_expression),
+        return HeadParams(identity=z(self.num_shape), expression=z(self.num_expression),
                           global_rot=z(3), neck_rot=z(3), jaw_rot=z(3), eye_left_rot=z(3),
                           eye_right_rot=z(3), translation=z(3))
 
@@ -291,7 +300,7 @@ class HeadModel(nn.Module):
                 filled[f.name] = ref
             else:
                 value = value.to(ref)
-                if f.name in ("shape", "expression") and value.shape[1] != ref.shape[1]:
+                if f.name in ("identity", "expression") and value.shape[1] != ref.shape[1]:
                     # Fewer coefficients than directions: pad with zeros (FLAME users often pass 100/50).
                     if value.shape[1] > ref.shape[1]:
                         raise ValueError(f"{f.name} has {value.shape[1]} coefficients; this head model has "
@@ -302,7 +311,7 @@ class HeadModel(nn.Module):
 
     def forward(self, params: HeadParams) -> HeadOutput:
         p = self._filled(params)
-        betas = torch.cat([p.shape, p.expression], dim=1)
+        betas = torch.cat([p.identity, p.expression], dim=1)
         dirs = torch.cat([self.shapedirs, self.exprdirs], dim=2)
         full_pose = torch.stack([getattr(p, name) for name in POSE_FIELDS], dim=1)  # (B, 5, 3)
         vertices, joints = lbs(betas, full_pose, self.v_template, dirs, self.posedirs,

@@ -48,7 +48,7 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                         its accessory geometry, from the label render) is visible, dilated a few pixels.
 
 A person (`perse create`): `base_texture` replaces the procedural albedo, `identity_shape` is every
-frame's params.shape, and with the portrait's camera and parameters a few training frames repeat the
+frame's params.identity, and with the portrait's camera and parameters a few training frames repeat the
 portrait's own view in the reference look (exact duplicates: they weight that view in training).
 With an attribute editor (`perse create --editor diffusers:PATH`), `variant_textures` gives edited
 variants their own texture (the edited portrait projected on the head) instead of the painted one.
@@ -228,7 +228,7 @@ def sample_params(head: HeadModel, rng: np.random.Generator, s: SynthSettings) -
                                    deg(rng.uniform(-s.head_roll_deg, s.head_roll_deg)))
     neck = rng.uniform(-deg(s.neck_deg), deg(s.neck_deg), size=3) * np.array([1.0, 1.0, 0.5])
     t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(1, -1)  # noqa: E731
-    return HeadParams(shape=torch.zeros(1, head.num_shape), expression=t(expr), global_rot=t(head_rot),
+    return HeadParams(identity=torch.zeros(1, head.num_shape), expression=t(expr), global_rot=t(head_rot),
                       neck_rot=t(neck), jaw_rot=t(jaw), eye_left_rot=t(gaze), eye_right_rot=t(gaze),
                       translation=torch.zeros(1, 3))
 
@@ -485,16 +485,16 @@ def identity_vector(head: HeadModel, identity_shape, reference_params: HeadParam
     identity_shape: (S') with S' <= S (missing coefficients are zero). Without it, a reference_params
     shape is the identity. Both given and different is an error: the frames would show two people.
     """
-    ref_shape = None if reference_params is None else reference_params.shape
+    ref_shape = None if reference_params is None else reference_params.identity
     if identity_shape is None and ref_shape is None:
         return None
     vecs = []
-    for name, value in (("identity_shape", identity_shape), ("reference_params.shape", ref_shape)):
+    for name, value in (("identity_shape", identity_shape), ("reference_params.identity", ref_shape)):
         if value is None:
             vecs.append(None)
             continue
         v = torch.as_tensor(value, dtype=torch.float32).detach().cpu()
-        if name == "reference_params.shape":
+        if name == "reference_params.identity":
             if v.ndim != 2 or v.shape[0] != 1:
                 raise PerseError(f"reference_params must have batch size 1, its shape is {tuple(v.shape)}")
             v = v[0]
@@ -506,7 +506,7 @@ def identity_vector(head: HeadModel, identity_shape, reference_params: HeadParam
         vecs.append(torch.cat([v, torch.zeros(head.num_shape - v.shape[0])]))
     ident, ref = vecs
     if ident is not None and ref is not None and (ident - ref).abs().max() > 1e-4:
-        raise PerseError("identity_shape differs from reference_params.shape; pass the portrait fit's shape to both")
+        raise PerseError("identity_shape differs from reference_params.identity; pass the portrait fit's identity to both")
     return (ident if ident is not None else ref)[None]
 
 
@@ -551,8 +551,8 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         base_texture: (T, T, 3) uint8 albedo in the head's UV layout (e.g. projected from a portrait):
             the reference look is this texture and every other variant is painted over it (see
             `perse.synth.texture.BaseTextureFields`). None: the procedural texture.
-        identity_shape: (S,) identity coefficients used as params.shape of every frame (the person's
-            head shape). None: reference_params.shape if given, else the template head.
+        identity_shape: (S,) identity coefficients used as params.identity of every frame (the person's
+            head shape). None: reference_params.identity if given, else the template head.
         reference_camera, reference_params: the portrait's camera and fitted parameters (batch 1).
             Given both, `reference_frames` training frames render exactly that view with the reference
             look (marked ``"reference": true``), so the avatar learns the portrait's own framing.
@@ -633,7 +633,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
             else:
                 params = fixed_params
             if identity is not None:
-                params.shape = identity.clone()
+                params.identity = identity.clone()
             verts = frame_renderer.posed_vertices(params)
             wide = False
             if fixed_camera is None:
@@ -666,7 +666,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         # the identity's neutral head (format: perse.avatar.seeds).
         neutral = head.zero_params()
         if identity is not None:
-            neutral.shape = identity.clone()
+            neutral.identity = identity.clone()
         save_seeds(partial / SEEDS_FILE, dataset_seeds(frame_renderer, frame_renderer.posed_vertices(neutral),
                                                        np.random.default_rng([settings.seed, 4])))
         generator = {**asdict(settings), "generator": "perse.synth.builtin", "region_dilation_px": dilation,
@@ -705,7 +705,7 @@ def texture_sha256(texture: np.ndarray) -> str:
 
 
 def _complete_params(head: HeadModel, params: HeadParams) -> HeadParams:
-    """Batch-1 params with every field filled (None -> zeros, short shape/expression zero-padded), float32."""
+    """Batch-1 params with every field filled (None -> zeros, short identity/expression zero-padded), float32."""
     from dataclasses import fields as dc_fields
 
     zero = head.zero_params()

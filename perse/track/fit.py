@@ -539,7 +539,7 @@ class HeadFitter:
         self.landmark_weights = self._landmark_weights()
         K = self.head.num_shape + self.head.num_expression
         S = self.head.num_shape
-        self._slices = {"shape": slice(0, S), "expression": slice(S, K), "jaw_rot": slice(K, K + 3),
+        self._slices = {"identity": slice(0, S), "expression": slice(S, K), "jaw_rot": slice(K, K + 3),
                         "eye_left_rot": slice(K + 3, K + 6), "eye_right_rot": slice(K + 6, K + 9),
                         "global_rot": slice(K + 9, K + 12), "cam_t": slice(K + 12, K + 15),
                         "log_focal": slice(K + 15, K + 16)}
@@ -738,7 +738,7 @@ class HeadFitter:
         sl = self._slices
         if init is not None:
             p = init.params
-            for name in ("shape", "expression", "jaw_rot", "eye_left_rot", "eye_right_rot", "global_rot"):
+            for name in ("identity", "expression", "jaw_rot", "eye_left_rot", "eye_right_rot", "global_rot"):
                 value = getattr(p, name)
                 if value is not None:
                     value = value.detach().reshape(-1).to(torch.float64).numpy()
@@ -760,8 +760,8 @@ class HeadFitter:
             theta[sl["cam_t"]] = [xy[0], xy[1], depth - centre[2]]
         if fixed_shape is not None:
             value = torch.as_tensor(fixed_shape).detach().reshape(-1).to(torch.float64).numpy()
-            theta[sl["shape"]] = 0.0
-            theta[sl["shape"]][: value.size] = value
+            theta[sl["identity"]] = 0.0
+            theta[sl["identity"]][: value.size] = value
         if fixed_focal is not None:
             theta[sl["log_focal"]] = math.log(float(fixed_focal))
         return np.where(layout.active, np.clip(theta, layout.lower, layout.upper), theta)
@@ -774,7 +774,7 @@ class HeadFitter:
         err = np.empty(order.size)
         err[order] = np.sqrt(((ev.uv - obs) ** 2).sum(0))
         t32 = lambda name: torch.from_numpy(theta[self._slices[name]].astype(np.float32)).reshape(1, -1)  # noqa: E731
-        params = HeadParams(shape=t32("shape"), expression=t32("expression"), global_rot=t32("global_rot"),
+        params = HeadParams(identity=t32("identity"), expression=t32("expression"), global_rot=t32("global_rot"),
                             neck_rot=torch.zeros(1, 3), jaw_rot=t32("jaw_rot"), eye_left_rot=t32("eye_left_rot"),
                             eye_right_rot=t32("eye_right_rot"), translation=torch.zeros(1, 3))
         f, (cx, cy) = ev.focal, principal[:, 0]

@@ -388,14 +388,14 @@ def _in_main_thread() -> bool:
 
 
 def new_avatar_for_dataset(dataset, cfg: TrainConfig, head=None) -> Avatar:
-    """A fresh avatar on the dataset's head model (identity = the first frame's shape), initialised for
+    """A fresh avatar on the dataset's head model (identity = the first frame's), initialised for
     its categories, with Gaussians seeded on the dataset's accessory and mouth geometry when it has
     seeds (`perse.avatar.seeds`; older datasets have none)."""
     from perse.avatar.seeds import load_seeds
 
     head = head if head is not None else head_model_for(dataset)
     first = dataset.load_frame(dataset.indices()[0]).params
-    identity = None if first.shape is None else first.shape[0]
+    identity = None if first.identity is None else first.identity[0]
     hair = dataset.hair_layer(head.num_vertices)
     return Avatar.initialize(head, categories_of(dataset), num_gaussians=cfg.num_gaussians,
                              identity=identity, seed=cfg.seed,
