@@ -72,7 +72,7 @@ def test_resume_skips_finished_stages(created, portrait):
 
 def test_existing_work_needs_resume(created, portrait):
     out, _, _ = created
-    with pytest.raises(PerseError, match="--resume"):
+    with pytest.raises(PerseError, match="exists: resume to continue it"):
         create_avatar(portrait, out, quality=TINY, device="cpu", print_fn=lambda s: None)
 
 

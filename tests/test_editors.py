@@ -98,7 +98,7 @@ def one_line_error(fn, match):
 
 def test_bad_editor_specs_are_one_line_errors(tmp_path, tiny_pipeline, monkeypatch):
     assert parse_editor_spec("builtin") == EditorSpec("builtin") and str(parse_editor_spec(None)) == "builtin"
-    one_line_error(lambda: parse_editor_spec("stable-diffusion"), "unknown --editor 'stable-diffusion'.*builtin")
+    one_line_error(lambda: parse_editor_spec("stable-diffusion"), "unknown attribute editor 'stable-diffusion'.*builtin")
     one_line_error(lambda: parse_editor_spec("diffusers:"), "needs a folder")
     one_line_error(lambda: parse_editor_spec(f"diffusers:{tmp_path / 'nowhere'}"), "not found")
     (tmp_path / "empty").mkdir()
@@ -127,7 +127,8 @@ def test_cli_refuses_a_bad_editor_before_any_work(tmp_path, portrait, capsys):
 
     out = tmp_path / "x.perse"
     assert main(["create", str(portrait), "--out", str(out), "--editor", "dall-e"]) == 2
-    assert "unknown --editor 'dall-e'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown attribute editor 'dall-e'" in err and err.strip().endswith("(--editor)")
     assert not out.exists() and not (tmp_path / "x.perse.work").exists()
 
 
@@ -288,4 +289,4 @@ def test_resume_reuses_the_edits(created_with_editor, portrait):
     create_avatar(portrait, out, quality=TINY, device="cpu", resume=True, print_fn=lines.append, editor=editor)
     assert [line.split("]")[1].split()[0] for line in lines if line.startswith("[")] == ["save"]
     one_line_error(lambda: create_avatar(portrait, out, quality=TINY, device="cpu", resume=True,
-                                         print_fn=lines.append), "made with --editor diffusers:")
+                                         print_fn=lines.append), "made with the editor diffusers:")

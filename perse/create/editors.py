@@ -98,11 +98,11 @@ def parse_editor_spec(spec: "str | EditorSpec | None") -> EditorSpec:
     if spec is None or spec == "builtin":
         return EditorSpec("builtin")
     if not isinstance(spec, str) or not spec.startswith("diffusers:"):
-        raise PerseError(f"unknown --editor '{spec}'; use 'builtin' or 'diffusers:PATH' (a local diffusers "
-                         "inpainting pipeline folder)")
+        raise PerseError(f"unknown attribute editor '{spec}'; use 'builtin' or 'diffusers:PATH' (a local diffusers "
+                         "inpainting pipeline folder)", setting="editor")
     raw = spec[len("diffusers:"):]
     if not raw.strip():
-        raise PerseError("--editor diffusers: needs a folder, e.g. --editor diffusers:/models/sd-inpainting")
+        raise PerseError("the diffusers editor needs a folder, e.g. diffusers:/models/sd-inpainting", setting="editor")
     path = Path(raw).expanduser()
     if not path.exists():
         raise PerseError(f"diffusers pipeline folder not found: {path}; pass the folder that "
@@ -315,7 +315,7 @@ class BuiltinEditor(AttributeEditor):
 
     def edit(self, image, mask, category, variant, seed=0, cancel=None, on_step=None) -> np.ndarray:
         raise PerseError("the built-in editor paints variants on the texture and edits no portrait; "
-                         "use --editor diffusers:PATH for portrait edits")
+                         "use a diffusers editor (diffusers:PATH) for portrait edits", setting="editor")
 
 
 class DiffusersEditor(AttributeEditor):
@@ -418,7 +418,7 @@ class DiffusersEditor(AttributeEditor):
         out = np.asarray(result.images[0], dtype=np.float32)
         if out.shape[:2] != (h, w) or not np.isfinite(out).all():
             raise PerseError(f"the inpainting pipeline returned an invalid image for {category}/{variant} "
-                             f"({out.shape}); check the model (fp16 overflow? try --device cpu)")
+                             f"({out.shape}); check the model (fp16 overflow? try the cpu device)", setting="device")
         edited = resize_rgb(np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8), (W, H))
         return blend_inside(image, edited, feather_alpha(mask, FEATHER * max(H, W)))
 
@@ -437,7 +437,7 @@ def _resolve_device(device: str) -> str:
     if device in ("auto", None):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise PerseError("--device cuda was asked for but CUDA is not available; use --device cpu")
+        raise PerseError("the cuda device was asked for but CUDA is not available; use the cpu device", setting="device")
     if device not in ("cpu", "cuda"):
         raise PerseError(f"unknown device '{device}'; use auto, cpu or cuda")
     return device

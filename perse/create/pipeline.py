@@ -53,12 +53,12 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     q = resolve_quality(quality)
     out = check_writable_parent(out)
     if out.suffix != ".perse":
-        raise PerseError(f"--out {out} must end in .perse")
+        raise PerseError(f"the avatar file {out} must end in .perse", setting="out")
     backend = resolve_backend({"auto": "auto", "cpu": "cpu", "cuda": "gsplat"}.get(device, device))
     editor_spec = editor.spec if isinstance(editor, AttributeEditor) else parse_editor_spec(editor)
     work = Path(work) if work else out.with_name(out.name + ".work")
     if work.exists() and not resume and any(work.iterdir()):
-        raise PerseError(f"work folder {work} exists: pass --resume to continue it, or delete it")
+        raise PerseError(f"work folder {work} exists: resume to continue it, or delete it", setting="resume")
     log = StageLog(work, STAGES, q.expected_s, print_fn, cancel, on_progress)
     DatasetStage.check_editor(log, editor_spec)
     head = _portrait_head(flame, flame_embedding)
@@ -84,7 +84,7 @@ def _portrait_head(flame: str | None, flame_embedding: str | None):
     head = load_head_model(flame, flame_embedding)
     if head.uvs is None or not head.region_names:
         raise PerseError(f"{head.meta.get('name', 'this head model')} has no texture layout or regions, which "
-                         "portrait texturing needs; use the built-in head (omit --flame)")
+                         "portrait texturing needs; use the built-in head instead", setting="flame")
     return head
 
 

@@ -34,4 +34,4 @@ def resolve_quality(quality: str | Quality) -> Quality:
         return quality
     if quality in QUALITIES:
         return QUALITIES[quality]
-    raise PerseError(f"unknown --quality '{quality}'; choose one of: {', '.join(QUALITIES)}")
+    raise PerseError(f"unknown quality '{quality}'; choose one of: {', '.join(QUALITIES)}", setting="quality")

@@ -293,8 +293,8 @@ class DatasetStage(Stage):
         """A finished dataset was made with one editor; resuming with another would mix them."""
         made_with = log.done.get("dataset", {}).get("editor", "builtin")
         if log.is_done("dataset") and made_with != str(spec):
-            raise PerseError(f"{log.path.parent} holds a dataset made with --editor {made_with}; resume with "
-                             "that editor, or delete the work folder to start over")
+            raise PerseError(f"{log.path.parent} holds a dataset made with the editor {made_with}; resume with "
+                             "that editor, or delete the work folder to start over", setting="editor")
 
     def run(self, ctx: CreateContext) -> dict:
         from perse.render.gl import MeshRenderer
