@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.sparse.csgraph import connected_components
 
 # ---------------------------------------------------------------------------------------------
 # Normals, areas, volumes
@@ -349,16 +349,6 @@ def smooth_field(values: np.ndarray, faces: np.ndarray, iterations: int, lam: fl
     return flat.reshape(values.shape)
 
 
-def graph_distances(verts: np.ndarray, faces: np.ndarray, sources: np.ndarray,
-                    limit: float = np.inf) -> np.ndarray:
-    """Shortest edge-path distances ``(len(sources), V)`` (inf where unreachable or beyond ``limit``).
-
-    An approximation of geodesic distance that respects holes (e.g. the lips' gap).
-    """
-    adj = adjacency(len(verts), faces, verts)
-    return dijkstra(adj, directed=False, indices=np.asarray(sources), limit=limit)
-
-
 def harmonic_interpolate(num_verts: int, faces: np.ndarray, fixed_idx: np.ndarray,
                          fixed_values: np.ndarray) -> np.ndarray:
     """Solve L x = 0 on free vertices with x = values on ``fixed_idx`` (uniform Laplacian).
@@ -414,54 +404,3 @@ def ray_mesh_intersect(origins: np.ndarray, dirs: np.ndarray, verts: np.ndarray,
             out_f[r], out_t[r] = k, t[k]
             out_b[r] = [1.0 - u[k] - v[k], u[k], v[k]]
     return out_f, out_t, out_b
-
-
-def closest_point_barycentric(points: np.ndarray, verts: np.ndarray,
-                              faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Closest point on the mesh for each query point (brute force over faces).
-
-    Returns face index (P,), barycentrics (P, 3) and distance (P,).
-    """
-    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    out_f = np.zeros(len(points), dtype=np.int64)
-    out_b = np.zeros((len(points), 3))
-    out_d = np.zeros(len(points))
-    for i, p in enumerate(points):
-        bary = _closest_bary(p, a, b, c)
-        q = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
-        d = np.linalg.norm(q - p, axis=1)
-        k = int(np.argmin(d))
-        out_f[i], out_b[i], out_d[i] = k, bary[k], d[k]
-    return out_f, out_b, out_d
-
-
-def _closest_bary(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Barycentrics of the closest point to p on each triangle (a, b, c: (F, 3)); Ericson's method."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = (ab * ap).sum(1), (ac * ap).sum(1)
-    bp = p - b
-    d3, d4 = (ab * bp).sum(1), (ac * bp).sum(1)
-    cp = p - c
-    d5, d6 = (ab * cp).sum(1), (ac * cp).sum(1)
-    va = d3 * d6 - d5 * d4
-    vb = d5 * d2 - d1 * d6
-    vc = d1 * d4 - d3 * d2
-    out = np.zeros((len(a), 3))
-    denom = np.where(np.abs(va + vb + vc) > 1e-30, va + vb + vc, 1e-30)
-    v, w = vb / denom, vc / denom
-    out[:] = np.stack([1 - v - w, v, w], 1)  # interior
-    # Edge regions (later assignments win, so order from most general to most specific).
-    m = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
-    t = np.clip((d4 - d3) / np.maximum((d4 - d3) + (d5 - d6), 1e-30), 0, 1)
-    out[m] = np.stack([np.zeros_like(t), 1 - t, t], 1)[m]
-    m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-    t = np.clip(d2 / np.maximum(d2 - d6, 1e-30), 0, 1)
-    out[m] = np.stack([1 - t, np.zeros_like(t), t], 1)[m]
-    m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-    t = np.clip(d1 / np.maximum(d1 - d3, 1e-30), 0, 1)
-    out[m] = np.stack([1 - t, t, np.zeros_like(t)], 1)[m]
-    # Vertex regions.
-    out[(d6 >= 0) & (d5 <= d6)] = [0, 0, 1]
-    out[(d3 >= 0) & (d4 <= d3)] = [0, 1, 0]
-    out[(d1 <= 0) & (d2 <= 0)] = [1, 0, 0]
-    return out

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from perse.avatar import Avatar, AvatarState, Look, lerp_looks
-from perse.avatar.binding import triangle_frames, world_to_local_position
+from perse.avatar.binding import world_to_local_position
 from perse.errors import PerseError
 from perse.geometry.rotations import axis_angle_to_matrix, matrix_to_quat, quat_multiply, quat_to_matrix
+from perse.geometry.triangles import triangle_frames
 from perse.head.model import HeadParams
 from tiny_models import tiny_categories, tiny_head
 

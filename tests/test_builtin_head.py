@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from perse.errors import PerseError
+from perse import landmarks as lmk
 from perse.head import arkit
 from perse import mesh_ops as mo
 from perse.head.builtin import EYEBALL_RADIUS, GENERATOR_COMMAND, REGIONS, build_head_data, load_builtin_head
@@ -105,10 +106,10 @@ def test_metric_proportions(head):
     v = _np(head.v_template)
     width = v[:, 0].max() - v[:, 0].min()
     assert 0.13 < width < 0.19  # ears included
-    chin_to_crown = v[:, 1].max() - v[arkit.CHIN_BOTTOM, 1]
+    chin_to_crown = v[:, 1].max() - v[lmk.CHIN_BOTTOM, 1]
     assert 0.21 < chin_to_crown < 0.25
     assert np.linalg.norm(v[33] - v[263]) == pytest.approx(0.09, abs=1e-4)
-    assert v[arkit.NOSE_TIP, 2] > v[33, 2] + 0.02  # the face looks toward +z
+    assert v[lmk.NOSE_TIP, 2] > v[33, 2] + 0.02  # the face looks toward +z
     assert abs(v[:, 1].mean()) < 0.08 and abs(v[:, 2].mean()) < 0.05  # roughly centred
 
 
@@ -126,23 +127,23 @@ def test_jaw_opens_mouth_not_forehead(head, how):
     rest = _np(_pose(head).vertices[0])
     out = _np((_expr(head, jawOpen=1.0) if how == "blendshape" else _pose(head, jaw_rot=[0.3, 0.0, 0.0])).vertices[0])
     d = out - rest
-    assert d[arkit.CHIN_BOTTOM, 1] < -0.008  # chin drops
-    assert d[arkit.INNER_LOWER_LIP, 1] < -0.005
-    assert np.linalg.norm(d[arkit.FOREHEAD_TOP]) < 1e-5
-    assert np.linalg.norm(d[arkit.INNER_UPPER_LIP]) < 0.001
-    assert np.linalg.norm(d[arkit.NOSE_TIP]) < 1e-5
+    assert d[lmk.CHIN_BOTTOM, 1] < -0.008  # chin drops
+    assert d[lmk.INNER_LOWER_LIP, 1] < -0.005
+    assert np.linalg.norm(d[lmk.FOREHEAD_TOP]) < 1e-5
+    assert np.linalg.norm(d[lmk.INNER_UPPER_LIP]) < 0.001
+    assert np.linalg.norm(d[lmk.NOSE_TIP]) < 1e-5
     # Lips part: the inner lip gap grows by several millimetres.
-    gap = out[arkit.INNER_UPPER_LIP, 1] - out[arkit.INNER_LOWER_LIP, 1]
-    assert gap > rest[arkit.INNER_UPPER_LIP, 1] - rest[arkit.INNER_LOWER_LIP, 1] + 0.005
+    gap = out[lmk.INNER_UPPER_LIP, 1] - out[lmk.INNER_LOWER_LIP, 1]
+    assert gap > rest[lmk.INNER_UPPER_LIP, 1] - rest[lmk.INNER_LOWER_LIP, 1] + 0.005
 
 
 def test_blink_left_closes_left_eye_only(head):
     rest = _np(_pose(head).vertices[0])
     out = _np(_expr(head, eyeBlinkLeft=1.0).vertices[0])
-    up, low = arkit.EYE_UPPER_MID["L"], arkit.EYE_LOWER_MID["L"]
+    up, low = lmk.EYE_UPPER_MID["L"], lmk.EYE_LOWER_MID["L"]
     assert out[up, 1] < rest[up, 1] - 0.003  # upper lid comes down
     assert abs(out[up, 1] - out[low, 1]) < 0.001  # and meets the lower lid
-    assert np.abs(out[arkit.EYE_UPPER_MID["R"]] - rest[arkit.EYE_UPPER_MID["R"]]).max() < 1e-6
+    assert np.abs(out[lmk.EYE_UPPER_MID["R"]] - rest[lmk.EYE_UPPER_MID["R"]]).max() < 1e-6
     eyeball = _np(head.lbs_weights[:, 3]) > 0
     assert np.abs(out[eyeball] - rest[eyeball]).max() == 0.0
 
@@ -150,10 +151,10 @@ def test_blink_left_closes_left_eye_only(head):
 def test_expression_sides_follow_arkit(head):
     rest = _np(_pose(head).vertices[0])
     smile_l = _np(_expr(head, mouthSmileLeft=1.0).vertices[0]) - rest
-    assert smile_l[arkit.MOUTH_CORNER["L"], 1] > 0.004 and smile_l[arkit.MOUTH_CORNER["L"], 0] > 0.003
-    assert np.linalg.norm(smile_l[arkit.MOUTH_CORNER["R"]]) < 0.1 * np.linalg.norm(smile_l[arkit.MOUTH_CORNER["L"]])
+    assert smile_l[lmk.MOUTH_CORNER["L"], 1] > 0.004 and smile_l[lmk.MOUTH_CORNER["L"], 0] > 0.003
+    assert np.linalg.norm(smile_l[lmk.MOUTH_CORNER["R"]]) < 0.1 * np.linalg.norm(smile_l[lmk.MOUTH_CORNER["L"]])
     brow = _np(_expr(head, browInnerUp=1.0).vertices[0]) - rest
-    assert brow[arkit.BROW_INNER["L"][1], 1] > 0.004 and brow[arkit.CHIN_BOTTOM].max() == 0.0
+    assert brow[lmk.BROW_INNER["L"][1], 1] > 0.004 and brow[lmk.CHIN_BOTTOM].max() == 0.0
 
 
 def test_eye_rotation_moves_only_eyeball(head):
@@ -162,23 +163,23 @@ def test_eye_rotation_moves_only_eyeball(head):
     moved = (out.vertices[0] - rest.vertices[0]).norm(dim=1) > 1e-7
     assert moved.any()
     assert bool((head.lbs_weights[moved, 3] == 1.0).all())
-    shift = _np(out.landmarks[0, arkit.IRIS_CENTER["L"]] - rest.landmarks[0, arkit.IRIS_CENTER["L"]])
+    shift = _np(out.landmarks[0, lmk.IRIS_CENTER["L"]] - rest.landmarks[0, lmk.IRIS_CENTER["L"]])
     assert shift[0] > 0.003  # positive yaw looks toward the subject's left (+x)
-    assert torch.equal(out.landmarks[0, arkit.IRIS_CENTER["R"]], rest.landmarks[0, arkit.IRIS_CENTER["R"]])
+    assert torch.equal(out.landmarks[0, lmk.IRIS_CENTER["R"]], rest.landmarks[0, lmk.IRIS_CENTER["R"]])
 
 
 def test_neck_rotation_carries_skull_and_eyes(head):
     rest = _pose(head)
     out = _pose(head, neck_rot=[0.0, 0.5, 0.0])
     d = _np(out.vertices[0] - rest.vertices[0])
-    assert np.linalg.norm(d[arkit.NOSE_TIP]) > 0.03
+    assert np.linalg.norm(d[lmk.NOSE_TIP]) > 0.03
     base = _np(rest.vertices[0, :, 1]) < -0.19
     assert np.abs(d[base]).max() < 1e-6  # the neck base stays on the global joint
     # The eyeball turns with the skull: the iris keeps its place in the eye opening.
-    iris = _np(out.landmarks[0, arkit.IRIS_CENTER["L"]])
-    corners = _np(out.landmarks[0, [arkit.EYE_OUTER["L"], arkit.EYE_INNER["L"]]])
-    rest_iris = _np(rest.landmarks[0, arkit.IRIS_CENTER["L"]])
-    rest_corners = _np(rest.landmarks[0, [arkit.EYE_OUTER["L"], arkit.EYE_INNER["L"]]])
+    iris = _np(out.landmarks[0, lmk.IRIS_CENTER["L"]])
+    corners = _np(out.landmarks[0, [lmk.EYE_OUTER["L"], lmk.EYE_INNER["L"]]])
+    rest_iris = _np(rest.landmarks[0, lmk.IRIS_CENTER["L"]])
+    rest_corners = _np(rest.landmarks[0, [lmk.EYE_OUTER["L"], lmk.EYE_INNER["L"]]])
     assert np.linalg.norm((iris - corners.mean(0)) - (rest_iris - rest_corners.mean(0))) > 0.0
     assert abs(np.linalg.norm(iris - corners.mean(0)) - np.linalg.norm(rest_iris - rest_corners.mean(0))) < 1e-5
 
@@ -222,9 +223,9 @@ def test_landmark_embedding(head):
     with torch.no_grad():
         lm = _np(head.landmarks(head.v_template[None])[0])
     assert np.abs(lm[:468] - v[:468]).max() < 1e-6  # landmark i is vertex i
-    assert lm[arkit.EYE_OUTER["R"], 0] < -0.03 and lm[arkit.EYE_OUTER["L"], 0] > 0.03
-    assert lm[arkit.MOUTH_CORNER["R"], 0] < -0.015 and lm[arkit.MOUTH_CORNER["L"], 0] > 0.015
-    assert lm[arkit.CHIN_BOTTOM, 1] < lm[arkit.INNER_LOWER_LIP, 1] < lm[arkit.NOSE_TIP, 1] < lm[arkit.GLABELLA, 1]
+    assert lm[lmk.EYE_OUTER["R"], 0] < -0.03 and lm[lmk.EYE_OUTER["L"], 0] > 0.03
+    assert lm[lmk.MOUTH_CORNER["R"], 0] < -0.015 and lm[lmk.MOUTH_CORNER["L"], 0] > 0.015
+    assert lm[lmk.CHIN_BOTTOM, 1] < lm[lmk.INNER_LOWER_LIP, 1] < lm[lmk.NOSE_TIP, 1] < lm[lmk.GLABELLA, 1]
     joints = _np(head.j_regressor @ head.v_template)
     for start, j in ((468, 4), (473, 3)):  # 468.. is the subject's right iris
         r = np.linalg.norm(lm[start:start + 5] - joints[j], axis=1)
@@ -243,9 +244,9 @@ def test_regions(head):
     v = _np(head.v_template)
     assert reg[np.argmax(v[:, 1])] == REGIONS.index("scalp")
     assert reg[np.argmin(v[:, 2])] == REGIONS.index("back_of_head")
-    assert reg[arkit.NOSE_TIP] == REGIONS.index("nose")
-    assert reg[arkit.CHIN_BOTTOM] == REGIONS.index("beard")
-    assert reg[arkit.INNER_UPPER_LIP] == REGIONS.index("lips")
+    assert reg[lmk.NOSE_TIP] == REGIONS.index("nose")
+    assert reg[lmk.CHIN_BOTTOM] == REGIONS.index("beard")
+    assert reg[lmk.INNER_UPPER_LIP] == REGIONS.index("lips")
 
 
 def test_uv_layout_face_not_distorted(head):
@@ -261,7 +262,7 @@ def test_uv_layout_face_not_distorted(head):
     ratio = e2 / e3
     assert np.percentile(ratio, 90) / np.percentile(ratio, 10) < 3.0  # no large stretch on the face
     # The face is in the front of the chart: nose tip u ~ 0.5.
-    k = np.argwhere(f == arkit.NOSE_TIP)[0]
+    k = np.argwhere(f == lmk.NOSE_TIP)[0]
     assert abs(uv[uf[k[0], k[1]], 0] - 0.5) < 0.02
 
 

@@ -173,10 +173,10 @@ def test_eyes_take_the_photo_colours(case, head):
 def test_closed_eyes_are_reported(head, renderer):
     image = skdata.astronaut().copy()
     face = detect_largest_face(image, "astronaut").face
-    from perse.synth.texture import MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER
+    from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID
 
     closed = face.points.copy()
-    for upper, lower in ((MP_EYE_R_UPPER, MP_EYE_R_LOWER), (MP_EYE_L_UPPER, MP_EYE_L_LOWER)):
+    for upper, lower in ((EYE_UPPER_LID["R"], EYE_LOWER_LID["R"]), (EYE_UPPER_LID["L"], EYE_LOWER_LID["L"])):
         closed[list(lower)] = closed[list(upper)]        # lids meet: no eye opening left
     assert photo_eye_colors(image, closed) is None
     assert photo_eye_colors(image, face.points) is not None

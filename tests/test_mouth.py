@@ -55,7 +55,7 @@ def test_jaw_open_shows_both_arches(frame_renderer, builtin_head):
 
 def test_closed_mouth_render_changes_only_between_the_lips(frame_renderer, builtin_head):
     """The mouth may only recolour the slit between the neutral lips (no teeth, nothing on the skin)."""
-    from perse.synth.texture import MP_LIPS_INNER
+    from perse.landmarks import LIPS_INNER as MP_LIPS_INNER
 
     fr = frame_renderer
     verts = fr.posed_vertices(posed(builtin_head))

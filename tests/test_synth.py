@@ -12,7 +12,7 @@ from perse.errors import PerseError
 from perse.head.model import HeadParams
 from perse.synth import (CATEGORIES, AttributeDataset, apply_binding, bind_to_mesh, build_accessories,
                          category_by_name, generate_dataset)
-from perse.synth.accessories import closest_point_on_triangles
+from perse.geometry.triangles import closest_point_on_triangles
 from perse.geometry.rotations import euler_to_axis_angle
 from perse.synth.texture import TexturePainter, head_anatomy, polygon_signed_distance, rasterize_uv
 from perse.synth.variants import HEAD_REGIONS

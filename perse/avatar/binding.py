@@ -1,9 +1,9 @@
 """Gaussians bound to mesh triangles (GaussianAvatars-style binding), as pure functions.
 
-Each triangle has a frame: origin at its centroid, an orthonormal rotation built from its first edge and
-its normal, and a scale (mean edge length). A bound Gaussian stores its position, rotation and log-scale
-in that frame; posing the mesh moves, turns and scales it with the triangle, which costs one small
-tensor expression per frame and no network evaluation.
+Each triangle has a frame (`perse.geometry.triangles.triangle_frames`): origin at its centroid, an
+orthonormal rotation built from its first edge and its normal, and a scale (mean edge length). A bound
+Gaussian stores its position, rotation and log-scale in that frame; posing the mesh moves, turns and
+scales it with the triangle, which costs one small tensor expression per frame and no network evaluation.
 """
 
 from __future__ import annotations
@@ -14,30 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from perse.render.gaussians import Gaussians
 from perse.geometry.rotations import matrix_to_quat, quat_multiply
-
-
-@dataclass
-class TriangleFrames:
-    """origins: (F, 3); rotations: (F, 3, 3) columns = tangent, bitangent, normal; scales: (F,)."""
-
-    origins: Tensor
-    rotations: Tensor
-    scales: Tensor
-
-
-def triangle_frames(vertices: Tensor, faces: Tensor) -> TriangleFrames:
-    """Per-triangle frames of one mesh. vertices: (V, 3); faces: (F, 3) -> TriangleFrames with F rows."""
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    origins = (a + b + c) / 3.0
-    e0, e1 = b - a, c - a
-    normal = F.normalize(torch.linalg.cross(e0, e1), dim=-1, eps=1e-12)
-    tangent = F.normalize(e0, dim=-1, eps=1e-12)
-    bitangent = torch.linalg.cross(normal, tangent)
-    rotations = torch.stack([tangent, bitangent, normal], dim=-1)
-    scales = ((b - a).norm(dim=-1) + (c - b).norm(dim=-1) + (a - c).norm(dim=-1)) / 3.0
-    return TriangleFrames(origins, rotations, scales)
+from perse.geometry.triangles import TriangleFrames, corners
+from perse.render.gaussians import Gaussians
 
 
 @dataclass
@@ -88,7 +67,7 @@ def sample_on_triangles(vertices: Tensor, faces: Tensor, count: int, generator: 
     """
     if count == 0:  # e.g. an avatar without categories has no shell Gaussians
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, 3)
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    a, b, c = corners(vertices, faces)
     area = 0.5 * torch.linalg.cross(b - a, c - a).norm(dim=-1)
     weights = area if face_weights is None else area * face_weights
     parent = torch.multinomial(weights, count, replacement=True, generator=generator)

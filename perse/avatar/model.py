@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from perse.avatar.binding import (LocalGaussians, TriangleFrames, bind_to_world, sample_on_triangles,
-                                  triangle_frames, world_to_local_position)
+from perse.avatar.binding import LocalGaussians, bind_to_world, sample_on_triangles, world_to_local_position
 from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig
 from perse.avatar.latent import LatentSpace, Look
 from perse.categories import Category
+from perse.geometry.triangles import TriangleFrames, triangle_frames
 from perse.head.model import HeadModel, HeadParams
 from perse.render.gaussians import Gaussians
 

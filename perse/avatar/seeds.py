@@ -45,9 +45,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from perse.avatar.binding import TriangleFrames, world_to_local_position
+from perse.avatar.binding import world_to_local_position
 from perse.errors import PerseError
 from perse.geometry.rotations import matrix_to_quat
+from perse.geometry.triangles import TriangleFrames
 
 SEEDS_FILE = "seeds.npz"
 SEEDS_VERSION = 1

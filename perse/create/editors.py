@@ -128,11 +128,6 @@ def parse_editor_spec(spec: "str | EditorSpec | None") -> EditorSpec:
     return EditorSpec("diffusers", path.resolve())
 
 
-def edit_prompt(category: str, variant: str) -> str | None:
-    """The inpainting prompt of a variant, or None when the variant is not edited (not in the table)."""
-    return EDIT_PROMPTS.get((category, variant))
-
-
 def variant_seed(seed: int, category: str, variant: str) -> int:
     """Deterministic 31-bit seed per (seed, category, variant), stable across processes."""
     return (zlib.crc32(f"{category}/{variant}".encode()) + 7919 * int(seed)) % (2 ** 31 - 1)

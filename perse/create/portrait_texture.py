@@ -38,12 +38,13 @@ import numpy as np
 import torch
 
 from perse.errors import PerseError
+from perse.geometry.easing import smoothstep
 from perse.head.model import HeadModel
+from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, IRIS
 from perse.mesh_ops import uniform_laplacian, vertex_normals
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
-from perse.synth.texture import (MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER, MP_IRIS_L, MP_IRIS_R,
-                                 SCLERA_COLOR, TexelAtlas, build_atlas, eye_albedo, eye_coordinates, fit_sphere,
-                                 head_anatomy, luminance, rasterize_uv, sine_noise, smoothstep)
+from perse.synth.texture import (SCLERA_COLOR, TexelAtlas, build_atlas, eye_albedo, eye_coordinates, fit_sphere,
+                                 head_anatomy, luminance, rasterize_uv, sine_noise)
 from perse.synth.variants import category_by_name
 
 SUPPORTED_SIZES = (256, 512, 1024, 2048)
@@ -391,7 +392,7 @@ def _hair_completion(anatomy, atlas: TexelAtlas, colors: np.ndarray, conf: np.nd
 
 def eye_opening_polygon(landmarks: np.ndarray, side: int) -> np.ndarray:
     """(K, 2) lid contour of the subject's right (side 0) or left (1) eye, upper lid then lower lid back."""
-    upper, lower = ((MP_EYE_R_UPPER, MP_EYE_R_LOWER), (MP_EYE_L_UPPER, MP_EYE_L_LOWER))[side]
+    upper, lower = ((EYE_UPPER_LID["R"], EYE_LOWER_LID["R"]), (EYE_UPPER_LID["L"], EYE_LOWER_LID["L"]))[side]
     return np.concatenate([landmarks[list(upper)], landmarks[list(lower)][::-1]])
 
 
@@ -402,7 +403,7 @@ def photo_eye_colors(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarr
 
     h, w = image.shape[:2]
     iris_px, sclera_px = [], []
-    for side, iris_ids in enumerate((MP_IRIS_R, MP_IRIS_L)):
+    for side, iris_ids in enumerate((IRIS["R"], IRIS["L"])):
         poly = eye_opening_polygon(landmarks, side)
         centre = landmarks[iris_ids[0]]
         radius = float(np.linalg.norm(landmarks[list(iris_ids[1:])] - centre, axis=1).mean())

@@ -23,17 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from perse.head.model import HeadModel, HeadParams
 from perse.geometry.rotations import relative_rotation
+from perse.head.model import HeadModel, HeadParams
+from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS_CENTER
 from perse.track.fit import R0, FitConfig, FitResult, HeadFitter
-from perse.track.landmarks import IRIS_CENTRES
 
 MAX_TRANSLATION = 0.2  # metres of head shift from rest the avatar follows
 LOST_TRACK_IOD = 0.08  # a warm fit worse than this (fraction of the IOD) restarts from scratch
 EYEBALL_RATIO = 2.3  # eye width (corner to corner) / eyeball radius, for gaze from iris offsets
-
-# MediaPipe eye corners (outer, inner) per eye, with the eye's iris centre; "right" = the subject's right.
-_EYES = {"right": (33, 133, IRIS_CENTRES[0]), "left": (263, 362, IRIS_CENTRES[1])}
 
 
 class ParamLayout:
@@ -91,7 +88,8 @@ def gaze_from_irises(points: np.ndarray) -> np.ndarray:
     points); the built-in head fits its eye joints to the iris landmarks directly.
     """
     offsets = []
-    for outer, inner, iris in _EYES.values():
+    for side in ("R", "L"):
+        outer, inner, iris = EYE_OUTER[side], EYE_INNER[side], IRIS_CENTER[side]
         a, b, c = points[outer], points[inner], points[iris]
         width = float(np.linalg.norm(b - a))
         if width < 1e-6:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHIN, NOSE_BOTTOM, MOUTH_CORNERS, CHEEK_SIDES = 152, 2, (61, 291), (234, 454)
+from perse.landmarks import CHIN_BOTTOM, EYE_OUTER, FACE_SIDE, SUBNASALE
+
 MARGIN_IOD = 0.08          # allowed = inside dilated by this
 FEATURE_DILATE_IOD = 0.06  # eyes / brows / lips hulls grown by this
 BEARD_DROP_IOD = 0.45      # a beard may hang this far below the jaw line
@@ -62,7 +63,7 @@ def rows_above(y: float, shape: tuple[int, int]) -> np.ndarray:
 
 def iod(landmarks: np.ndarray) -> float:
     """Inter-ocular distance in pixels (outer eye corners) of (478, 2) landmarks."""
-    return float(np.linalg.norm(landmarks[33] - landmarks[263]))
+    return float(np.linalg.norm(landmarks[EYE_OUTER["R"]] - landmarks[EYE_OUTER["L"]]))
 
 
 def box_mask(x0: float, x1: float, y0: float, y1: float, shape: tuple[int, int]) -> np.ndarray:
@@ -103,14 +104,14 @@ def category_regions(landmarks: np.ndarray, silhouette: np.ndarray) -> dict[str,
     d = iod(landmarks)
     parts = face_parts(landmarks, shape)
     margin = lambda m: dilate(m, MARGIN_IOD * d)  # noqa: E731
-    brows_top, chin_y = brow_line(landmarks), float(landmarks[CHIN, 1])
-    eyes_y = float(landmarks[[33, 263], 1].mean())
+    brows_top, chin_y = brow_line(landmarks), float(landmarks[CHIN_BOTTOM, 1])
+    eyes_y = float(landmarks[[EYE_OUTER["R"], EYE_OUTER["L"]], 1].mean())
     above_brows = rows_above(brows_top, shape)
 
     face_below_brows = parts["face"] & ~above_brows
     hair = silhouette & ~face_below_brows & rows_above(chin_y, shape)
 
-    lower = landmarks[np.r_[[NOSE_BOTTOM], face_oval_below(landmarks, NOSE_BOTTOM)]]
+    lower = landmarks[np.r_[[SUBNASALE], face_oval_below(landmarks, SUBNASALE)]]
     beard = polygon_mask(np.r_[lower, lower + [0.0, BEARD_DROP_IOD * d]], shape)
 
     band_top, band_bottom = brows_top, eyes_y + 0.45 * d
@@ -120,7 +121,7 @@ def category_regions(landmarks: np.ndarray, silhouette: np.ndarray) -> dict[str,
     hat = above_brows & dilate(silhouette, 0.6 * d)
 
     out_x, in_x, down = (f * d for f in EARLOBE_BOX_IOD)
-    (rx, ry), (lx, ly) = landmarks[CHEEK_SIDES[0]], landmarks[CHEEK_SIDES[1]]
+    (rx, ry), (lx, ly) = landmarks[FACE_SIDE["R"]], landmarks[FACE_SIDE["L"]]
     side = np.sign(lx - rx) or 1.0  # +1 when the subject's left is on the image's right (a front view)
     earrings = (box_mask(rx - side * out_x, rx + side * in_x, ry, ry + down, shape)
                 | box_mask(lx + side * out_x, lx - side * in_x, ly, ly + down, shape))

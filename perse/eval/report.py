@@ -14,6 +14,7 @@ import numpy as np
 from perse.avatar.model import Avatar
 from perse.errors import PerseError
 from perse.eval import attributes, backview, identity, portrait as portrait_mod, regions, silhouette, views
+from perse.landmarks import FACE_SIDE
 
 IDENTITY_YAWS = (20.0, -20.0)
 TARGETS = {"identity_reference": 0.40, "identity_yaw20": 0.45, "silhouette_iou": 0.92,
@@ -81,7 +82,7 @@ def look_sections(avatar: Avatar, size: int, backend: str) -> dict:
 
     back = views.render_view(avatar, views.front_state(avatar), views.front_camera(avatar, size, 180.0), backend)
     hair_front = by_category["hair"].inside & (front.alpha > 0.5)
-    ear_y = float(landmarks[list(regions.CHEEK_SIDES), 1].mean())
+    ear_y = float(landmarks[[FACE_SIDE["R"], FACE_SIDE["L"]], 1].mean())
     hair_back = backview.back_hair_mask(back.alpha, ear_y)
     fraction = backview.off_palette_fraction(back.rgb[hair_back], backview.palette(front.rgb[hair_front]))
     return {"attributes": rows,

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MOUTH_CORNERS = (61, 291)
-CHIN = 152
+from perse.landmarks import CHIN_BOTTOM, MOUTH_CORNER
 
 
 def above_line_mask(p: np.ndarray, q: np.ndarray, away_from: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -22,7 +21,7 @@ def above_line_mask(p: np.ndarray, q: np.ndarray, away_from: np.ndarray, shape: 
 
 def above_mouth_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: above the line through the mouth corners (landmarks 61, 291) of (478, 2) landmarks."""
-    return above_line_mask(landmarks[MOUTH_CORNERS[0]], landmarks[MOUTH_CORNERS[1]], landmarks[CHIN], shape)
+    return above_line_mask(landmarks[MOUTH_CORNER["R"]], landmarks[MOUTH_CORNER["L"]], landmarks[CHIN_BOTTOM], shape)
 
 
 def silhouette_iou(avatar_alpha: np.ndarray, person: np.ndarray, landmarks: np.ndarray,

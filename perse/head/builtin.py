@@ -52,7 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from perse.errors import PerseError
-from perse.geometry.rotations import axis_angle_to_matrix
+from perse.geometry.easing import smoothstep
+from perse import landmarks as lmk
 from perse.head import arkit
 from perse import mesh_ops as mo
 from perse.head.model import JOINT_NAMES, HeadData, HeadModel
@@ -115,6 +116,21 @@ def face_tesselation() -> np.ndarray:
     return mo.orient_consistently(tris)
 
 
+def _rotation(rotvec: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation matrix of one axis-angle vector, in the generator's own arithmetic.
+
+    Not `perse.geometry.rotations.axis_angle_to_matrix` on purpose: the generator turns differences of
+    1e-16 in the canonical landmarks into millimetres of the finished head (least squares, then
+    discrete choices), and `tests/test_builtin_head.py` pins the regenerated head to the stored one
+    within 0.05 mm. This keeps the stored head reproducible bit for bit."""
+    angle = np.linalg.norm(rotvec)
+    if angle < 1e-12:
+        return np.eye(3)
+    k = rotvec / angle
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+
+
 def mirror_pairs(points: np.ndarray) -> np.ndarray:
     """(N,) index of each point's mirror partner under x -> -x (optimal one-to-one matching)."""
     from scipy.optimize import linear_sum_assignment
@@ -138,9 +154,9 @@ def canonical_landmarks(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p = raw * np.array([1.0, -1.0, -1.0])  # image axes -> y up, z toward the camera
     p = p - p[:468].mean(axis=0)
     # Initial frame from eye corners (x) and chin -> forehead (y).
-    x = p[arkit.EYE_OUTER["L"]] - p[arkit.EYE_OUTER["R"]]
+    x = p[lmk.EYE_OUTER["L"]] - p[lmk.EYE_OUTER["R"]]
     x /= np.linalg.norm(x)
-    y = p[arkit.FOREHEAD_TOP] - p[arkit.CHIN_BOTTOM]
+    y = p[lmk.FOREHEAD_TOP] - p[lmk.CHIN_BOTTOM]
     y -= x * (x @ y)
     y /= np.linalg.norm(y)
     p = p @ np.stack([x, y, np.cross(x, y)], axis=1)
@@ -149,19 +165,19 @@ def canonical_landmarks(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flip = np.array([-1.0, 1.0, 1.0])
 
     def residual(params: np.ndarray) -> np.ndarray:
-        q = p @ axis_angle_to_matrix(np.array([0.0, params[0], params[1]])).T + np.array([params[2], 0, 0])
+        q = p @ _rotation(np.array([0.0, params[0], params[1]])).T + np.array([params[2], 0, 0])
         return ((q * flip)[pair] - q).ravel()
 
     sol = least_squares(residual, np.zeros(3))
-    R = axis_angle_to_matrix(np.array([0.0, sol.x[0], sol.x[1]]))
+    R = _rotation(np.array([0.0, sol.x[0], sol.x[1]]))
     p = p @ R.T + np.array([sol.x[2], 0, 0])
     p = 0.5 * (p + (p * flip)[pair])  # exact mirror symmetry
     p[pair == np.arange(len(p)), 0] = 0.0
     # Pitch: make the face plane upright (glabella straight above the chin front).
-    g, c = p[arkit.GLABELLA], p[arkit.CHIN_FRONT]
+    g, c = p[lmk.GLABELLA], p[lmk.CHIN_FRONT]
     pitch = -np.arctan2(g[2] - c[2], g[1] - c[1])
-    p = p @ axis_angle_to_matrix(np.array([pitch, 0.0, 0.0])).T
-    p *= EYE_CORNER_DISTANCE / np.linalg.norm(p[arkit.EYE_OUTER["L"]] - p[arkit.EYE_OUTER["R"]])
+    p = p @ _rotation(np.array([pitch, 0.0, 0.0])).T
+    p *= EYE_CORNER_DISTANCE / np.linalg.norm(p[lmk.EYE_OUTER["L"]] - p[lmk.EYE_OUTER["R"]])
     return p, pair
 
 
@@ -262,7 +278,7 @@ def neutralise_face(verts: np.ndarray, faces: np.ndarray, mouth_loop: np.ndarray
     out = verts + fb.field(ids, np.concatenate([d_up, d_low]), radius=0.022, sigma=0.004)
     # Relax the smile: corners medially, down and slightly forward.
     for side, s in (("R", -1.0), ("L", 1.0)):
-        corner = [arkit.MOUTH_CORNER[side], arkit.MOUTH_INNER_CORNER[side]]
+        corner = [lmk.MOUTH_CORNER[side], lmk.MOUTH_INNER_CORNER[side]]
         out += fb.field(corner, [-s * 0.0055, -0.0045, 0.0015], radius=0.032)
     return out
 
@@ -283,7 +299,7 @@ def build_face(raw: np.ndarray) -> dict:
     pts = np.concatenate([face_pts, pts[468:]])
     # Head frame: y = 0 at the outer eye corners, z = 0 about 1 cm behind the face's side points
     # (234/454, in front of the ears) -- roughly the ear canals.
-    pts -= np.array([0.0, pts[arkit.EYE_OUTER["L"], 1], pts[arkit.FACE_SIDE["L"], 2] - 0.010])
+    pts -= np.array([0.0, pts[lmk.EYE_OUTER["L"], 1], pts[lmk.FACE_SIDE["L"], 2] - 0.010])
     verts, faces, _ = mo.subdivide_butterfly(pts[:468], faces)
     return {"verts": verts, "faces": faces, "landmarks": pts,
             "loops": _name_loops(mo.boundary_loops(faces), verts)}
@@ -293,13 +309,13 @@ def _name_loops(loops: list[np.ndarray], pts: np.ndarray) -> dict[str, np.ndarra
     named = {}
     for loop in loops:
         s = set(loop.tolist())
-        if arkit.INNER_UPPER_LIP in s:
+        if lmk.INNER_UPPER_LIP in s:
             named["mouth"] = loop
-        elif arkit.EYE_OUTER["L"] in s:
+        elif lmk.EYE_OUTER["L"] in s:
             named["eye_L"] = loop
-        elif arkit.EYE_OUTER["R"] in s:
+        elif lmk.EYE_OUTER["R"] in s:
             named["eye_R"] = loop
-        elif arkit.FOREHEAD_TOP in s:
+        elif lmk.FOREHEAD_TOP in s:
             named["oval"] = loop
     if len(named) != 4:
         raise RuntimeError(f"unexpected face boundary loops: {[len(x) for x in loops]}")
@@ -622,7 +638,7 @@ def build_geometry(raw: np.ndarray) -> dict:
     loops = face["loops"]
     eye_centres = {}
     for side in ("L", "R"):
-        c = eyeball_centre(face["verts"][loops["eye_" + side]], lm[arkit.IRIS_CENTER[side]], EYEBALL_RADIUS)
+        c = eyeball_centre(face["verts"][loops["eye_" + side]], lm[lmk.IRIS_CENTER[side]], EYEBALL_RADIUS)
         eye_centres[side] = c
         nv, nf = socket_pocket(loops["eye_" + side], parts.verts, c, EYEBALL_RADIUS + 0.0013)
         parts.add("socket_" + side, nv, nf, offset_faces=False)
@@ -635,7 +651,7 @@ def build_geometry(raw: np.ndarray) -> dict:
     ear_dirs = {}
     for side, s in (("L", 1.0), ("R", -1.0)):
         # Attach just behind the face's side point, slightly below the eye line.
-        o = np.array([0.0, -0.012, lm[arkit.FACE_SIDE[side], 2] - 0.014])
+        o = np.array([0.0, -0.012, lm[lmk.FACE_SIDE[side], 2] - 0.014])
         f_hit, t_hit, _ = mo.ray_mesh_intersect(o[None], np.array([[s, 0.0, 0.0]]), parts.verts, skin_faces)
         ev, ef, ed = ear_mesh(o + t_hit[0] * np.array([s, 0.0, 0.0]), s)
         parts.add("ear_" + side, ev, ef)
@@ -768,8 +784,8 @@ def _outer_lips(v: np.ndarray, mouth_loop: np.ndarray) -> tuple[np.ndarray, np.n
 
     ids = np.unique(np.array(list(mp.solutions.face_mesh_connections.FACEMESH_LIPS)).ravel())
     ids = np.setdiff1d(ids, mouth_loop)
-    ids = ids[~np.isin(ids, [arkit.MOUTH_CORNER["L"], arkit.MOUTH_CORNER["R"]])]
-    corner_y = 0.5 * (v[arkit.MOUTH_CORNER["L"], 1] + v[arkit.MOUTH_CORNER["R"], 1])
+    ids = ids[~np.isin(ids, [lmk.MOUTH_CORNER["L"], lmk.MOUTH_CORNER["R"]])]
+    corner_y = 0.5 * (v[lmk.MOUTH_CORNER["L"], 1] + v[lmk.MOUTH_CORNER["R"], 1])
     return ids[v[ids, 1] > corner_y], ids[v[ids, 1] <= corner_y]
 
 
@@ -787,7 +803,7 @@ def expression_fields(geo: dict, J: np.ndarray, weights: np.ndarray, w_jaw: np.n
     upper_lip = np.concatenate([up_in[1:-1], up_out])
     lower_lip = np.concatenate([low_in[1:-1], low_out])
     lips = np.concatenate([upper_lip, lower_lip])
-    corners = {s: np.array([arkit.MOUTH_CORNER[s], arkit.MOUTH_INNER_CORNER[s]]) for s in "LR"}
+    corners = {s: np.array([lmk.MOUTH_CORNER[s], lmk.MOUTH_INNER_CORNER[s]]) for s in "LR"}
     sign = {"L": 1.0, "R": -1.0}
     sockets = np.concatenate([P.ranges["socket_L"], P.ranges["socket_R"]])
     no_socket = np.ones((V, 1))
@@ -811,7 +827,7 @@ def expression_fields(geo: dict, J: np.ndarray, weights: np.ndarray, w_jaw: np.n
                        + fb.field(lower_lip, [0, 0.005, 0.0005], 0.02, 0.004))
     for s in "LR":
         x = sign[s]
-        cheek = [arkit.CHEEK[s], arkit.CHEEK_UPPER[s]]
+        cheek = [lmk.CHEEK[s], lmk.CHEEK_UPPER[s]]
         F["mouthSmile" + ("Left" if s == "L" else "Right")] = (
             fb.field(corners[s], [x * 0.006, 0.007, -0.003], 0.032)
             + fb.field(cheek, [x * 0.0015, 0.003, 0.002], 0.025))
@@ -837,7 +853,7 @@ def expression_fields(geo: dict, J: np.ndarray, weights: np.ndarray, w_jaw: np.n
     F["mouthRight"] = fb.field(all_mouth, [-0.008, 0, 0], 0.025, 0.005)
     F["mouthRollLower"] = fb.field(np.concatenate([low_out, low_in[1:-1]]), [0, 0.002, -0.004], 0.012, 0.004)
     F["mouthRollUpper"] = fb.field(np.concatenate([up_out, up_in[1:-1]]), [0, -0.002, -0.004], 0.012, 0.004)
-    chin = [arkit.CHIN_FRONT, arkit.CHIN_BOTTOM]
+    chin = [lmk.CHIN_FRONT, lmk.CHIN_BOTTOM]
     F["mouthShrugLower"] = (fb.field(lower_lip, [0, 0.003, 0.002], 0.015, 0.004)
                             + fb.field(chin, [0, 0.002, 0.002], 0.025))
     F["mouthShrugUpper"] = fb.field(upper_lip, [0, 0.003, 0.002], 0.015, 0.004)
@@ -861,22 +877,22 @@ def expression_fields(geo: dict, J: np.ndarray, weights: np.ndarray, w_jaw: np.n
         q = c + (EYEBALL_RADIUS + 0.002) * (meet - c) / np.linalg.norm(meet - c, axis=1, keepdims=True)
         blink = (fb.field(up, q - v[up], 0.016, 0.003) + fb.field(low, d_low, 0.01, 0.003)) * no_socket
         F["eyeBlink" + name] = blink
-        cheek_up = [arkit.CHEEK_UPPER[s]]
+        cheek_up = [lmk.CHEEK_UPPER[s]]
         F["eyeSquint" + name] = (fb.field(low, [0, 0.002, 0.0005], 0.012, 0.003)
                                  + fb.field(cheek_up, [0, 0.002, 0.001], 0.02)
                                  + fb.field(up, [0, -0.001, 0], 0.01, 0.003)) * no_socket
         wide = c + _rot_about_x(v[up] - c, -0.2)  # the upper lid slides up over the eyeball
         F["eyeWide" + name] = (fb.field(up, wide - v[up], 0.016, 0.003)
-                               + fb.field(arkit.BROW[s], [0, 0.0015, 0], 0.015)) * no_socket
-        F["browDown" + name] = fb.field(arkit.BROW[s], [-x * 0.0015, -0.004, 0.0005], 0.022)
-        F["browOuterUp" + name] = fb.field(arkit.BROW_OUTER[s], [0, 0.006, 0.0], 0.025)
+                               + fb.field(lmk.BROW[s], [0, 0.0015, 0], 0.015)) * no_socket
+        F["browDown" + name] = fb.field(lmk.BROW[s], [-x * 0.0015, -0.004, 0.0005], 0.022)
+        F["browOuterUp" + name] = fb.field(lmk.BROW_OUTER[s], [0, 0.006, 0.0], 0.025)
         F["cheekSquint" + name] = (fb.field(cheek_up, [0, 0.003, 0.001], 0.022)
                                    + fb.field(low, [0, 0.001, 0], 0.01, 0.003)) * no_socket
-        F["noseSneer" + name] = (fb.field([arkit.NOSE_ALA[s], arkit.NOSE_SIDE[s]], [0, 0.004, 0.0005], 0.018)
-                                 + fb.field(arkit.BROW_INNER[s], [0, -0.0015, 0], 0.012))
-    F["browInnerUp"] = fb.field(np.concatenate([arkit.BROW_INNER["L"], arkit.BROW_INNER["R"]]),
+        F["noseSneer" + name] = (fb.field([lmk.NOSE_ALA[s], lmk.NOSE_SIDE[s]], [0, 0.004, 0.0005], 0.018)
+                                 + fb.field(lmk.BROW_INNER[s], [0, -0.0015, 0], 0.012))
+    F["browInnerUp"] = fb.field(np.concatenate([lmk.BROW_INNER["L"], lmk.BROW_INNER["R"]]),
                                 [0, 0.006, 0.0], 0.028)
-    cheeks = [arkit.CHEEK["L"], arkit.CHEEK["R"]]
+    cheeks = [lmk.CHEEK["L"], lmk.CHEEK["R"]]
     F["cheekPuff"] = fb.field(cheeks, normals[cheeks] * 0.008, 0.03) + fb.field(
         np.concatenate([corners["L"], corners["R"]]), [0, 0, 0.001], 0.01)
     missing = set(arkit.EXPRESSION_NAMES) - set(F)
@@ -887,7 +903,7 @@ def expression_fields(geo: dict, J: np.ndarray, weights: np.ndarray, w_jaw: np.n
 
 def _rot_about_x(p: np.ndarray, angle: float) -> np.ndarray:
     """Rotate (N, 3) vectors about +x (negative angle tilts +z toward +y)."""
-    return p @ axis_angle_to_matrix(np.array([angle, 0.0, 0.0])).T
+    return p @ _rotation(np.array([angle, 0.0, 0.0])).T
 
 
 # =============================================================================================
@@ -897,11 +913,6 @@ def _rot_about_x(p: np.ndarray, angle: float) -> np.ndarray:
 
 def _gauss(p: np.ndarray, c, sigma: float) -> np.ndarray:
     return np.exp(-((p - np.asarray(c)) ** 2).sum(-1) / (2 * sigma ** 2))
-
-
-def _smoothstep(x: np.ndarray, a: float, b: float) -> np.ndarray:
-    t = np.clip((x - a) / (b - a), 0, 1)
-    return t * t * (3 - 2 * t)
 
 
 def shape_fields(geo: dict, rng: np.random.Generator, num: int = NUM_SHAPE) -> np.ndarray:
@@ -916,16 +927,16 @@ def shape_fields(geo: dict, rng: np.random.Generator, num: int = NUM_SHAPE) -> n
     lm = geo["landmarks"]
     x, y, z = v[:, 0], v[:, 1], v[:, 2]
     sx = np.sign(x)
-    front = _smoothstep(z, -0.01, 0.04)
+    front = smoothstep(-0.01, 0.04, z)
     eyes = [geo["eye_centres"]["L"], geo["eye_centres"]["R"]]
     eye_g = _gauss(v, eyes[0], 0.018) + _gauss(v, eyes[1], 0.018)
-    corner = lm[arkit.MOUTH_CORNER["L"]]
-    chin = lm[arkit.CHIN_FRONT]
-    tip = lm[arkit.NOSE_TIP]
-    ala = lm[arkit.NOSE_ALA["L"]]
-    cheek = lm[arkit.CHEEK["L"]]
-    brow = lm[arkit.BROW["L"][7]]
-    jaw_angle = lm[arkit.JAW_ANGLE["L"]]
+    corner = lm[lmk.MOUTH_CORNER["L"]]
+    chin = lm[lmk.CHIN_FRONT]
+    tip = lm[lmk.NOSE_TIP]
+    ala = lm[lmk.NOSE_ALA["L"]]
+    cheek = lm[lmk.CHEEK["L"]]
+    brow = lm[lmk.BROW["L"][7]]
+    jaw_angle = lm[lmk.JAW_ANGLE["L"]]
     mirror = np.array([-1.0, 1.0, 1.0])
     both = lambda c, s: _gauss(v, c, s) + _gauss(v, c * mirror, s)  # noqa: E731
     skin_faces = P.faces[: geo["num_skin_faces"]]
@@ -941,23 +952,23 @@ def shape_fields(geo: dict, rng: np.random.Generator, num: int = NUM_SHAPE) -> n
         np.stack([0 * x, -0.003 * _gauss(v, tip, 0.014), 0 * z], 1),  # nose length
         np.stack([0.1 * x * _gauss(v, [0, ala[1], ala[2]], 0.014), 0 * y, 0 * z], 1),  # nose width
         np.stack([0 * x, 0 * y, 0.004 * _gauss(v, tip, 0.016)], 1),  # nose projection
-        np.stack([0 * x, 0 * y, 0.003 * _gauss(v, lm[arkit.NOSE_BRIDGE], 0.013)], 1),  # nose bridge
+        np.stack([0 * x, 0 * y, 0.003 * _gauss(v, lm[lmk.NOSE_BRIDGE], 0.013)], 1),  # nose bridge
         np.stack([0.0025 * sx * eye_g, 0 * y, 0 * z], 1),  # eye spacing
         np.stack([0 * x, 0.0025 * eye_g, 0 * z], 1),  # eye height
         0.08 * (v - np.where(x[:, None] > 0, eyes[0], eyes[1])) * eye_g[:, None],  # eye opening size
         np.stack([0 * x, 0 * y, 0.003 * both(brow, 0.018)], 1),  # brow ridge
         np.stack([0.003 * sx * both(cheek, 0.022), 0 * y, 0.0015 * both(cheek, 0.022)], 1),  # cheek fullness
-        np.stack([0.003 * sx * both(lm[arkit.CHEEK_UPPER["L"]] + [0.015, 0.0, -0.01], 0.018), 0 * y, 0 * z], 1),
-        np.stack([0 * x, 0.0015 * _gauss(v, lm[arkit.UPPER_LIP_TOP], 0.01), 0.0008 * _gauss(v, lm[0], 0.01)], 1),
-        np.stack([0 * x, -0.0015 * _gauss(v, lm[arkit.LOWER_LIP_BOTTOM], 0.01),
+        np.stack([0.003 * sx * both(lm[lmk.CHEEK_UPPER["L"]] + [0.015, 0.0, -0.01], 0.018), 0 * y, 0 * z], 1),
+        np.stack([0 * x, 0.0015 * _gauss(v, lm[lmk.UPPER_LIP_TOP], 0.01), 0.0008 * _gauss(v, lm[0], 0.01)], 1),
+        np.stack([0 * x, -0.0015 * _gauss(v, lm[lmk.LOWER_LIP_BOTTOM], 0.01),
                   0.0008 * _gauss(v, lm[17], 0.01)], 1),  # lip thickness (upper, lower)
         np.stack([0.003 * sx * both(corner, 0.012), 0 * y, 0 * z], 1),  # mouth width
-        np.stack([0 * x, 0.003 * _gauss(v, lm[arkit.INNER_UPPER_LIP], 0.02), 0 * z], 1),  # mouth height
-        np.stack([0 * x, 0 * y, 0.005 * _smoothstep(y, 0.02, 0.1) * front], 1),  # forehead slope
-        np.stack([0 * x, 0.006 * _smoothstep(y, 0.02, 0.12), 0 * z], 1),  # cranium height
-        np.stack([0 * x, 0 * y, -0.006 * _smoothstep(-z, 0.02, 0.11) * _smoothstep(y, -0.08, -0.02)], 1),
-        np.stack([0.06 * x * _smoothstep(-y, 0.07, 0.11), 0 * y,
-                  0.06 * (z + 0.02) * _smoothstep(-y, 0.07, 0.11)], 1),  # neck thickness
+        np.stack([0 * x, 0.003 * _gauss(v, lm[lmk.INNER_UPPER_LIP], 0.02), 0 * z], 1),  # mouth height
+        np.stack([0 * x, 0 * y, 0.005 * smoothstep(0.02, 0.1, y) * front], 1),  # forehead slope
+        np.stack([0 * x, 0.006 * smoothstep(0.02, 0.12, y), 0 * z], 1),  # cranium height
+        np.stack([0 * x, 0 * y, -0.006 * smoothstep(0.02, 0.11, -z) * smoothstep(-0.08, -0.02, y)], 1),
+        np.stack([0.06 * x * smoothstep(0.07, 0.11, -y), 0 * y,
+                  0.06 * (z + 0.02) * smoothstep(0.07, 0.11, -y)], 1),  # neck thickness
         np.stack([0.003 * sx * both(jaw_angle, 0.02), -0.002 * both(jaw_angle, 0.02), 0 * z], 1),  # jaw angle
         np.stack([0 * x, 0 * y, 0.003 * _gauss(v, [0, -0.025, 0.09], 0.035)], 1),  # mid-face projection
         np.stack([0.002 * sx * both([0.065, 0.03, 0.02], 0.02), 0 * y, 0 * z], 1),  # temples
@@ -1095,16 +1106,16 @@ def vertex_regions(geo: dict) -> np.ndarray:
     reg[shell & (y < -0.03) & (z > -0.035)] = R["beard"]
     reg[shell & ((y < -0.13) | ((y < -0.07) & (z < -0.035)))] = R["neck"]
     # Face mesh.
-    sub = lm[arkit.SUBNASALE]
+    sub = lm[lmk.SUBNASALE]
     side_y = -0.03  # height of the beard line at the sideburns
     beard_line = sub[1] + (np.abs(x) / 0.065) * (side_y - sub[1])
-    brow_ids = np.array(arkit.BROW["L"] + arkit.BROW["R"])
+    brow_ids = np.array(lmk.BROW["L"] + lmk.BROW["R"])
     brow_top = lm[brow_ids, 1].max()
     reg[face & (y > brow_top + 0.004)] = R["forehead"]
     reg[face & (y < beard_line)] = R["beard"]
-    ala = lm[arkit.NOSE_ALA["L"]]
-    half_w = np.interp(y, [sub[1] - 0.004, ala[1], lm[arkit.GLABELLA, 1]], [0.012, ala[0] + 0.004, 0.008])
-    reg[face & (y > sub[1] - 0.004) & (y < lm[arkit.GLABELLA, 1]) & (np.abs(x) < half_w)] = R["nose"]
+    ala = lm[lmk.NOSE_ALA["L"]]
+    half_w = np.interp(y, [sub[1] - 0.004, ala[1], lm[lmk.GLABELLA, 1]], [0.012, ala[0] + 0.004, 0.008])
+    reg[face & (y > sub[1] - 0.004) & (y < lm[lmk.GLABELLA, 1]) & (np.abs(x) < half_w)] = R["nose"]
     brow_d = np.linalg.norm(v[:, None] - lm[brow_ids][None], axis=2).min(axis=1)
     reg[face & (brow_d < 0.0065)] = R["brows"]
     eye_loops = np.concatenate([geo["loops"]["eye_L"], geo["loops"]["eye_R"]])
@@ -1112,9 +1123,9 @@ def vertex_regions(geo: dict) -> np.ndarray:
     reg[face & (eye_d < 0.0075) & (brow_d >= 0.0065)] = R["eyelids"]
     # Lips: inside the outer lip contour (in the frontal projection).
     up_out, low_out = _outer_lips(v, geo["loops"]["mouth"])
-    ring = np.concatenate([[arkit.MOUTH_CORNER["R"]], up_out[np.argsort(v[up_out, 0])], [arkit.MOUTH_CORNER["L"]],
+    ring = np.concatenate([[lmk.MOUTH_CORNER["R"]], up_out[np.argsort(v[up_out, 0])], [lmk.MOUTH_CORNER["L"]],
                            low_out[np.argsort(-v[low_out, 0])]])
-    in_lips = _inside_polygon(v[:, :2], v[ring, :2]) & (z > lm[arkit.MOUTH_CORNER["L"], 2] - 0.005)
+    in_lips = _inside_polygon(v[:, :2], v[ring, :2]) & (z > lm[lmk.MOUTH_CORNER["L"], 2] - 0.005)
     reg[face & in_lips] = R["lips"]
     reg[np.isin(np.arange(len(v)), geo["loops"]["mouth"])] = R["lips"]
     reg[P.ranges["mouth_pocket"]] = R["lips"]
@@ -1142,8 +1153,8 @@ def landmark_embedding(geo: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         f = first_face[i]
         idx[i] = f
         bary[i, int(np.flatnonzero(faces[f] == i)[0])] = 1.0
-    for side, start in (("R", 468), ("L", 473)):
-        ids = np.arange(start, start + 5)
+    for side in ("R", "L"):
+        ids = np.array(lmk.IRIS[side])
         eye_faces = np.flatnonzero(np.isin(faces[:, 0], P.ranges["eyeball_" + side]))
         c = geo["eye_centres"][side]
         d = lm[ids] - c

@@ -37,6 +37,7 @@ import torch
 
 from perse.errors import PerseError
 from perse.head.model import JOINT_NAMES, HeadData, HeadModel
+from perse.landmarks import NUM_LANDMARKS
 
 FLAME_NUM_VERTICES = 5023
 FLAME_NUM_FACES = 9976
@@ -44,7 +45,6 @@ FLAME_NUM_SHAPE = 300
 FLAME_NUM_EXPRESSION = 100
 FLAME_NUM_JOINTS = len(JOINT_NAMES)  # 5
 FLAME_NUM_POSE_CORRECTIVES = 9 * (FLAME_NUM_JOINTS - 1)  # 36
-MEDIAPIPE_NUM_LANDMARKS = 478  # with irises (refine_landmarks=True)
 
 # Keys every FLAME release stores; "J", "bs_style", "bs_type" are optional and unused.
 REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
@@ -335,8 +335,8 @@ def load_landmark_embedding(path: str | os.PathLike, num_faces: int = FLAME_NUM_
     if L and (face_idx.min() < 0 or face_idx.max() >= num_faces):
         raise PerseError(f"{path}: lmk_face_idx must index faces 0..{num_faces - 1}; this embedding is "
                          "for another mesh")
-    if L and (ids.min() < 0 or ids.max() >= MEDIAPIPE_NUM_LANDMARKS):
-        raise PerseError(f"{path}: landmark_indices must be MediaPipe ids 0..{MEDIAPIPE_NUM_LANDMARKS - 1}")
+    if L and (ids.min() < 0 or ids.max() >= NUM_LANDMARKS):
+        raise PerseError(f"{path}: landmark_indices must be MediaPipe ids 0..{NUM_LANDMARKS - 1}")
     bary = bary.astype(np.float64)
     if not np.isfinite(bary).all() or (L and np.abs(bary.sum(axis=1) - 1.0).max() > 1e-3):
         raise PerseError(f"{path}: lmk_b_coords rows must be barycentric coordinates summing to 1")

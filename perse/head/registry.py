@@ -22,7 +22,7 @@ from typing import Iterable
 
 from perse.errors import PerseError
 from perse.head.flame import load_flame, sha256_file
-from perse.head.model import HeadData, HeadModel
+from perse.head.model import HeadModel
 from perse.paths import config_dir
 
 ENV_FLAME = "PERSE_FLAME"
@@ -82,11 +82,6 @@ def resolve_flame_path(cli_value: str | os.PathLike | None = None) -> Path | Non
 def resolve_embedding_path(cli_value: str | os.PathLike | None = None) -> Path | None:
     """The landmark embedding: CLI flag, then $PERSE_FLAME_EMBEDDING, then config "flame_embedding"."""
     return _resolve(cli_value, ENV_FLAME_EMBEDDING, CONFIG_FLAME_EMBEDDING)
-
-
-def head_model_from_data(data: HeadData) -> HeadModel:
-    """A `HeadModel` from raw arrays (e.g. the copy embedded in an avatar file)."""
-    return HeadModel(data)
 
 
 def load_head_model(spec: str | os.PathLike | None = None, embedding: str | os.PathLike | None = None) -> HeadModel:

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perse.errors import PerseError
-from perse.synth.texture import (MP_EYE_L_LOWER, MP_EYE_L_UPPER, MP_EYE_R_LOWER, MP_EYE_R_UPPER,
-                                 MP_FOREHEAD_TOP, MP_NOSE_BRIDGE, HeadAnatomy, smoothstep)
+from perse.geometry.easing import smoothstep
+from perse.geometry.triangles import barycentric, closest_point_on_triangles, corners, interpolate, unit_normals
+from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, FOREHEAD_TOP, GLABELLA
+from perse.synth.texture import HeadAnatomy
 
 
 # --------------------------------------------------------------------------------------------------
@@ -37,45 +39,6 @@ class Binding:
     face: np.ndarray
     bary: np.ndarray
     offset: np.ndarray
-
-
-def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Closest points on triangles (a, b, c) to points p, all (..., 3) broadcastable (Ericson, RTCD 5.1.5)."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
-    bp = p - b
-    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
-    cp = p - c
-    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
-    va = d3 * d6 - d5 * d4
-    vb = d5 * d2 - d1 * d6
-    vc = d1 * d4 - d3 * d2
-    eps = 1e-30
-    # Interior by default, then overwrite the Voronoi regions of edges and vertices (order matters).
-    denom = np.where(np.abs(va + vb + vc) < eps, eps, va + vb + vc)
-    v, w = vb / denom, vc / denom
-    out = a + ab * v[..., None] + ac * w[..., None]
-
-    def put(mask, value):
-        nonlocal out
-        out = np.where(mask[..., None], value, out)
-
-    t_bc = (d4 - d3) / np.where(np.abs((d4 - d3) + (d5 - d6)) < eps, eps, (d4 - d3) + (d5 - d6))
-    put((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0), b + (c - b) * t_bc[..., None])
-    t_ac = d2 / np.where(np.abs(d2 - d6) < eps, eps, d2 - d6)
-    put((vb <= 0) & (d2 >= 0) & (d6 <= 0), a + ac * t_ac[..., None])
-    t_ab = d1 / np.where(np.abs(d1 - d3) < eps, eps, d1 - d3)
-    put((vc <= 0) & (d1 >= 0) & (d3 <= 0), a + ab * t_ab[..., None])
-    put((d6 >= 0) & (d5 <= d6), c)
-    put((d3 >= 0) & (d4 <= d3), b)
-    put((d1 <= 0) & (d2 <= 0), a)
-    return out
-
-
-def _triangle_frames(vertices, faces):
-    """Corners (F, 3) x (3,) and unit normals (F, 3) of a mesh, numpy or torch alike."""
-    v0, v1, v2 = vertices[..., faces[:, 0], :], vertices[..., faces[:, 1], :], vertices[..., faces[:, 2], :]
-    return v0, v1, v2
 
 
 def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -114,17 +77,6 @@ def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     return Binding(face=allowed[best], bary=bary, offset=offset)
 
 
-def barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates (N, 3) of points p in the planes of triangles (a, b, c), all (N, 3)."""
-    v0, v1, v2 = b - a, c - a, p - a
-    d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
-    d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
-    den = d00 * d11 - d01 * d01
-    v = (d11 * d20 - d01 * d21) / den
-    w = (d00 * d21 - d01 * d20) / den
-    return np.stack([1.0 - v - w, v, w], axis=-1)
-
-
 def apply_binding(binding: Binding, vertices, faces):
     """Evaluate bound points on a (deformed) mesh.
 
@@ -132,22 +84,17 @@ def apply_binding(binding: Binding, vertices, faces):
     same array type: sum_i bary_i * corner_i + offset * unit_normal.
     """
     f = faces[binding.face] if not hasattr(faces, "cpu") else faces.cpu().numpy()[binding.face]
+    bary, offset = binding.bary, binding.offset
     if hasattr(vertices, "cpu"):  # torch tensor
         import torch
 
-        idx = torch.as_tensor(f, device=vertices.device)
-        bary = torch.as_tensor(binding.bary, dtype=vertices.dtype, device=vertices.device)
-        off = torch.as_tensor(binding.offset, dtype=vertices.dtype, device=vertices.device)
-        a, b, c = vertices[..., idx[:, 0], :], vertices[..., idx[:, 1], :], vertices[..., idx[:, 2], :]
-        n = torch.linalg.cross(b - a, c - a)
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-20)
-        return a * bary[:, 0:1] + b * bary[:, 1:2] + c * bary[:, 2:3] + n * off[:, None]
-    vertices = np.asarray(vertices, dtype=np.float64)
-    a, b, c = vertices[..., f[:, 0], :], vertices[..., f[:, 1], :], vertices[..., f[:, 2], :]
-    n = np.cross(b - a, c - a)
-    n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-20)
-    bary = binding.bary
-    return a * bary[:, 0:1] + b * bary[:, 1:2] + c * bary[:, 2:3] + n * binding.offset[:, None]
+        f = torch.as_tensor(f, device=vertices.device)
+        bary = torch.as_tensor(bary, dtype=vertices.dtype, device=vertices.device)
+        offset = torch.as_tensor(offset, dtype=vertices.dtype, device=vertices.device)
+    else:
+        vertices = np.asarray(vertices, dtype=np.float64)
+    a, b, c = corners(vertices, f)
+    return interpolate(a, b, c, bary) + unit_normals(a, b, c) * offset[:, None]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,9 +299,9 @@ def build_glasses(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
     hw, hh, expo, rim_r, frame_col, lens_col, lens_op = GLASSES_STYLE[style]
     a = anatomy
     verts_all = a.vertices
-    eyes = [(a.eye_centers[0], a.lmk(*MP_EYE_R_UPPER, *MP_EYE_R_LOWER), -1),
-            (a.eye_centers[1], a.lmk(*MP_EYE_L_UPPER, *MP_EYE_L_LOWER), 1)]
-    bridge_pt = a.landmarks[MP_NOSE_BRIDGE]
+    eyes = [(a.eye_centers[0], a.lmk(*EYE_UPPER_LID["R"], *EYE_LOWER_LID["R"]), -1),
+            (a.eye_centers[1], a.lmk(*EYE_UPPER_LID["L"], *EYE_LOWER_LID["L"]), 1)]
+    bridge_pt = a.landmarks[GLABELLA]
     nose = a.vertex_mask(["nose"])
     ang = np.linspace(0, 2 * np.pi, 48, endpoint=False)
     frame_parts, lens_parts, rims = [], [], []
@@ -519,7 +466,7 @@ HAT_COLORS = {"cap": (0.10, 0.17, 0.42), "beanie": (0.58, 0.12, 0.10)}
 def build_hat(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
     """A baseball cap (dome + brim + button) or a knitted beanie (thick dome + folded cuff + pompom)."""
     a = anatomy
-    y10 = a.landmarks[MP_FOREHEAD_TOP][1]
+    y10 = a.landmarks[FOREHEAD_TOP][1]
     brows_top = a.vertices[a.vertex_mask(["brows"]), 1].max()
     centre = a.head_center
     if style == "cap":

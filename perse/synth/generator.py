@@ -73,15 +73,17 @@ import torch
 
 from perse.avatar.seeds import SEEDS_FILE, save_seeds
 from perse.errors import PerseError
+from perse.geometry.easing import smoothstep
+from perse.geometry.rotations import axis_angle_to_matrix, euler_to_axis_angle
 from perse.head.model import HeadModel, HeadParams
+from perse.landmarks import CHIN_BOTTOM
 from perse.mesh_ops import vertex_normals
 from perse.render.camera import Camera, orbit_camera
-from perse.geometry.rotations import axis_angle_to_matrix, euler_to_axis_angle
 from perse.synth.accessories import AccessoryCache
 from perse.synth.hair import HairLayer
 from perse.synth.mouth import build_mouth
 from perse.synth.seeding import dataset_seeds
-from perse.synth.texture import MP_CHIN, HeadAnatomy, TexturePainter, head_anatomy, smoothstep
+from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
 FORMAT_NAME = "perse-dataset"
@@ -271,7 +273,7 @@ class FrameRenderer:
                                       hair_coverage=None if hair_layer is None else hair_layer.coverage)
         self.neck_fade_m = neck_fade_m
         self._neck_label = self.anatomy.region_id("neck") + 1
-        self._chin_vertex = int(np.argmin(np.linalg.norm(self.anatomy.vertices - self.anatomy.landmarks[MP_CHIN],
+        self._chin_vertex = int(np.argmin(np.linalg.norm(self.anatomy.vertices - self.anatomy.landmarks[CHIN_BOTTOM],
                                                          axis=1)))
         self.variant_textures = check_variant_textures(variant_textures, categories, texture_size)
         self._composed: dict[tuple, np.ndarray] = {}

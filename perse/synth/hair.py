@@ -35,17 +35,14 @@ import numpy as np
 
 from perse.errors import PerseError
 from perse.io_utils import atomic_write_bytes
-from perse.synth.texture import smoothstep
+from perse.geometry.easing import smoothstep
+from perse.landmarks import BROW_UPPER, CHEEK, CHEEK_UPPER, CHEEKBONE, EYE_OUTER, MOUTH_CORNER
 
 SHELL_REGIONS = ("scalp", "back_of_head")
 MIN_THICKNESS_M = 0.003          # thin layer where the photo shows hair (short hair)
 DEFAULT_THICKNESS_M = 0.004      # layer used when the hair cannot be separated
 MAX_THICKNESS_M = 0.07
 HAIRLINE_TAPER_M = 0.02          # thickness reaches its full value this far from the hairline
-MP_MOUTH_CORNERS = (61, 291)
-MP_CHEEKS = (50, 280, 205, 425, 101, 330)
-MP_BROWS = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336)
-MP_OUTER_EYES = (33, 263)
 
 
 @dataclass
@@ -138,17 +135,17 @@ def segment_hair(image: np.ndarray, landmarks: np.ndarray, person: np.ndarray) -
     from skimage.color import rgb2lab
 
     h, w = image.shape[:2]
-    iod = float(np.linalg.norm(landmarks[MP_OUTER_EYES[0]] - landmarks[MP_OUTER_EYES[1]]))
+    iod = float(np.linalg.norm(landmarks[EYE_OUTER["R"]] - landmarks[EYE_OUTER["L"]]))
     if iod < 8:
         raise PerseError("the face is too small to separate its hair; use a larger portrait")
     lab = rgb2lab(image.astype(np.float64) / 255.0)
     face = polygon_mask(landmarks[:468], w, h)
     person_b = person > 0.5
-    brow_y = float(landmarks[list(MP_BROWS), 1].mean())
-    mouth_y = float(landmarks[list(MP_MOUTH_CORNERS), 1].mean())
+    brow_y = float(landmarks[list(BROW_UPPER["R"] + BROW_UPPER["L"]), 1].mean())
+    mouth_y = float(landmarks[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]], 1].mean())
     ys = np.arange(h)[:, None] * np.ones((1, w))
 
-    skin_samples = _disc_samples(lab, landmarks[list(MP_CHEEKS)], 0.12 * iod)
+    skin_samples = _disc_samples(lab, landmarks[[t[s] for t in (CHEEKBONE, CHEEK, CHEEK_UPPER) for s in "RL"]], 0.12 * iod)
     # Hair samples: the person's pixels around the top of the head, outside the (dilated) face oval.
     ring = cv2.dilate(face.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(0.08 * iod)))
     hair_zone = person_b & ~ring.astype(bool) & (ys < brow_y)
@@ -310,6 +307,6 @@ def build_hair_thickness(head_vertices: np.ndarray, faces: np.ndarray, regions: 
     on_shell = np.isin(regions, [region_names.index(r) for r in SHELL_REGIONS])
     if not reliable:
         return (DEFAULT_THICKNESS_M * on_shell * hairline_taper(head_vertices, on_shell)).astype(np.float32)
-    mouth_y = float(landmarks[list(MP_MOUTH_CORNERS), 1].mean())
+    mouth_y = float(landmarks[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]], 1].mean())
     return shell_thickness(head_vertices, faces, on_shell, skull_centre, camera, head_alpha, hair, mouth_y,
                            hair_present=True)

@@ -29,7 +29,9 @@ import numpy as np
 from perse import mesh_ops as mo
 from perse.synth.accessories import (Accessory, Binding, _grid_faces, apply_binding, bind_to_mesh, merge, orient_faces, tube,
                                      uv_sphere)
-from perse.synth.texture import MP_LIPS_INNER, HeadAnatomy, smoothstep
+from perse.geometry.easing import smoothstep
+from perse.landmarks import LIPS_INNER
+from perse.synth.texture import HeadAnatomy
 
 # Crown sizes per half arch, midline to back (metres): width along the arch, height, labial-lingual
 # thickness (adult averages, rounded). Lower incisors are narrower, lower canines taller.
@@ -126,7 +128,7 @@ def find_mouth_pocket(anatomy: HeadAnatomy, jaw_weight: np.ndarray, expression_m
     """
     if "lips" not in anatomy.region_names:
         return None
-    inner = anatomy.lmk(*MP_LIPS_INNER)
+    inner = anatomy.lmk(*LIPS_INNER)
     V, F = anatomy.vertices, anatomy.faces
     depth = lip_contour_depth(V, inner)
     half_width = float(np.abs(inner[:, 0]).max())
@@ -145,7 +147,7 @@ def find_mouth_pocket(anatomy: HeadAnatomy, jaw_weight: np.ndarray, expression_m
     in_mouth[loop] = True
     mixed = jaw_weight[F].max(axis=1) - jaw_weight[F].min(axis=1) > 0.9
     faces = np.nonzero(in_mouth[F].all(axis=1) & (deep[F].any(axis=1) | mixed))[0]
-    upper_lip, lower_lip = inner[:11], np.concatenate([inner[10:], inner[:1]])[::-1]  # MP_LIPS_INNER order
+    upper_lip, lower_lip = inner[:11], np.concatenate([inner[10:], inner[:1]])[::-1]  # LIPS_INNER order
     upper_loop, lower_loop = split_loop(V, loop, upper_lip, lower_lip)
     corners = F[faces]
     return MouthPocket(faces=faces, skull=(jaw_weight[corners] < 1e-3).all(axis=1),

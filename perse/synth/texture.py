@@ -23,38 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from perse.errors import PerseError
+from perse.geometry.easing import smoothstep
+from perse.landmarks import (BROW_LOWER, BROW_UPPER, CHEEKBONE, CHIN_BOTTOM, EYE_LOWER_LID, EYE_UPPER_LID, FACE_SIDE,
+                             FOREHEAD_TOP, GLABELLA, IRIS, LIPS_INNER, LIPS_OUTER, MOUTH_CORNER, NOSE_TIP, SUBNASALE)
 from perse.mesh_ops import vertex_normals
 from perse.synth.variants import HEAD_REGIONS, SKIN_REGIONS
 
-# --------------------------------------------------------------------------------------------------
-# MediaPipe face-mesh landmark ids used to place features (subject's right side has x < 0).
-# --------------------------------------------------------------------------------------------------
-MP_BROW_R_UPPER = (70, 63, 105, 66, 107)        # outer -> inner
-MP_BROW_R_LOWER = (46, 53, 52, 65, 55)
-MP_BROW_L_UPPER = (300, 293, 334, 296, 336)
-MP_BROW_L_LOWER = (276, 283, 282, 295, 285)
-MP_EYE_R_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)   # corner -> corner along the upper lid
-MP_EYE_R_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
-MP_EYE_L_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
-MP_EYE_L_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
-MP_IRIS_R = (468, 469, 470, 471, 472)           # centre first
-MP_IRIS_L = (473, 474, 475, 476, 477)
-MP_LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-MP_LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
-MP_NOSE_TIP = 1
-MP_NOSE_BRIDGE = 168
-MP_FOREHEAD_TOP = 10
-MP_CHIN = 152
-MP_CHEEK_R, MP_CHEEK_L = 50, 280
-MP_FACE_SIDE_R, MP_FACE_SIDE_L = 234, 454
-MP_MOUTH_CORNER_R, MP_MOUTH_CORNER_L = 61, 291
-MP_SUBNASALE = 2
-
-REQUIRED_LANDMARKS = sorted(set(MP_BROW_R_UPPER + MP_BROW_R_LOWER + MP_BROW_L_UPPER + MP_BROW_L_LOWER
-                                + MP_EYE_R_UPPER + MP_EYE_R_LOWER + MP_EYE_L_UPPER + MP_EYE_L_LOWER
-                                + MP_LIPS_OUTER + MP_LIPS_INNER
-                                + (MP_NOSE_TIP, MP_NOSE_BRIDGE, MP_FOREHEAD_TOP, MP_CHIN, MP_CHEEK_R,
-                                   MP_CHEEK_L, MP_FACE_SIDE_R, MP_FACE_SIDE_L, MP_SUBNASALE)))
+# MediaPipe landmarks the painters place features with (`perse.landmarks`).
+REQUIRED_LANDMARKS = sorted(set(BROW_UPPER["R"] + BROW_LOWER["R"] + BROW_UPPER["L"] + BROW_LOWER["L"]
+                                + EYE_UPPER_LID["R"] + EYE_LOWER_LID["R"] + EYE_UPPER_LID["L"] + EYE_LOWER_LID["L"]
+                                + LIPS_OUTER + LIPS_INNER
+                                + (NOSE_TIP, GLABELLA, FOREHEAD_TOP, CHIN_BOTTOM, CHEEKBONE["R"],
+                                   CHEEKBONE["L"], FACE_SIDE["R"], FACE_SIDE["L"], SUBNASALE)))
 
 # --------------------------------------------------------------------------------------------------
 # Colours (linear-ish sRGB in [0, 1]) of the variants.
@@ -97,12 +77,6 @@ TEXTURE_CATEGORIES = ("hair", "beard", "eyebrows", "lips", "skin")
 # --------------------------------------------------------------------------------------------------
 # Small pure helpers
 # --------------------------------------------------------------------------------------------------
-def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    """Hermite step from 0 at `edge0` to 1 at `edge1` (edge0 > edge1 gives a falling step)."""
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def sine_noise(points: np.ndarray, rng: np.random.Generator, wavelength: float, waves: int = 24) -> np.ndarray:
     """Smooth, roughly unit-variance 3D noise: a sum of plane waves with random directions and phases.
 
@@ -261,7 +235,7 @@ def eye_coordinates(anatomy: HeadAnatomy, P: np.ndarray) -> tuple[np.ndarray, np
     theta = np.full(P.shape[0], np.pi)
     azim = np.zeros(P.shape[0])
     iris_angle = []
-    for k, iris_ids in enumerate((MP_IRIS_R, MP_IRIS_L)):
+    for k, iris_ids in enumerate((IRIS["R"], IRIS["L"])):
         c, r = a.eye_centers[k], a.eye_radii[k]
         pts = a.lmk(*iris_ids)
         gaze = pts[0] - c
@@ -453,19 +427,19 @@ class TexturePainter:
         self.skin_low = sine_noise(P, rng, wavelength=0.05)
         self.skin_mid = sine_noise(P, rng, wavelength=0.012)
         self.skin_fine = sine_noise(P, rng, wavelength=0.0015, waves=32)
-        cheeks = a.lmk(MP_CHEEK_R, MP_CHEEK_L)
+        cheeks = a.lmk(CHEEKBONE["R"], CHEEKBONE["L"])
         d_cheek = np.min(np.linalg.norm(P[:, None] - cheeks[None], axis=-1), axis=1)
-        d_nose = np.linalg.norm(P - a.landmarks[MP_NOSE_TIP], axis=1)
+        d_nose = np.linalg.norm(P - a.landmarks[NOSE_TIP], axis=1)
         self.warm = np.clip(0.55 * np.exp(-(d_cheek / 0.022) ** 2) + 0.45 * np.exp(-(d_nose / 0.012) ** 2)
                             + 0.5 * reg["ears"] + 0.25 * reg["eyelids"], 0.0, 1.0)
         self.neck = np.clip(reg["neck"], 0.0, 1.0)
 
         # Lips: a soft polygon through the outer-lip landmarks, on the front of the face only.
-        lips_outer = a.lmk(*MP_LIPS_OUTER)
+        lips_outer = a.lmk(*LIPS_OUTER)
         sd = polygon_signed_distance(P[:, :2], lips_outer[:, :2])
         front = smoothstep(lips_outer[:, 2].min() - 0.015, lips_outer[:, 2].min() - 0.005, P[:, 2])
         self.lips = smoothstep(0.0012, -0.0008, sd) * front * (1.0 - reg["eyeballs"])
-        inner = a.lmk(*MP_LIPS_INNER)
+        inner = a.lmk(*LIPS_INNER)
         d_inner, _ = polyline_distance(P[:, :2], np.concatenate([inner, inner[:1]])[:, :2])
         # Mouth cavity: behind the inner lip line (seen when the jaw opens); dark, darker with depth.
         # The cavity lies behind the inner lip contour, whose depth is taken as a function of |x|.
@@ -485,10 +459,10 @@ class TexturePainter:
         self._paint_eyes_fields(P, rng)
 
         # Lash line: distance to the upper-lid landmark curves (3D), a thinner one on the lower lids.
-        d_up = np.minimum(polyline_distance(P, a.lmk(*MP_EYE_R_UPPER))[0],
-                          polyline_distance(P, a.lmk(*MP_EYE_L_UPPER))[0])
-        d_lo = np.minimum(polyline_distance(P, a.lmk(*MP_EYE_R_LOWER))[0],
-                          polyline_distance(P, a.lmk(*MP_EYE_L_LOWER))[0])
+        d_up = np.minimum(polyline_distance(P, a.lmk(*EYE_UPPER_LID["R"]))[0],
+                          polyline_distance(P, a.lmk(*EYE_UPPER_LID["L"]))[0])
+        d_lo = np.minimum(polyline_distance(P, a.lmk(*EYE_LOWER_LID["R"]))[0],
+                          polyline_distance(P, a.lmk(*EYE_LOWER_LID["L"]))[0])
         lid_skin = np.clip(1.0 - reg["eyeballs"], 0.0, 1.0)
         self.lash = np.clip(np.exp(-(d_up / 0.0011) ** 2) + 0.45 * np.exp(-(d_lo / 0.0007) ** 2), 0, 1) * lid_skin
         self.lid_shadow = np.exp(-(d_up / 0.004) ** 2) * lid_skin
@@ -521,7 +495,7 @@ class TexturePainter:
         self.brow_t = np.full(P.shape[0], 1.0)     # signed offset across the brow / its half width
         self.brow_half = np.full(P.shape[0], 1e-3)
         best = np.full(P.shape[0], np.inf)
-        for upper_ids, lower_ids in ((MP_BROW_R_UPPER, MP_BROW_R_LOWER), (MP_BROW_L_UPPER, MP_BROW_L_LOWER)):
+        for upper_ids, lower_ids in ((BROW_UPPER["R"], BROW_LOWER["R"]), (BROW_UPPER["L"], BROW_LOWER["L"])):
             up, lo = a.lmk(*upper_ids), a.lmk(*lower_ids)
             centre = 0.5 * (up + lo)
             # Extend the curve a little beyond both ends so the brow tapers naturally.
@@ -569,7 +543,7 @@ class TexturePainter:
         c = a.head_center
         rel = P - c
         azim = np.degrees(np.arctan2(rel[:, 0], rel[:, 2]))        # 0 = front, +-180 = back
-        y_front = a.landmarks[MP_FOREHEAD_TOP][1]
+        y_front = a.landmarks[FOREHEAD_TOP][1]
         ears = a.vertices[a.vertex_mask(["ears"])]
         ear_top = ears[:, 1].max() if ears.size else y_front - 0.05
         ear_bottom = ears[:, 1].min() if ears.size else y_front - 0.1
@@ -609,10 +583,10 @@ class TexturePainter:
 
     def _beard_fields(self, P: np.ndarray, rng: np.random.Generator) -> None:
         a = self.anatomy
-        mouth_l, mouth_r = a.landmarks[MP_MOUTH_CORNER_L], a.landmarks[MP_MOUTH_CORNER_R]
-        subnasal = a.landmarks[MP_SUBNASALE]
-        chin = a.landmarks[MP_CHIN]
-        side = a.landmarks[MP_FACE_SIDE_L]
+        mouth_l, mouth_r = a.landmarks[MOUTH_CORNER["L"]], a.landmarks[MOUTH_CORNER["R"]]
+        subnasal = a.landmarks[SUBNASALE]
+        chin = a.landmarks[CHIN_BOTTOM]
+        side = a.landmarks[FACE_SIDE["L"]]
         mouth_y = 0.5 * (mouth_l[1] + mouth_r[1])
         mouth_hw = 0.5 * abs(mouth_l[0] - mouth_r[0])
         eye_y = a.eye_centers[:, 1].mean()

@@ -65,13 +65,3 @@ def reference_look(categories: list[Category] | None = None) -> dict[str, str]:
     """``{category: reference variant}`` for every category."""
     return {c.name: c.reference for c in (CATEGORIES if categories is None else categories)}
 
-
-def validate_look(look: dict[str, str], categories: list[Category] | None = None) -> dict[str, str]:
-    """A complete look: missing categories take their reference; unknown names raise PerseError."""
-    cats = CATEGORIES if categories is None else categories
-    by_name = {c.name: c for c in cats}
-    for name, variant in look.items():
-        if name not in by_name:
-            raise PerseError(f"unknown attribute category '{name}'; choose one of {', '.join(by_name)}")
-        by_name[name].index(variant)
-    return {c.name: look.get(c.name, c.reference) for c in cats}

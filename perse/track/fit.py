@@ -49,7 +49,8 @@ from torch import Tensor
 from perse.geometry.rotations import rotation_and_left_jacobian, skew
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera
-from perse.track.landmarks import NUM_LANDMARKS, OUTER_EYE_CORNERS, landmark_groups
+from perse.landmarks import EYE_OUTER, NUM_LANDMARKS
+from perse.track.landmarks import landmark_groups
 
 R0 = np.diag([1.0, -1.0, -1.0])  # model (+y up, +z face) -> OpenCV camera axes
 
@@ -614,7 +615,7 @@ class HeadFitter:
             raise ValueError("landmarks contain NaN or inf")
         W, H = int(image_size[0]), int(image_size[1])
         obs = obs_all[self._head_ids].T  # (2, L), head order
-        iod = float(np.linalg.norm(obs_all[OUTER_EYE_CORNERS[0]] - obs_all[OUTER_EYE_CORNERS[1]]))
+        iod = float(np.linalg.norm(obs_all[EYE_OUTER["R"]] - obs_all[EYE_OUTER["L"]]))
         if iod < 1.0:
             raise ValueError("outer eye corners coincide: not a face")
         principal = np.array([[(W - 1) / 2], [(H - 1) / 2]])  # (2, 1)

@@ -19,10 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from perse.errors import PerseError
+from perse.landmarks import EYE_OUTER, NUM_LANDMARKS, NUM_MESH_POINTS
 
-NUM_LANDMARKS = 478  # 468 mesh points + 2 x 5 iris points (refine_landmarks=True)
-OUTER_EYE_CORNERS = (33, 263)  # subject's right, subject's left
-IRIS_CENTRES = (468, 473)  # subject's right, subject's left
 MIN_EYE_CORNER_PX = 40.0  # below this the 256-px mesh crop is upsampled and landmarks get unreliable
 
 
@@ -55,8 +53,7 @@ class FaceLandmarks:
     @property
     def eye_corner_distance(self) -> float:
         """Pixels between the outer eye corners (landmarks 33 and 263)."""
-        a, b = OUTER_EYE_CORNERS
-        return float(np.linalg.norm(self.points[a] - self.points[b]))
+        return float(np.linalg.norm(self.points[EYE_OUTER["R"]] - self.points[EYE_OUTER["L"]]))
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -192,5 +189,5 @@ def landmark_groups() -> dict[str, np.ndarray]:
         "left_eyebrow": ids(c.FACEMESH_LEFT_EYEBROW),
         "right_eyebrow": ids(c.FACEMESH_RIGHT_EYEBROW),
         "nose": ids(c.FACEMESH_NOSE),
-        "irises": np.arange(468, NUM_LANDMARKS, dtype=np.int64),
+        "irises": np.arange(NUM_MESH_POINTS, NUM_LANDMARKS, dtype=np.int64),
     }

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
-from perse.rotations import quat_to_matrix
+from perse.geometry.rotations import quat_to_matrix
 
 
 @dataclass
