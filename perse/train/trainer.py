@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from perse.avatar.binding import bind_to_world, triangle_frames
+from perse.avatar.binding import bind_to_world
+from perse.geometry.triangles import triangle_frames
 from perse.avatar.io import pack_avatar, save_avatar, unpack_avatar
 from perse.avatar.latent import Look
 from perse.categories import Category
