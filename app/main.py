@@ -2,7 +2,8 @@
 
 Headless check: ``perse-studio --screenshot OUT.png [--frames N] [--attr C=V[:W]] [--expr N=V]``;
 ``--drive VIDEO`` drives the avatar from a video (played in real time, looped) from start-up and prints
-the Webcam panel's status line (camera fps, tracking ms, latency) at exit.
+the Webcam panel's status line (camera fps, tracking ms, latency) at exit. The flags are studio actions
+(app/script.py); --screenshot and --export make the run a scripted one instead of the main loop.
 """
 
 from __future__ import annotations

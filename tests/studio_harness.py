@@ -1,6 +1,7 @@
 """Runs the real studio headlessly for scripted GUI tests (used by the tests/studio_*_script.py files)."""
 
 import json
+import time
 from typing import Callable
 
 import dearpygui.dearpygui as dpg
@@ -9,6 +10,7 @@ from app.main import parse_args
 from app.window import StudioWindow
 
 Action = Callable[[StudioWindow, dict], None]
+DEADLINE = 120.0  # seconds: generous, so a loaded machine waits longer instead of failing
 
 
 def drive(frames: int, actions: dict[int, Action], shot: str) -> dict:
@@ -29,3 +31,21 @@ def drive(frames: int, actions: dict[int, Action], shot: str) -> dict:
     dpg.destroy_context()
     print(json.dumps(findings))
     return findings
+
+
+def pump(window, seconds: float = 0.0, until=None, timeout: float = DEADLINE, each=None) -> bool:
+    """Run main-loop iterations (tick + DPG frame) for `seconds`, or until `until()` (False on timeout).
+    Findings never depend on how many iterations fit into `seconds`: waits that matter use `until`."""
+    t0 = time.perf_counter()
+    while True:
+        window.tick()
+        dpg.render_dearpygui_frame()
+        if each is not None:
+            each()
+        elapsed = time.perf_counter() - t0
+        if until is not None and until():
+            return True
+        if until is None and elapsed >= seconds:
+            return True
+        if elapsed > timeout:
+            return False

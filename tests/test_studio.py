@@ -136,3 +136,26 @@ def test_new_from_portrait_previews_the_fit(tmp_path):
     assert findings["fit_text"].startswith("fit error") and "% of the eye distance" in findings["fit_text"]
     assert not findings["status"].startswith("error")
     assert shot.stat().st_size > 0
+
+
+@needs_display
+def test_panels_play_animate_and_post_actions(tmp_path):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "studio_actions_script.py"),
+                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    f = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert f["play_without_looks"].startswith("error: store a look as A") and not f["play_box_without_looks"]
+    assert f["playing"] and f["play_ended"]  # without Loop, Play stops at B by itself
+    assert f["alpha_after_play"] == 1.0 and f["alpha_slider_after_play"] == 1.0 and not f["play_box_after_play"]
+    assert f["animated_expression"] > 0 and not f["animating_after_stop"]
+    assert f["shown_is_named"]
+    assert f["save_status"] == f"saved 1 looks to {tmp_path / 'looks.json'}"
+    assert f["load_status"] == f"loaded looks from {tmp_path / 'looks.json'}"
+    assert f["loaded_looks"] == ["bearded"] and f["listed_looks"] == ["bearded"]
+    assert f["bad_looks_status"].startswith("error: ") and "is not a looks file" in f["bad_looks_status"]
+    assert "\n" not in f["bad_looks_status"]
+    assert f["export_preset_shown"] == "morph" and f["export_status"].startswith("exporting morph to")
+    assert f["export_cancel_enabled"] and f["export_done"] and f["export_final_status"].startswith("exported")
+    frames = imageio.mimread(tmp_path / "morph.mp4")
+    assert len(frames) == 6 and frames[0].shape == (32, 32, 3)
