@@ -36,9 +36,9 @@ from typing import Callable
 
 from app.export_job import ExportJob
 from perse.avatar.latent import Look
-from perse.drive import Take
 from perse.errors import PerseError
 from perse.looks import read_named_looks, write_named_looks
+from perse.motion import Take
 
 PATH = (str, os.PathLike)
 

@@ -72,7 +72,8 @@ class StudioLoop:
     def render(self, phase: float, size: int, look=None) -> torch.Tensor:
         """(size, size, 3) float frame of the expression loop at `phase`, on the render device."""
         from perse.avatar.model import AvatarState
-        from perse.export.presets import expression_at, head_params
+        from perse.export.presets import expression_at
+        from perse.motion import head_params
         from perse.render import render
 
         expr, jaw = expression_at(self.keyframes, phase)

@@ -22,10 +22,11 @@ from typing import Callable
 
 import numpy as np
 
-from perse.drive import DriveSample, DriveSettings, FrameSource, LiveDriver, LiveStats, ParamLayout, Take
+from perse.drive import DriveSample, DriveSettings, FrameSource, LiveDriver, LiveStats
 from perse.drive.sources import VideoFileSource, WebcamSource
 from perse.errors import PerseError
 from perse.head.model import HeadModel
+from perse.motion import ParamLayout, Take
 
 CALIBRATION_FRAMES = 30
 PREVIEW_POINT = (0.35, 1.0, 0.45)  # landmark dot colours in the preview

@@ -22,11 +22,11 @@ from app.export_job import ExportJob
 from perse.avatar.latent import Look, lerp_looks
 from perse.avatar.model import Avatar, AvatarState
 from perse.controls import parse_attr, parse_expr
-from perse.drive import Take
 from perse.errors import PerseError
 from perse.export.presets import expression_at, expression_keyframes
 from perse.export.render_sequence import ExportSettings
 from perse.head.model import HeadParams
+from perse.motion import Take, head_params
 from perse.render.camera import Camera
 from perse.render.framing import DEFAULT_FOV, orbit_view
 
@@ -400,11 +400,7 @@ class StudioState:
         if self.driven is not None:
             return self.driven
         p = self.pose
-        gaze = torch.tensor([[p.gaze[1], p.gaze[0], 0.0]])  # pitch about x, yaw about y
-        return HeadParams(
-            expression=p.expression[None].clone(), jaw_rot=torch.tensor([[p.jaw, 0.0, 0.0]]),
-            eye_left_rot=gaze, eye_right_rot=gaze.clone(), neck_rot=torch.tensor([list(p.neck)]),
-            global_rot=torch.tensor([list(p.head)]))
+        return head_params(p.expression, p.jaw, global_rot=p.head, gaze=p.gaze, neck=p.neck)
 
     def avatar_state(self) -> AvatarState:
         return AvatarState(self.head_params(), self.look())

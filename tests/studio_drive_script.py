@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from perse.avatar.model import AvatarState
-from perse.drive import CameraLost, FrameSource, Take, VideoFileSource
+from perse.drive import CameraLost, FrameSource, VideoFileSource
+from perse.motion import Take
 from perse.render import render
 from studio_harness import drive
 

@@ -13,7 +13,7 @@ import numpy as np
 from app.main import parse_args
 from app.session import snapshot
 from app.window import StudioWindow
-from perse.drive import ParamLayout, Take
+from perse.motion import ParamLayout, Take
 
 
 def start() -> StudioWindow:

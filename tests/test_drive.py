@@ -11,14 +11,14 @@ import torch
 
 from perse.cli import main
 from perse.drive import (CameraLost, Driver, DriveSettings, FrameSource, ImageFolderSource, LatestValue, LiveDriver,
-                         OneEuroFilter, ParamLayout, Retargeter, Take, TakeRecorder, VideoFileSource, WebcamSource,
-                         gaze_from_irises, list_cameras)
+                         OneEuroFilter, Retargeter, VideoFileSource, WebcamSource, gaze_from_irises, list_cameras)
 from perse.bench.accuracy import moving_photo_frames, place_on_canvas
 from perse.drive.driver import ease_weight, select_face
 from perse.errors import PerseError
 from perse.head.model import HeadParams
 from perse.render.camera import Camera
 from perse.geometry.rotations import euler_to_axis_angle
+from perse.motion import ParamLayout, Take, TakeRecorder
 from perse.track.landmarks import FaceLandmarks
 
 DEADLINE = 120.0  # seconds a threaded test waits for a condition: generous, so a loaded machine only waits longer

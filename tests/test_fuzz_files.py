@@ -18,9 +18,9 @@ from safetensors.torch import save as save_tensors
 
 from perse.avatar import Avatar, load_avatar, save_avatar
 from perse.avatar.latent import Look
-from perse.drive import ParamLayout, Take
 from perse.errors import PerseError
 from perse.looks import read_named_looks
+from perse.motion import ParamLayout, Take
 from tiny_models import tiny_categories, tiny_head
 
 SEED = 20261201

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from app.drive_session import DriveSession, draw_preview, format_stats
-from perse.drive import LiveStats, ParamLayout, Take
+from perse.drive import LiveStats
+from perse.motion import ParamLayout, Take
 
 _skip_without_display = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display (CI starts Xvfb)")
 

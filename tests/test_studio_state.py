@@ -193,7 +193,7 @@ def test_animate_plays_the_expression_loop(state):
 
 
 def test_export_request_builds_the_settings(state, tmp_path):
-    from perse.drive import ParamLayout, Take
+    from perse.motion import ParamLayout, Take
 
     state.set_export(preset="turntable", fps=20, seconds=1.5, size=64, out=str(tmp_path / "a.mp4"))
     s = state.export_settings("cpu")

@@ -6,8 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from perse.drive import ParamLayout, Take
 from perse.errors import PerseError
+from perse.motion import ParamLayout, Take
 
 NAMES = ["jawOpen", "mouthSmileLeft"]
 

@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 
 from perse.avatar.model import Avatar, AvatarState
-from perse.export.presets import expression_at, expression_keyframes, head_params
+from perse.export.presets import expression_at, expression_keyframes
+from perse.motion import head_params
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:

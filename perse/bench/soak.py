@@ -48,7 +48,7 @@ def soak(avatar, video: Path, minutes: float, size: int, interval_s: float, back
          log=print) -> list[dict]:
     from perse.avatar.model import AvatarState
     from perse.drive import DriveSettings, LiveDriver, VideoFileSource
-    from perse.drive.retarget import ParamLayout
+    from perse.motion import ParamLayout
     from perse.render import render
     from perse.render.framing import orbit_view
 

@@ -152,9 +152,9 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from perse.drive.reenact import SideBySide
-    from perse.drive.take import Take
     from perse.export.render_sequence import ExportSettings, export_preset
     from perse.export.video import check_video_target
+    from perse.motion import Take
 
     check_video_target(args.out)
     _check_record_target(args.record)

@@ -46,7 +46,7 @@ def run(args) -> int:
     look_b = read_look_file(avatar, args.look_b) if args.look_b else None
     take = None
     if args.take:
-        from perse.drive.take import Take
+        from perse.motion import Take
 
         take = Take.load(args.take)
     check_preset(avatar, args.preset, args.frames, args.category, look_b, take)

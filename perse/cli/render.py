@@ -27,7 +27,7 @@ def avatar_state(avatar, args):
     """The AvatarState of --attr, --expr and --jaw; --view reference starts from the portrait's pose."""
     from perse.avatar.model import AvatarState
     from perse.controls import expression_from_specs, look_from_attrs
-    from perse.export.presets import head_params
+    from perse.motion import head_params
 
     look = look_from_attrs(avatar, args.attr or [])
     expr = expression_from_specs(avatar, args.expr or [])

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perse.drive.filters import OneEuroFilter
-from perse.drive.retarget import ParamLayout, Retargeter, RetargetSettings
+from perse.drive.retarget import Retargeter, RetargetSettings
 from perse.head.model import HeadModel
+from perse.motion import ParamLayout
 from perse.track.fit import FitConfig
 from perse.track.landmarks import FaceLandmarks, LandmarkDetector
 

@@ -27,8 +27,8 @@ import numpy as np
 from perse.drive.driver import Driver, DriveSample, DriveSettings
 from perse.drive.latest import LatestValue
 from perse.drive.sources import CameraLost, FrameSource
-from perse.drive.take import Take, TakeRecorder
 from perse.head.model import HeadModel
+from perse.motion import Take, TakeRecorder
 
 IDLE_TICK = 1.0 / 30.0  # seconds between samples while no frames arrive
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from perse.drive.driver import Driver
 from perse.drive.sources import FrameSource
-from perse.drive.take import Take, TakeRecorder
 from perse.errors import PerseError
+from perse.motion import Take, TakeRecorder
 
 
 class TrackingCancelled(Exception):

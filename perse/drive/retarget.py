@@ -11,7 +11,7 @@ warm-started from the previous frame. The raw result is then turned into the ava
 is taken from the first frame so the avatar starts centred). The avatar keeps its own identity: the
 user's shape is only used to explain the user's landmarks.
 
-Parameter vector layout (`ParamLayout`, D = E + 15): expression (E) | jaw_rot (3) | eye_left_rot (3) |
+Parameter vector layout (`perse.motion.ParamLayout`, D = E + 15): expression (E) | jaw_rot (3) | eye_left_rot (3) |
 eye_right_rot (3) | global_rot (3) | translation (3, metres, model frame).
 """
 
@@ -26,47 +26,12 @@ import torch
 from perse.geometry.rotations import relative_rotation
 from perse.head.model import HeadModel, HeadParams
 from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS_CENTER
+from perse.motion import ParamLayout
 from perse.track.fit import R0, FitConfig, FitResult, HeadFitter
 
 MAX_TRANSLATION = 0.2  # metres of head shift from rest the avatar follows
 LOST_TRACK_IOD = 0.08  # a warm fit worse than this (fraction of the IOD) restarts from scratch
 EYEBALL_RATIO = 2.3  # eye width (corner to corner) / eyeball radius, for gaze from iris offsets
-
-
-class ParamLayout:
-    """Slices of the driven parameter vector for a head with `num_expression` expression directions."""
-
-    FIELDS = ("jaw_rot", "eye_left_rot", "eye_right_rot", "global_rot", "translation")
-
-    def __init__(self, num_expression: int):
-        self.num_expression = int(num_expression)
-        self.slices = {"expression": slice(0, self.num_expression)}
-        start = self.num_expression
-        for name in self.FIELDS:
-            self.slices[name] = slice(start, start + 3)
-            start += 3
-        self.size = start
-
-    def __getitem__(self, name: str) -> slice:
-        return self.slices[name]
-
-    def zeros(self) -> np.ndarray:
-        return np.zeros(self.size)
-
-    def to_head_params(self, vector: np.ndarray) -> HeadParams:
-        """(D,) vector -> HeadParams (B=1, float32) without identity (the avatar keeps its own)."""
-        v = torch.as_tensor(np.asarray(vector, dtype=np.float32))
-        fields = {name: v[sl].reshape(1, -1).clone() for name, sl in self.slices.items()}
-        return HeadParams(neck_rot=torch.zeros(1, 3), **fields)
-
-    def from_head_params(self, params: HeadParams) -> np.ndarray:
-        """HeadParams (B=1) -> (D,) vector (None fields are zeros)."""
-        out = self.zeros()
-        for name, sl in self.slices.items():
-            value = getattr(params, name)
-            if value is not None:
-                out[sl] = value.detach().reshape(-1).double().numpy()[: sl.stop - sl.start]
-        return out
 
 
 @dataclass

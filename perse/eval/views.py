@@ -34,7 +34,7 @@ def front_state(avatar: Avatar, look: Look | None = None, expression: dict[str, 
                 jaw: float = 0.0) -> AvatarState:
     """Neutral pose with named expression coefficients (``{"jawOpen": 1.0}``), a jaw rotation (radians)
     and a look (None = reference): what ``perse render --expr --jaw --attr`` renders."""
-    from perse.export.presets import head_params
+    from perse.motion import head_params
 
     try:
         expr = avatar.head.expression_vector(expression or {})

@@ -14,9 +14,10 @@ import torch
 from perse.avatar.latent import Look, lerp_looks
 from perse.avatar.model import Avatar, AvatarState
 from perse.errors import PerseError
-from perse.head.model import HeadParams
+from perse.geometry.easing import smoothstep
+from perse.motion import Take, head_params
 
-PRESETS = ("turntable", "expressions", "morph", "take")  # take: a recorded parameter sequence (perse.drive)
+PRESETS = ("turntable", "expressions", "morph", "take")  # take: a recorded parameter sequence (perse.motion)
 
 # Built-in expression loop for heads with ARKit-named directions: (name, value) keyframes. "jawOpen" in a
 # keyframe is played on the jaw joint (as the tracker fits it), not on the jawOpen blend shape: on the
@@ -61,29 +62,14 @@ def expression_keyframes(avatar: Avatar) -> list[Keyframe]:
     return frames
 
 
-def _smoothstep(t: float) -> float:
-    return t * t * (3 - 2 * t)
-
-
 def expression_at(keyframes: list[Keyframe], phase: float) -> tuple[torch.Tensor, float]:
     """Loop through keyframes; phase in [0, 1) covers the whole loop, eased between keyframes."""
     n = len(keyframes)
     x = (phase % 1.0) * n
     i = int(x) % n
-    t = _smoothstep(x - int(x))
+    t = float(smoothstep(0.0, 1.0, x - int(x)))
     a, b = keyframes[i], keyframes[(i + 1) % n]
     return torch.lerp(a.expression, b.expression, t), a.jaw + (b.jaw - a.jaw) * t
-
-
-def head_params(expression: torch.Tensor | None = None, jaw: float = 0.0, identity: torch.Tensor | None = None,
-                global_rot: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> HeadParams:
-    """Batch-size-1 HeadParams from a few common controls."""
-    return HeadParams(
-        identity=None if identity is None else identity[None],
-        expression=None if expression is None else expression[None].float(),
-        jaw_rot=torch.tensor([[jaw, 0.0, 0.0]]),
-        global_rot=torch.tensor([list(global_rot)], dtype=torch.float32),
-    )
 
 
 def morph_looks(avatar: Avatar, category: str | None, look_a: Look | None = None,
@@ -104,9 +90,9 @@ def morph_looks(avatar: Avatar, category: str | None, look_a: Look | None = None
 
 
 def check_preset(avatar: Avatar, preset: str, frames: int, category: str | None = None,
-                 look_b: Look | None = None, take=None) -> None:
+                 look_b: Look | None = None, take: Take | None = None) -> None:
     """Raise PerseError for settings a preset cannot use (before any work or output starts).
-    take: a `perse.drive.take.Take`, needed by (and only by) the take preset."""
+    take: a recorded take, needed by (and only by) the take preset."""
     if preset not in PRESETS:
         raise PerseError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
     if preset == "take":
@@ -124,7 +110,7 @@ def check_preset(avatar: Avatar, preset: str, frames: int, category: str | None 
 
 
 def sequence(avatar: Avatar, preset: str, frames: int, base_look: Look | None = None,
-             category: str | None = None, look_b: Look | None = None, take=None,
+             category: str | None = None, look_b: Look | None = None, take: Take | None = None,
              fps: float = 30.0) -> Iterator[tuple[AvatarState, float, float]]:
     """(state, yaw_deg, pitch_deg) for each frame of a preset. The take preset plays `take` resampled
     at `fps` (its length, not `frames`, sets the frame count)."""
@@ -146,5 +132,5 @@ def sequence(avatar: Avatar, preset: str, frames: int, base_look: Look | None = 
         else:
             x = phase * (len(looks) - 1)
             j = min(int(x), len(looks) - 2)
-            t = _smoothstep(x - j)
+            t = float(smoothstep(0.0, 1.0, x - j))
             yield AvatarState(head_params(), lerp_looks(looks[j], looks[j + 1], t)), 0.0, 0.0

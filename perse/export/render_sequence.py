@@ -13,6 +13,7 @@ from perse.avatar.latent import Look
 from perse.avatar.model import Avatar
 from perse.export.presets import check_preset, sequence
 from perse.export.video import check_video_target, write_frames
+from perse.motion import Take
 from perse.render import render
 from perse.render.framing import orbit_view
 
@@ -29,7 +30,7 @@ class ExportSettings:
     category: str | None = None   # morph: sweep this category's variants
     look: Look | None = None      # base look (morph: start look)
     look_b: Look | None = None    # morph: end look
-    take: object | None = None    # take: a perse.drive.take.Take played at `fps`
+    take: Take | None = None      # take: a recorded take played at `fps`
     # compose(i, frame) -> image: e.g. the driving video beside the avatar (frame: (S, S, 3) uint8)
     compose: Callable[[int, np.ndarray], np.ndarray] | None = None
 

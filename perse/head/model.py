@@ -14,10 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from perse.head.lbs import lbs
+from perse.landmarks import NUM_LANDMARKS
 
 JOINT_NAMES = ("global", "neck", "jaw", "eye_left", "eye_right")
 POSE_FIELDS = ("global_rot", "neck_rot", "jaw_rot", "eye_left_rot", "eye_right_rot")
-MEDIAPIPE_LANDMARKS = 478  # landmark_indices name MediaPipe FaceMesh points (with irises)
 
 
 # Fields renamed since files were first written (old name -> new name); `HeadParams.from_dict` reads both.
@@ -207,7 +207,7 @@ def _head_data_problem(d: HeadData, finite: bool = True) -> str | None:
     if (d.uvs is None) != (d.uv_faces is None):
         return "head has only one of uvs and uv_faces"
     regions = d.meta.get("regions") if isinstance(d.meta, dict) else None
-    bounds = {"faces": V, "lmk_face_idx": F_, "uv_faces": T, "landmark_indices": MEDIAPIPE_LANDMARKS,
+    bounds = {"faces": V, "lmk_face_idx": F_, "uv_faces": T, "landmark_indices": NUM_LANDMARKS,
               "vertex_regions": len(regions) if isinstance(regions, list) and regions else None}
     for name, limit in bounds.items():
         value = getattr(d, name)

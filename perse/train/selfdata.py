@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from perse.avatar.model import Avatar, AvatarState
-from perse.export.presets import expression_at, expression_keyframes, head_params
+from perse.export.presets import expression_at, expression_keyframes
+from perse.motion import head_params
 from perse.render import render
 from perse.render.framing import orbit_view
 from perse.synth.dataset import Frame

@@ -1,6 +1,13 @@
-"""Recorded takes: a parameter sequence with timestamps, saved as `.npz`.
+"""Motion: head parameters from controls, the driven parameter vector, and recorded takes.
 
-File keys: ``timestamps`` (T,) float64 seconds from the take's start (increasing), ``params`` (T, D)
+Below both `perse.drive` (which produces motion from a webcam) and `perse.export` (which renders it):
+
+    head_params   batch-size-1 `HeadParams` from the controls the CLI, the studio and the presets expose
+    ParamLayout   the driven parameter vector, D = E + 15: expression (E) | jaw_rot (3) | eye_left_rot (3) |
+                  eye_right_rot (3) | global_rot (3) | translation (3, metres, model frame)
+    Take          a parameter sequence with timestamps, saved as `.npz`; TakeRecorder collects one
+
+Take files: ``timestamps`` (T,) float64 seconds from the take's start (increasing), ``params`` (T, D)
 float32 in `ParamLayout` order, ``expression_names`` (E,) str, ``head_kind`` str, ``format`` str.
 A take plays back on any avatar whose head has the same expression directions.
 """
@@ -13,10 +20,68 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from perse.drive.retarget import ParamLayout
 from perse.errors import PerseError
 from perse.head.model import HeadModel, HeadParams
+
+
+def head_params(expression: torch.Tensor | None = None, jaw: float = 0.0, identity: torch.Tensor | None = None,
+                global_rot: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                gaze: tuple[float, float] | None = None,
+                neck: tuple[float, float, float] | None = None) -> HeadParams:
+    """Batch-size-1 HeadParams from controls.
+
+    expression: (E,); jaw: opening in radians (a turn about +x); identity: (S,) or None for the avatar's
+    own; global_rot, neck: axis-angle (3,) radians; gaze: (yaw, pitch) radians shared by both eyes.
+    Controls left at None stay None in the result (zeros for the head model)."""
+    eyes = None if gaze is None else torch.tensor([[gaze[1], gaze[0], 0.0]])  # pitch about x, yaw about y
+    return HeadParams(
+        identity=None if identity is None else identity[None],
+        expression=None if expression is None else expression[None].float().clone(),
+        jaw_rot=torch.tensor([[jaw, 0.0, 0.0]]),
+        eye_left_rot=eyes,
+        eye_right_rot=None if eyes is None else eyes.clone(),
+        neck_rot=None if neck is None else torch.tensor([list(neck)], dtype=torch.float32),
+        global_rot=torch.tensor([list(global_rot)], dtype=torch.float32),
+    )
+
+
+class ParamLayout:
+    """Slices of the driven parameter vector for a head with `num_expression` expression directions."""
+
+    FIELDS = ("jaw_rot", "eye_left_rot", "eye_right_rot", "global_rot", "translation")
+
+    def __init__(self, num_expression: int):
+        self.num_expression = int(num_expression)
+        self.slices = {"expression": slice(0, self.num_expression)}
+        start = self.num_expression
+        for name in self.FIELDS:
+            self.slices[name] = slice(start, start + 3)
+            start += 3
+        self.size = start
+
+    def __getitem__(self, name: str) -> slice:
+        return self.slices[name]
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.size)
+
+    def to_head_params(self, vector: np.ndarray) -> HeadParams:
+        """(D,) vector -> HeadParams (B=1, float32) without identity (the avatar keeps its own)."""
+        v = torch.as_tensor(np.asarray(vector, dtype=np.float32))
+        fields = {name: v[sl].reshape(1, -1).clone() for name, sl in self.slices.items()}
+        return HeadParams(neck_rot=torch.zeros(1, 3), **fields)
+
+    def from_head_params(self, params: HeadParams) -> np.ndarray:
+        """HeadParams (B=1) -> (D,) vector (None fields are zeros)."""
+        out = self.zeros()
+        for name, sl in self.slices.items():
+            value = getattr(params, name)
+            if value is not None:
+                out[sl] = value.detach().reshape(-1).double().numpy()[: sl.stop - sl.start]
+        return out
+
 
 TAKE_FORMAT = "perse-take-1"
 
