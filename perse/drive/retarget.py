@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from perse.geometry.rotations import relative_rotation
-from perse.head.model import HeadModel, HeadParams
+from perse.head.model import HeadModel
 from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS_CENTER
 from perse.motion import ParamLayout
 from perse.track.fit import R0, FitConfig, FitResult, HeadFitter
