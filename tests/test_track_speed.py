@@ -16,7 +16,9 @@ from perse.geometry.rotations import axis_angle_to_matrix as rodrigues
 from perse.head.builtin import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import orbit_camera
-from perse.track.fit import HeadFitter, LandmarkHead, bounded_newton_step, normal_equations
+from perse.track.fit import HeadFitter
+from perse.track.fit.kernels import bounded_newton_step, normal_equations
+from perse.track.fit.reduced_model import LandmarkHead
 from perse.track.landmarks import LandmarkDetector, detect_largest_face
 from perse.bench.fit_speed import measure_tracking_speed, perturbed_landmark_frames
 
