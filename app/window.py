@@ -394,7 +394,7 @@ class StudioWindow:
 
     def tick(self) -> None:
         """One iteration of the main loop (before DPG draws its frame)."""
-        self.webcam_panel.after_display(self._shown_version)  # the previous tick's frame is on screen now
+        self.state.drive.after_display(self._shown_version)  # the previous tick's frame is on screen now
         self.process_actions()
         self._poll_mouse()
         self.state.advance()

@@ -19,28 +19,9 @@ from perse.avatar.model import AvatarState
 from perse.drive import CameraLost, FrameSource, VideoFileSource
 from perse.motion import Take
 from perse.render import render
-from studio_harness import drive
+from studio_harness import DEADLINE, drive, pump
 
 FPS = 30.0
-DEADLINE = 120.0  # seconds: generous, so a loaded machine waits longer instead of failing
-
-
-def pump(window, seconds: float = 0.0, until=None, timeout: float = DEADLINE, each=None) -> bool:
-    """Run main-loop iterations (tick + DPG frame) for `seconds`, or until `until()` (False on timeout).
-    Findings never depend on how many iterations fit into `seconds`: waits that matter use `until`."""
-    t0 = time.perf_counter()
-    while True:
-        window.tick()
-        dpg.render_dearpygui_frame()
-        if each is not None:
-            each()
-        elapsed = time.perf_counter() - t0
-        if until is not None and until():
-            return True
-        if until is None and elapsed >= seconds:
-            return True
-        if elapsed > timeout:
-            return False
 
 
 def read_frames(path: str) -> list[np.ndarray]:

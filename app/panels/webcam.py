@@ -208,9 +208,6 @@ class WebcamPanel:
         self.studio.actions.post("export_take", TakeExport(self.session.take, name))
 
     # -- per frame ---------------------------------------------------------------------------------
-    def after_display(self, shown_version: int) -> None:
-        self.session.after_display(shown_version)
-
     def tick(self) -> None:
         was_replaying = self.session.replaying
         sample = self.session.poll(self.studio.state)
