@@ -40,7 +40,7 @@ import torch
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.head.model import HeadModel
-from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, IRIS
+from perse.landmarks import EYE_INNER, EYE_LOWER_LID, EYE_OUTER, EYE_UPPER_LID, IRIS
 from perse.mesh_ops import uniform_laplacian, vertex_normals
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
 from perse.synth.texture import (SCLERA_COLOR, TexelAtlas, build_atlas, eye_albedo, eye_coordinates, fit_sphere,
@@ -54,6 +54,7 @@ HAIR_FILL_REGIONS = ("scalp", "back_of_head")
 GATED_REGIONS = ("neck", "ears")             # observed only where the colour is skin-like
 EYE_REGION = "eyeballs"
 SCLERA = np.array([0.86, 0.83, 0.80])        # plain sclera for unseen eyeball texels
+IRIS_ANGLE_RANGE = (0.35, 0.70)              # radians on the eyeball: irises from small to large
 FACING_MIN, FACING_FULL = 0.2, 0.55          # normal . view where confidence starts / is full
 DEPTH_TOLERANCE_M = 0.003                    # depth test tolerance at a frontal surface
 
@@ -430,11 +431,30 @@ def photo_eye_colors(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarr
         keep = (lum >= np.percentile(lum, lo)) & (lum <= np.percentile(lum, hi))
         return np.median(px[keep], axis=0)
 
-    # Sclera: the least saturated third of the eye white's candidates (lid skin and lashes at the corners
-    # are more saturated or darker), then its bright half.
+    # Sclera: the least saturated half of the eye white's candidates (lid skin at the corners is more
+    # saturated), then its middle: the eye white as the photo shows it, shade included (its brightest
+    # pixels made every avatar stare).
     saturation = sclera_all.max(1) - sclera_all.min(1)
-    whites = sclera_all[saturation <= np.percentile(saturation, 33)]
-    return band(iris_all, 35, 85), band(whites, 40, 95)
+    whites = sclera_all[saturation <= np.percentile(saturation, 50)]
+    return band(iris_all, 35, 85), band(whites, 25, 85)
+
+
+def photo_iris_angle(landmarks: np.ndarray, anatomy, fallback: float) -> float:
+    """Iris half-angle (radians) on the head's eyeballs for the portrait's iris size: the photo's iris
+    radius over its eye width (corner to corner), times the head's eye width, over the eyeball radius.
+    `fallback` (the head's own) where the photo's landmarks give no usable size."""
+    ratios = []
+    for side in ("R", "L"):
+        ring = landmarks[list(IRIS[side])]
+        width = np.linalg.norm(landmarks[EYE_OUTER[side]] - landmarks[EYE_INNER[side]])
+        if width > 1e-6:
+            ratios.append(np.linalg.norm(ring[1:] - ring[0], axis=1).mean() / width)
+    head_width = np.mean([np.linalg.norm(anatomy.lmk(EYE_OUTER[s])[0] - anatomy.lmk(EYE_INNER[s])[0])
+                          for s in ("R", "L")])
+    if not ratios or not np.isfinite(ratios).all():
+        return fallback
+    sine = np.mean(ratios) * head_width / float(np.mean(anatomy.eye_radii))
+    return float(np.clip(np.arcsin(np.clip(sine, 0.0, 0.99)), IRIS_ANGLE_RANGE[0], IRIS_ANGLE_RANGE[1]))
 
 
 def _photo_eyes(image: np.ndarray, landmarks: np.ndarray, anatomy, atlas: TexelAtlas, colors: np.ndarray
@@ -450,6 +470,7 @@ def _photo_eyes(image: np.ndarray, landmarks: np.ndarray, anatomy, atlas: TexelA
         iris, sclera = measured
     eye = atlas.region == anatomy.region_id(EYE_REGION)
     theta, azimuth, iris_angle = eye_coordinates(anatomy, atlas.position.astype(np.float64)[eye])
+    iris_angle = photo_iris_angle(landmarks, anatomy, fallback=iris_angle)
     out = colors.copy()
     out[eye] = eye_albedo(theta, azimuth, iris_angle, sclera, iris)
     return out, note

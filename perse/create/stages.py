@@ -299,6 +299,7 @@ class DatasetStage(Stage):
     def run(self, ctx: CreateContext) -> dict:
         from perse.render.gl import MeshRenderer
         from perse.synth.generator import generate_dataset
+        from perse.synth.reference import ReferenceView
 
         q = ctx.quality
         edits_share = 0.0 if ctx.editor_spec.kind == "builtin" else 0.5  # of the stage's progress
@@ -313,8 +314,9 @@ class DatasetStage(Stage):
             generate_dataset(ctx.path(DATASET_DIR), ctx.head, num_frames_per_variant=q.frames_per_variant,
                              image_size=q.image_size, seed=ctx.seed, overwrite=True, texture_size=q.texture_size,
                              base_texture=ctx.texture, identity_shape=ctx.fit.params.identity[0],
-                             reference_camera=ctx.fit.camera.resized(q.image_size, q.image_size),
-                             reference_params=ctx.fit.params, renderer=renderer, variant_textures=variant_textures,
+                             reference=ReferenceView(ctx.fit.camera, ctx.fit.params, image=ctx.portrait,
+                                                     landmarks=ctx.landmarks),
+                             renderer=renderer, variant_textures=variant_textures,
                              hair_layer=ctx.hair_layer, on_frame=on_frame)
         return {"editor": str(ctx.editor_spec), "edited": [f"{c}/{v}" for c, v in variant_textures]}
 

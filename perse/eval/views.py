@@ -16,10 +16,7 @@ from perse.avatar.latent import Look
 from perse.avatar.model import Avatar, AvatarState
 from perse.errors import PerseError
 from perse.render import Camera, render
-from perse.render.framing import head_bounds, orbit_view
-
-
-HEAD_FRAME_MARGIN = 1.6  # half the side of the head-framed reference view, in head radii (room for hair)
+from perse.render.framing import framed_on_head, head_bounds, orbit_view
 
 
 @dataclass(frozen=True)
@@ -64,22 +61,6 @@ def reference_camera(avatar: Avatar, size: int | None = None) -> Camera:
         raise PerseError("this avatar has no reference view (it was not created from a portrait)")
     cam = Camera.from_dict(avatar.meta["reference_view"]["camera"])
     return cam if size is None else cam.resized(size, size)
-
-
-def framed_on_head(camera: Camera, centre: torch.Tensor, radius: float, size: int,
-                   margin: float = HEAD_FRAME_MARGIN) -> Camera:
-    """The same view, cropped and resized to (size x size) pixels around the head: a square of
-    2 * margin * radius (metres, at the head centre's depth) centred on the head's centre (3,). Measures
-    then see any portrait's head at the same resolution, however it was framed."""
-    cam_centre = camera.world_to_cam[:3, :3] @ centre.to(camera.K.dtype) + camera.world_to_cam[:3, 3]
-    uv = camera.project(centre[None].to(camera.K.dtype))[0]
-    half = float(camera.K[1, 1]) * margin * radius / float(cam_centre[2])
-    scale = size / (2 * half)
-    K = camera.K.clone()
-    K[0, 0], K[1, 1] = K[0, 0] * scale, K[1, 1] * scale
-    K[0, 2] = (K[0, 2] - (uv[0] - half)) * scale
-    K[1, 2] = (K[1, 2] - (uv[1] - half)) * scale
-    return Camera(K, camera.world_to_cam.clone(), size, size, camera.near, camera.far)
 
 
 def reference_head_camera(avatar: Avatar, size: int) -> Camera:

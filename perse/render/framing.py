@@ -10,6 +10,7 @@ from torch import Tensor
 from perse.render.camera import Camera, orbit_camera
 
 DEFAULT_FOV = 18.0
+HEAD_FRAME_MARGIN = 1.6  # half the side of a head-framed view, in head radii (room for hair)
 
 
 def head_bounds(vertices: Tensor) -> tuple[Tensor, float]:
@@ -32,3 +33,19 @@ def orbit_view(vertices: Tensor, yaw_deg: float = 0.0, pitch_deg: float = 0.0, s
     distance = radius / math.sin(math.radians(fov_deg) / 2) / 0.85 / max(zoom, 1e-3)
     target = center + torch.tensor([pan[0], pan[1], 0.0])
     return orbit_camera(yaw_deg, pitch_deg, distance, tuple(target.tolist()), fov_deg, size, height or size)
+
+
+def framed_on_head(camera: Camera, centre: torch.Tensor, radius: float, size: int,
+                   margin: float = HEAD_FRAME_MARGIN) -> Camera:
+    """The same view, cropped and resized to (size x size) pixels around the head: a square of
+    2 * margin * radius (metres, at the head centre's depth) centred on the head's centre (3,). Measures
+    then see any portrait's head at the same resolution, however it was framed."""
+    cam_centre = camera.world_to_cam[:3, :3] @ centre.to(camera.K.dtype) + camera.world_to_cam[:3, 3]
+    uv = camera.project(centre[None].to(camera.K.dtype))[0]
+    half = float(camera.K[1, 1]) * margin * radius / float(cam_centre[2])
+    scale = size / (2 * half)
+    K = camera.K.clone()
+    K[0, 0], K[1, 1] = K[0, 0] * scale, K[1, 1] * scale
+    K[0, 2] = (K[0, 2] - (uv[0] - half)) * scale
+    K[1, 2] = (K[1, 2] - (uv[1] - half)) * scale
+    return Camera(K, camera.world_to_cam.clone(), size, size, camera.near, camera.far)

@@ -581,6 +581,7 @@ def build_earrings(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
     return [Accessory(f"earrings_{style}", "earrings", v, f, _color(v.shape[0], EARRING_COLORS[style]), 1.0, 0.9)]
 
 
+ACCESSORY_LABEL_BASE = 100   # render label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
 # Which head triangles each category binds to (rigid with the skull / ears).
 BIND_REGIONS = {
     "glasses": ["nose", "forehead", "ears", "scalp"],

@@ -79,16 +79,17 @@ from perse.head.model import HeadModel, HeadParams
 from perse.landmarks import CHIN_BOTTOM
 from perse.mesh_ops import vertex_normals
 from perse.render.camera import Camera, orbit_camera
-from perse.synth.accessories import AccessoryCache
+from perse.synth.accessories import ACCESSORY_LABEL_BASE, AccessoryCache
 from perse.synth.hair import HairLayer
 from perse.synth.mouth import build_mouth
+from perse.synth.reference import ReferenceView, with_photo_features
+from perse.synth.reference import frame_camera as reference_crop
 from perse.synth.seeding import dataset_seeds
 from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
 FORMAT_NAME = "perse-dataset"
 FORMAT_VERSION = 1
-ACCESSORY_LABEL_BASE = 100   # label of category c's accessory geometry = ACCESSORY_LABEL_BASE + c
 HAIR_LAYER_FILE = "hair_layer.npz"
 WIDE_VIEW_CATEGORIES = ("hair", "hat")   # categories whose variants are seen from behind too
 NECK_FADE_M = (0.03, 0.08)   # the neck fades out from this far below the chin to this far
@@ -264,7 +265,8 @@ class FrameRenderer:
     def __init__(self, head: HeadModel, categories: list[Category], texture_size: int = 512, seed: int = 0,
                  renderer=None, base_texture: np.ndarray | None = None,
                  variant_textures: dict[tuple[str, str], np.ndarray] | None = None,
-                 hair_layer: HairLayer | None = None, neck_fade_m: tuple[float, float] | None = NECK_FADE_M):
+                 hair_layer: HairLayer | None = None, neck_fade_m: tuple[float, float] | None = NECK_FADE_M,
+                 teeth_color: np.ndarray | None = None):
         self.head = head
         self.categories = categories
         self.anatomy: HeadAnatomy = head_anatomy(head)
@@ -282,6 +284,10 @@ class FrameRenderer:
         self.photo_texture = base_texture is not None
         self.accessories = AccessoryCache(self.anatomy)
         self.mouth = build_mouth(head, self.anatomy)  # teeth, tongue, cavity; None without a mouth pocket
+        if self.mouth is not None:
+            self.mouth.unlit = self.photo_texture
+            if teeth_color is not None:   # the person's own teeth (`photo_teeth_color`)
+                self.mouth.use_teeth_color(teeth_color)
         self.face_labels = (self.anatomy.face_regions() + 1).astype(np.int32)  # 0 = background
         self._renderer = renderer
         self._own_renderer = renderer is None
@@ -535,7 +541,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                      reference_camera: Camera | None = None, reference_params: HeadParams | None = None,
                      reference_frames: int = 4,
                      variant_textures: dict[tuple[str, str], np.ndarray] | None = None,
-                     hair_layer: HairLayer | None = None) -> Path:
+                     hair_layer: HairLayer | None = None, reference: ReferenceView | None = None) -> Path:
     """Render a synthetic attribute dataset into `out_dir` (format: see the module docstring).
 
     Args:
@@ -555,9 +561,12 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
             `perse.synth.texture.BaseTextureFields`). None: the procedural texture.
         identity_shape: (S,) identity coefficients used as params.identity of every frame (the person's
             head shape). None: reference_params.identity if given, else the template head.
-        reference_camera, reference_params: the portrait's camera and fitted parameters (batch 1).
-            Given both, `reference_frames` training frames render exactly that view with the reference
-            look (marked ``"reference": true``), so the avatar learns the portrait's own framing.
+        reference_camera, reference_params: the portrait's camera and fitted parameters (batch 1), a
+            `reference` view without a photo showing `reference_frames` frames.
+        reference: the portrait's view (`perse.synth.reference.ReferenceView`; instead of the three
+            arguments above). Its frames (training, reference look, marked ``"reference": true``)
+            alternate between the portrait's framing and a crop on the head; with the photo they show its
+            eyes and open mouth (the person's own teeth), so the avatar learns the person as photographed.
         variant_textures: {(category, variant): (T, T, 3) uint8} textures used instead of painting for
             those variants (e.g. portraits edited by `perse.create.editors`, projected on the head),
             composited inside the category's UV region (`FrameRenderer.texture`); accessory geometry
@@ -581,12 +590,14 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
     cats = [category_by_name(n) for n in settings.categories]
     if (reference_camera is None) != (reference_params is None):
         raise PerseError("reference_camera and reference_params go together: pass both (the portrait's fit) or neither")
-    if reference_params is not None and reference_params.batch_size != 1:
-        raise PerseError(f"reference_params must have batch size 1, got {reference_params.batch_size}")
-    if not 0 <= int(reference_frames) <= 64:
-        raise PerseError(f"reference_frames must be in [0, 64], got {reference_frames}")
-    identity = identity_vector(head, identity_shape, reference_params)
-    ref_camera = None if reference_camera is None else reference_frame_camera(reference_camera, settings.image_size)
+    if reference_camera is not None:
+        if reference is not None:
+            raise PerseError("pass the portrait's view once: as reference, or as reference_camera and reference_params")
+        reference = ReferenceView(reference_camera, reference_params, frames=int(reference_frames))
+    if reference is not None:
+        reference.validate()
+    identity = identity_vector(head, identity_shape, None if reference is None else reference.params)
+    ref_camera = None if reference is None else reference_frame_camera(reference.camera, settings.image_size)
     if base_texture is not None:
         from perse.synth.texture import check_base_texture
 
@@ -603,7 +614,8 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         plans = plan_frames(cats, settings, np.random.default_rng([settings.seed, 2]))
         frame_renderer = FrameRenderer(head, cats, settings.texture_size, settings.seed, renderer,
                                        base_texture=base_texture, variant_textures=variant_textures,
-                                       hair_layer=hair_layer, neck_fade_m=settings.neck_fade_m)
+                                       hair_layer=hair_layer, neck_fade_m=settings.neck_fade_m,
+                                       teeth_color=None if reference is None else reference.teeth_color())
         if hair_layer is not None:
             hair_layer.save(partial / HAIR_LAYER_FILE)
         _paint_all(frame_renderer, plans, progress)
@@ -619,9 +631,11 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
         # Jobs: (plan, fixed params and camera or None to sample); reference views come last so the
         # sampled frames keep the numbering they have without them.
         jobs: list[tuple[FramePlan, HeadParams | None, Camera | None]] = [(pl, None, None) for pl in plans]
-        if reference_params is not None:
-            ref_params = _complete_params(head, reference_params)
-            jobs += [(FramePlan(reference_look(cats), "train"), ref_params, ref_camera)] * int(reference_frames)
+        if reference is not None:
+            ref_params = _complete_params(head, reference.params)
+            # Every other frame is cropped on the head (None: framed once the head is posed).
+            jobs += [(FramePlan(reference_look(cats), "train"), ref_params, ref_camera if k % 2 == 0 else None)
+                     for k in range(int(reference.frames))]
         rng_train = np.random.default_rng([settings.seed, 0])
         rng_test = np.random.default_rng([settings.seed, 1])
         rng_wide = np.random.default_rng([settings.seed, 3])   # its own stream: other draws keep their values
@@ -638,14 +652,16 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
                 params.identity = identity.clone()
             verts = frame_renderer.posed_vertices(params)
             wide = False
-            if fixed_camera is None:
+            if fixed_params is not None:
+                camera = fixed_camera or reference_crop(reference, verts, settings.image_size)
+            else:
                 wide = (plan.split == "train" and rng_wide.random() < settings.wide_view_fraction
                         and all(plan.look[c.name] == c.reference for c in cats if c.name not in WIDE_VIEW_CATEGORIES))
                 camera = frame_camera(verts, rng, settings, plan.split == "test", wide)
-            else:
-                camera = fixed_camera
             head_rot = axis_angle_to_matrix(params.global_rot[0].numpy()) @ axis_angle_to_matrix(params.neck_rot[0].numpy())
             rgba, bits, _ = frame_renderer.render(plan.look, verts, camera, dilation, head_rot)
+            if fixed_params is not None:
+                rgba = with_photo_features(rgba, reference, camera)
             image_rel, region_rel = f"images/{i:06d}.png", f"regions/{i:06d}.png"
             _write_png(partial / image_rel, rgba)
             _write_png(partial / region_rel, bits)

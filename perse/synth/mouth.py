@@ -48,8 +48,10 @@ GUM = np.array([0.66, 0.30, 0.32])
 TONGUE = np.array([0.72, 0.36, 0.36])
 CAVITY_SHALLOW = np.array([0.34, 0.11, 0.10])
 CAVITY_DEEP = np.array([0.06, 0.02, 0.02])
-SETBACK = 0.0048         # m from the inner-lip loop's front to the incisors' labial face
-SHOW = 0.0024            # m the upper incisal edges hang below the upper lip's inner edge
+# The incisors sit right behind the lips, so a smile that lifts the upper lip shows the crowns, not the
+# cavity above them (4.8 mm and 2.4 mm hid the upper teeth of a smiling portrait behind a dark band).
+SETBACK = 0.0018         # m from the inner-lip loop's front to the incisors' labial face
+SHOW = 0.0040            # m the upper incisal edges hang below the neutral upper lip's inner edge
 OVERBITE = 0.0014        # m the lower incisal edges rise above the upper ones (behind them)
 SEAL_DEPTH = 0.0006      # m behind the lip loop: the seal must stay behind the lower lip's surface
 SEAL_OVERLAP = 0.0003    # m the seal reaches past each lip line into the lips
@@ -364,10 +366,16 @@ def cavity_bag(vertices: np.ndarray, upper_loop: np.ndarray, lower_loop: np.ndar
             np.concatenate(depths + [[CAVITY_CAP]]))
 
 
-def lining_colors(depth: np.ndarray) -> np.ndarray:
-    """(N, 3) cavity colours at depth (N,) metres behind the lips: red-brown at the lips to near black."""
+def lining_colors(depth: np.ndarray, side: np.ndarray | None = None) -> np.ndarray:
+    """(N, 3) cavity colours at depth (N,) metres behind the lips: red-brown at the lips to near black.
+    side (N,): > 0 on the upper half, where the first ring is the gum above the upper teeth (a smile that
+    lifts the upper lip shows gum there, not a dark gap)."""
     t = smoothstep(0.004, 0.030, depth)[:, None]
-    return CAVITY_SHALLOW[None] + (CAVITY_DEEP - CAVITY_SHALLOW)[None] * t
+    col = CAVITY_SHALLOW[None] + (CAVITY_DEEP - CAVITY_SHALLOW)[None] * t
+    if side is not None:
+        gum = (np.asarray(side) > 0) * smoothstep(SETBACK + 0.005, SETBACK + 0.001, depth)
+        col = col + (GUM[None] * 0.8 - col) * gum[:, None]
+    return col
 
 
 def facing_cavity(vertices: np.ndarray, faces: np.ndarray, pocket: MouthPocket) -> np.ndarray:
@@ -379,16 +387,53 @@ def facing_cavity(vertices: np.ndarray, faces: np.ndarray, pocket: MouthPocket) 
     return orient_faces(vertices, faces, 2 * c - axis)
 
 
+TEETH_PARTS = ("teeth_upper", "teeth_lower")
+TEETH_MIN_LUMINANCE = 0.42    # darker than this inside the lips is tongue, cavity or shadow
+TEETH_MAX_SATURATION = 0.40   # (max - min) / max: lips and gums are redder
+TEETH_MIN_FRACTION = 0.12     # of the inner-lip opening, and at least TEETH_MIN_PIXELS, to count as teeth
+TEETH_MIN_PIXELS = 12
+TEETH_MIN_OPENING = 0.03     # inner-lip area over mouth width squared: below it the lips are closed
+
+
+def photo_teeth_color(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """(3,) RGB in [0, 1]: the colour of the teeth a portrait shows between its lips, or None when it
+    shows none (closed lips, or nothing bright and unsaturated inside the inner-lip contour).
+
+    image: (H, W, 3) uint8; landmarks: (478, 2) its MediaPipe landmarks in pixels."""
+    import cv2
+
+    loop = np.asarray(landmarks, np.float64)[list(LIPS_INNER)]
+    x, y = loop[:, 0], loop[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    if area < TEETH_MIN_OPENING * np.ptp(x) ** 2:   # closed lips: the contour is a line
+        return None
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(loop).astype(np.int32)], 1)
+    pix = image[mask.astype(bool)].astype(np.float64) / 255.0
+    if pix.shape[0] == 0:
+        return None
+    lum = pix @ np.array([0.299, 0.587, 0.114])
+    saturation = (pix.max(1) - pix.min(1)) / np.maximum(pix.max(1), 1e-6)
+    teeth = pix[(lum >= TEETH_MIN_LUMINANCE) & (saturation <= TEETH_MAX_SATURATION)]
+    if teeth.shape[0] < max(TEETH_MIN_PIXELS, TEETH_MIN_FRACTION * pix.shape[0]):
+        return None
+    t_lum = teeth @ np.array([0.299, 0.587, 0.114])
+    keep = (t_lum >= np.percentile(t_lum, 30)) & (t_lum <= np.percentile(t_lum, 90))  # no shadow, no glint
+    return np.median(teeth[keep], axis=0)
+
+
 class MouthInterior:
     """Teeth, gums and tongue bound to the head's pocket, and the cavity lining; built once per head.
 
     parts: the bound solid parts (`Accessory` records of category "mouth"); `meshes(vertices)` poses
-    everything on deformed head vertices (V, 3) for the GL renderer.
+    everything on deformed head vertices (V, 3) for the GL renderer. `unlit`: draw every part with its
+    own colour, as a photo-textured head is drawn (its texture already holds the photo's light).
     """
 
     def __init__(self, anatomy: HeadAnatomy, pocket: MouthPocket):
         self.anatomy = anatomy
         self.pocket = pocket
+        self.unlit = False
         F_all = anatomy.faces
         parts = []
         uv, uf, uc, ugum = teeth_arch(pocket, upper=True)
@@ -410,7 +455,7 @@ class MouthInterior:
         bv, bf, side, depth = cavity_bag(anatomy.vertices, pocket.upper_loop, pocket.lower_loop)
         self.bag_loop = np.concatenate([pocket.upper_loop, pocket.lower_loop[1:-1][::-1]])
         lower = side < 0
-        bag = Accessory("cavity", "mouth", bv, facing_cavity(bv, bf, pocket), lining_colors(depth), 1.0, 0.0)
+        bag = Accessory("cavity", "mouth", bv, facing_cavity(bv, bf, pocket), lining_colors(depth, side), 1.0, 0.0)
         upper_b = bind_to_mesh(bv[~lower], anatomy.vertices, F_all, face_mask=self._anchors(True))
         lower_b = bind_to_mesh(bv[lower], anatomy.vertices, F_all, face_mask=self._anchors(False))
         bag.binding = Binding(np.zeros(len(bv), np.int64), np.zeros((len(bv), 3)), np.zeros(len(bv)))
@@ -418,6 +463,14 @@ class MouthInterior:
             bag.binding.face[rows], bag.binding.bary[rows], bag.binding.offset[rows] = b.face, b.bary, b.offset
         bag._head_faces = F_all
         self.bag = bag
+
+    def use_teeth_color(self, color: np.ndarray) -> None:
+        """Tint the teeth so their front enamel has `color` (3,) RGB in [0, 1] (e.g. `photo_teeth_color`),
+        keeping the crowns' own shading (edges, necks, gaps, depth)."""
+        gain = np.asarray(color, dtype=np.float64) / ENAMEL
+        for part in self.parts:
+            if part.name in TEETH_PARTS:
+                part.colors = np.clip(part.colors * gain[None], 0.0, 1.0)
 
     def _touching(self, ids: np.ndarray, among: np.ndarray) -> np.ndarray:
         """(F,) bool: pocket triangles flagged in `among` (P,) that have a corner in `ids`."""
@@ -477,7 +530,8 @@ class MouthInterior:
                     colors=self.bag.colors.astype(np.float32), specular=0.0, unlit=True)]
         for part in self.parts + [self.seal]:
             out.append(Mesh(vertices=part.posed(hv).astype(np.float32), faces=part.faces,
-                            colors=part.colors.astype(np.float32), specular=part.specular, smooth=True))
+                            colors=part.colors.astype(np.float32), specular=0.0 if self.unlit else part.specular,
+                            smooth=True, unlit=self.unlit))
         return out
 
 

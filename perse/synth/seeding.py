@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from perse.avatar.seeds import SeedSet
-from perse.synth.accessories import BIND_REGIONS, Accessory, _face_mask, bind_to_mesh
+from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, _face_mask, bind_to_mesh
 
 # Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
 # 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely. About 7000
@@ -77,7 +77,6 @@ def dataset_seeds(frame_renderer, neutral: np.ndarray, rng: np.random.Generator)
     exactly as `FrameRenderer.meshes` poses them (the same meshes, in the same order).
     """
     from perse.avatar.model import face_category_mask
-    from perse.synth.generator import ACCESSORY_LABEL_BASE
 
     fr = frame_renderer
     a = fr.anatomy

@@ -61,14 +61,17 @@ LIP_COLORS = {
 # Eyebrows and beard keep their own colour so that a hair-colour change repaints only the scalp.
 BROW_COLORS = {"natural": (0.17, 0.11, 0.07), "thick": (0.10, 0.07, 0.05), "thin": (0.20, 0.13, 0.09),
                "light": (0.62, 0.50, 0.36)}
-BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.55, "light": 1.15}
+BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.45, "light": 1.15}
 BEARD_COLOR = (0.16, 0.10, 0.06)
 # Over a person's texture: thick / thin brows are this much darker than the person's, light brows move
 # 75 % of the way to a pale ash blonde, and lighter skin is at least this much brighter than theirs.
 THICK_BROW_DARKEN = 0.55
 LIGHT_BROW_TARGET = (0.90, 0.82, 0.68)
 LIGHTER_GAIN = 1.22
+PALE_LIP_GAIN, PALE_LIP_LIFT = 1.06, 0.10  # pale lips: the person's skin, lighter (a lip already close
+# to the skin tone must still change visibly)
 SCLERA_COLOR = (0.93, 0.91, 0.88)
+LID_SHADOW = 0.45  # darkening of the eyeball's top under the upper lid
 IRIS_COLORS = [(0.33, 0.20, 0.10), (0.25, 0.42, 0.60), (0.30, 0.42, 0.22), (0.45, 0.32, 0.16)]
 
 TEXTURE_CATEGORIES = ("hair", "beard", "eyebrows", "lips", "skin")
@@ -266,7 +269,13 @@ def eye_albedo(theta: np.ndarray, azimuth: np.ndarray, iris_angle: float, sclera
     iris = smoothstep(ia * 1.03, ia * 0.93, theta)
     col = mix(col, np.asarray(iris_color, dtype=np.float64)[None] * (0.6 + 0.7 * fibre[:, None]), iris)
     col = mix(col, np.array([0.05, 0.04, 0.04]), 0.6 * np.exp(-((theta - ia * 0.95) / (ia * 0.08)) ** 2))
-    return mix(col, np.array([0.02, 0.02, 0.02]), smoothstep(ia * 0.42, ia * 0.36, theta))
+    col = mix(col, np.array([0.02, 0.02, 0.02]), smoothstep(ia * 0.42, ia * 0.36, theta))
+    # The upper lid and its lashes shade the top of the open eye, the lids' corners its sides: without
+    # the shade an eye reads as a stare.
+    height = np.sin(np.minimum(theta, np.pi / 2)) * np.sin(azimuth)   # up the eyeball, in eyeball radii
+    front = smoothstep(1.8, 1.4, theta)   # behind the lids nothing is seen: the eyeball stays white there
+    shade = LID_SHADOW * front * np.maximum(smoothstep(0.0, 0.35, height), smoothstep(0.6, 1.3, theta))
+    return col * (1.0 - shade)[:, None]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -917,8 +926,8 @@ class BaseTextureFields:
             col = col * gain
         if LIP_COLORS[lips_v] is not None:
             target = np.array(LIP_COLORS[lips_v])
-            if lips_v == "pale":   # relative to this person's skin: pale lips are nearly skin-coloured
-                target = np.minimum(self.skin_ref * np.array([1.08, 1.02, 1.02]), 0.97)
+            if lips_v == "pale":   # relative to this person's skin: a nude tone, lighter than the skin
+                target = np.minimum(self.skin_ref * PALE_LIP_GAIN + PALE_LIP_LIFT, 0.97)
             lips = recolor_keep_luminance(self.lum, target, self.lips_lum)
             col = mix(col, lips, p.lips)
         col = p.apply_beard(col, beard_v)
