@@ -29,7 +29,11 @@ def all_finite(values) -> bool:
     a = _as_numpy(values)
     if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.complexfloating):
         return True
-    return bool(np.isfinite(a).all())
+    # One pass without a temporary: a NaN or infinity anywhere makes the float64 sum non-finite. Only
+    # float64 values near its limit can overflow a finite sum; the exact scan settles those.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = a.sum(dtype=np.complex128 if np.iscomplexobj(a) else np.float64)
+    return bool(np.isfinite(total) or np.isfinite(a).all())
 
 
 def index_problem(name: str, values, limit: int, low: int = 0) -> str | None:

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -130,7 +131,7 @@ def _write(path, tensors, meta):
 def test_saved_files_carry_a_checksum_that_is_verified(avatar, tmp_path):
     path = save_avatar(avatar, tmp_path / "a.perse")
     meta = read_avatar_meta(path)
-    assert meta["checksum"].startswith("crc32:") and len(meta["checksum"]) == len("crc32:") + 8
+    assert meta["checksum"].startswith("xxh3-64:") and len(meta["checksum"]) == len("xxh3-64:") + 16
     assert avatar_io.checksum_status(meta).endswith("(verified when the file is opened)")
     load_avatar(path)
     # one flipped bit in the last tensor's data: the tensors still parse, the checksum does not match
@@ -141,6 +142,34 @@ def test_saved_files_carry_a_checksum_that_is_verified(avatar, tmp_path):
     with pytest.raises(PerseError, match=r"damaged\.perse .*checksum mismatch") as info:
         load_avatar(damaged)
     assert "\n" not in str(info.value)
+
+
+def test_files_with_the_first_crc32_checksum_still_verify(avatar, tmp_path):
+    """The first checksummed files carry CRC-32: they open, and damage to them is still caught."""
+    from perse.avatar.integrity import payload_checksum
+
+    tensors, meta = avatar_io.pack_avatar(avatar)
+    meta["checksum"] = payload_checksum(tensors, "crc32")
+    assert len(meta["checksum"]) == len("crc32:") + 8
+    assert load_avatar(_write(tmp_path / "crc.perse", tensors, meta)).num_gaussians == avatar.num_gaussians
+    meta["checksum"] = "crc32:00000000" if meta["checksum"] != "crc32:00000000" else "crc32:00000001"
+    with pytest.raises(PerseError, match=r"crc\.perse .*checksum mismatch"):
+        load_avatar(_write(tmp_path / "crc.perse", tensors, meta))
+    meta["checksum"] = "md5:abc"
+    with pytest.raises(PerseError, match="checksum is 'md5:abc'"):
+        load_avatar(_write(tmp_path / "crc.perse", tensors, meta))
+
+
+def test_finite_scan_catches_every_kind_of_bad_value():
+    from perse.checks import all_finite
+
+    ok = np.full(11, 1e308)                   # finite, but its float64 sum overflows
+    assert all_finite(ok) and all_finite(np.zeros((3, 4), np.float32)) and all_finite(np.arange(5))
+    for bad in (np.nan, np.inf, -np.inf):
+        a = np.ones(1000, np.float32)
+        a[617] = bad
+        assert not all_finite(a) and not all_finite(torch.from_numpy(a))
+    assert not all_finite(np.array([np.inf, -np.inf]))  # cancels to NaN, still refused
 
 
 def test_files_without_a_checksum_still_open(avatar, tmp_path):

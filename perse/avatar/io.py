@@ -116,7 +116,7 @@ def read_avatar_meta(path: str | os.PathLike) -> dict:
 
 
 def checksum_status(meta: dict) -> str:
-    """How a file's payload is protected, for `perse info`: "crc32:..." or "no checksum"."""
+    """How a file's payload is protected, for `perse info`: "xxh3-64:..." or "no checksum"."""
     if meta.get("checksum"):
         return f"{meta['checksum']} (verified when the file is opened)"
     return "no checksum (written before checksums; saving it again adds one)"
