@@ -192,6 +192,23 @@ class Avatar(nn.Module):
         """Call after changing parameters in place (training, loading)."""
         self._look_cache = None
 
+    def replace_gaussians(self, tensors: dict[str, Tensor], parent: Tensor) -> None:
+        """Swap in a new set of Gaussians (densification): fresh parameters, same fields and device.
+
+        tensors: {name: (N', ...)} for every name in GAUSSIAN_FIELDS; parent: (N',) long triangle indices.
+        The old `nn.Parameter` objects are dropped: an optimiser holding them must be told
+        (`perse.train.ops` moves their state to the new ones).
+        """
+        n = parent.shape[0]
+        wrong = [k for k in GAUSSIAN_FIELDS if tensors[k].shape[0] != n]
+        if wrong:
+            raise ValueError(f"replace_gaussians: {wrong} do not have {n} rows like parent")
+        for k in GAUSSIAN_FIELDS:
+            trainable = self.gaussians_params[k].requires_grad
+            self.gaussians_params[k] = nn.Parameter(tensors[k].detach().contiguous(), requires_grad=trainable)
+        self.parent = parent.long().contiguous()  # a registered buffer: assignment keeps it one
+        self.invalidate_cache()
+
     # -- the head-dependent part ----------------------------------------------------------------
     def head_vertices(self, params: HeadParams) -> Tensor:
         """(V, 3) posed head vertices for batch-size-1 params (the avatar's identity unless given)."""

@@ -1,1 +1,1 @@
-"""Avatar training: losses, binding-aware densification, the trainer, evaluation."""
+"""Avatar training: losses, binding-aware densification and its row edits (ops), the trainer, evaluation."""

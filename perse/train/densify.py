@@ -1,20 +1,21 @@
 """Binding-aware densification and pruning for triangle-bound Gaussians.
 
-Like 3DGS's adaptive density control (and gsplat's DefaultStrategy), but every new Gaussian keeps its
-parent triangle and is created in that triangle's frame, and pruning asks whether a Gaussian is
-invisible under *every* training look (a hat Gaussian is transparent for most looks yet must stay).
+Like 3DGS's adaptive density control (and gsplat's DefaultStrategy): `BindingDensifier` keeps the
+screen-space gradient statistics and decides which Gaussians to clone, split and prune; the row edits
+themselves (`perse.train.ops`) keep each new Gaussian on its parent triangle and the optimiser in step.
+Pruning asks whether a Gaussian is invisible under *every* training look (a hat Gaussian is transparent
+for most looks yet must stay).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
-from perse.geometry.rotations import quat_to_matrix
+from perse.avatar.model import Avatar
+from perse.train import ops
 
 
 @dataclass
@@ -29,20 +30,48 @@ class DensifyConfig:
     reset_opacity_interval: int = 0  # 0: never (looks share opacity; resets hurt rarely seen variants)
 
 
-class BindingDensifier:
-    """Holds the screen-space gradient statistics between densification steps."""
+@dataclass(frozen=True)
+class Densified:
+    """What one densification did.
 
-    def __init__(self, cfg: DensifyConfig, num_gaussians: int):
+    remap: (N',) long, on the training device: new row i continues old row remap[i] (kept rows first, in
+    order, then clones and split children pointing at their source). Per-row state held outside the
+    Gaussians (the seed anchor's rows) follows it. `result["split"]` reads like the counts dict.
+    """
+
+    cloned: int
+    split: int
+    pruned: int
+    total: int
+    remap: Tensor
+
+    def counts(self) -> dict[str, int]:
+        return {"cloned": self.cloned, "split": self.split, "pruned": self.pruned, "total": self.total}
+
+    def __getitem__(self, key: str) -> int:
+        return self.counts()[key]
+
+
+class BindingDensifier:
+    """Holds the screen-space gradient statistics between densification steps, on the training device
+    (accumulating them never waits for the GPU)."""
+
+    def __init__(self, cfg: DensifyConfig, num_gaussians: int, device: str | torch.device = "cpu"):
         self.cfg = cfg
-        self.grad_accum = torch.zeros(num_gaussians)
-        self.count = torch.zeros(num_gaussians)
+        self.device = torch.device(device)
+        self._reset(num_gaussians)
+
+    def _reset(self, num_gaussians: int) -> None:
+        self.grad_accum = torch.zeros(num_gaussians, device=self.device)  # (N,) summed NDC gradient norms
+        self.count = torch.zeros(num_gaussians, device=self.device)       # (N,) steps each was visible
 
     def accumulate(self, means2d_grad: Tensor, radii: Tensor, width: int, height: int) -> None:
         """Record one step. means2d_grad: (N, 2) pixel-space gradient; radii: (N,) visible if > 0."""
         visible = radii > 0
-        g = means2d_grad.detach().cpu() * torch.tensor([width / 2, height / 2])  # to NDC units like 3DGS
-        self.grad_accum[visible.cpu()] += g.norm(dim=-1)[visible.cpu()]
-        self.count[visible.cpu()] += 1
+        ndc = torch.tensor([width / 2, height / 2], device=means2d_grad.device)  # to NDC units like 3DGS
+        norm = (means2d_grad.detach() * ndc).norm(dim=-1)
+        self.grad_accum += torch.where(visible, norm, torch.zeros_like(norm))  # no boolean indexing: no sync
+        self.count += visible.to(self.count.dtype)
 
     def due(self, step: int) -> bool:
         c = self.cfg
@@ -50,58 +79,39 @@ class BindingDensifier:
 
     @torch.no_grad()
     def densify_and_prune(self, avatar: Avatar, world_scales: Tensor, max_opacity: Tensor,
-                          generator: torch.Generator) -> dict[str, int]:
-        """Clone/split high-gradient Gaussians, prune those transparent under every look.
+                          generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None) -> Densified:
+        """Clone/split high-gradient Gaussians, prune those transparent under every look; the avatar's
+        Gaussians (and `optimizer`'s state for them, when given) are edited in place.
 
         Args:
             world_scales: (N,) largest world-space scale of each Gaussian (reference state).
             max_opacity: (N,) opacity maximised over the training looks.
-        Returns:
-            counts {"cloned", "split", "pruned", "total"}; the avatar's parameters are replaced in place.
+            generator: CPU generator for the split children's positions.
         """
         c = self.cfg
+        n0 = avatar.num_gaussians
         mean_grad = self.grad_accum / self.count.clamp_min(1)
-        head_size = float(avatar.head.v_template.max(0).values.sub(avatar.head.v_template.min(0).values).max())
-        big = world_scales > c.split_scale * head_size
-        hot = mean_grad > c.grad_threshold
-        room = max(c.max_gaussians - avatar.num_gaussians, 0)
-        hot_idx = hot.nonzero(as_tuple=True)[0]
+        v = avatar.head.v_template
+        head_size = float((v.max(0).values - v.min(0).values).max())
+        big = world_scales.to(self.device) > c.split_scale * head_size
+        room = max(c.max_gaussians - n0, 0)
+        hot_idx = (mean_grad > c.grad_threshold).nonzero(as_tuple=True)[0]
         if hot_idx.numel() > room:  # keep the hottest when the budget is nearly spent
             hot_idx = hot_idx[mean_grad[hot_idx].argsort(descending=True)[:room]]
         clone_idx = hot_idx[~big[hot_idx]]
         split_idx = hot_idx[big[hot_idx]]
-        prune = max_opacity < c.prune_opacity
-        prune[split_idx] = True  # a split replaces its source by two children
+        low = max_opacity.to(self.device) < c.prune_opacity
 
-        p = {k: v.data for k, v in avatar.gaussians_params.items()}
-        parent = avatar.parent
-        new_rows = {k: [p[k][clone_idx]] for k in GAUSSIAN_FIELDS}
-        new_parent = [parent[clone_idx]]
-        for _ in range(2):
-            child = {k: p[k][split_idx].clone() for k in GAUSSIAN_FIELDS}
-            scale = torch.exp(child["log_scale"])
-            R = quat_to_matrix(child["quat"])
-            jitter = (R @ (scale * torch.randn(scale.shape, generator=generator))[..., None])[..., 0]
-            child["position"] = child["position"] + jitter
-            child["log_scale"] = child["log_scale"] - math.log(1.6)
-            for k in GAUSSIAN_FIELDS:
-                new_rows[k].append(child[k])
-            new_parent.append(parent[split_idx])
-        keep = ~prune
-        merged = {k: torch.cat([p[k][keep]] + new_rows[k]) for k in GAUSSIAN_FIELDS}
-        merged_parent = torch.cat([parent[keep]] + new_parent)
-        # Row i of the new tensors continues old row source[i] (its optimiser moments are carried over).
-        self.source_index = torch.cat([keep.nonzero(as_tuple=True)[0], clone_idx, split_idx, split_idx])
-        _replace_gaussians(avatar, merged, merged_parent)
-        n = avatar.num_gaussians
-        self.grad_accum = torch.zeros(n)
-        self.count = torch.zeros(n)
-        return {"cloned": int(clone_idx.numel()), "split": int(split_idx.numel()),
-                "pruned": int(prune.sum()) - int(split_idx.numel()), "total": n}
+        remap = ops.duplicate(avatar, optimizer, clone_idx)
+        remap = remap[ops.split(avatar, optimizer, split_idx, generator)]
+        # Edits keep survivors first, in order: the first n0 - S rows are the originals that were not split.
+        # Only those may be pruned (a clone of a transparent Gaussian stays, as a split child does).
+        survivors = n0 - split_idx.numel()
+        prune = torch.zeros(avatar.num_gaussians, dtype=torch.bool, device=self.device)
+        prune[:survivors] = low[remap[:survivors]]
+        pruned = int(prune.sum())
+        remap = remap[ops.prune(avatar, optimizer, prune)]
 
-
-def _replace_gaussians(avatar: Avatar, tensors: dict[str, Tensor], parent: Tensor) -> None:
-    for k in GAUSSIAN_FIELDS:
-        avatar.gaussians_params[k] = torch.nn.Parameter(tensors[k].contiguous())
-    avatar.parent = parent.contiguous()
-    avatar.invalidate_cache()
+        self._reset(avatar.num_gaussians)
+        return Densified(cloned=int(clone_idx.numel()), split=int(split_idx.numel()), pruned=pruned,
+                         total=avatar.num_gaussians, remap=remap)

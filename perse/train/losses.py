@@ -1,8 +1,14 @@
-"""Photometric losses and image metrics (images are (H, W, C) float tensors in [0, 1]); the seed anchor."""
+"""The training objective's terms as pure functions, and image metrics.
+
+Images are (H, W, C) float tensors in [0, 1]. The regularizers take the attribute field (or one of its
+branches) and the per-Gaussian rows they act on; which category, codes or seeds a step samples is the
+trainer's business.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +60,76 @@ def photometric_loss(render: Tensor, target: Tensor, ssim_weight: float = 0.2) -
     """(1 - w) * L1 + w * (1 - SSIM), the 3DGS objective. render, target: (H, W, 3)."""
     l1 = (render - target).abs().mean()
     return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim_map(render, target).mean())
+
+
+def alpha_loss(alpha: Tensor, alpha_gt: Tensor) -> Tensor:
+    """Silhouette L1: alpha, alpha_gt (H, W, 1)."""
+    return (alpha - alpha_gt).abs().mean()
+
+
+def code_loss(codes: Sequence[Tensor]) -> Tensor:
+    """Mean over categories of ||z||^2 for one look's codes (D,) each; 0 without categories."""
+    if not codes:
+        return torch.zeros(())
+    return sum(z.pow(2).sum() for z in codes) / len(codes)
+
+
+def gate_loss(gate_logits: Tensor, region_mask: Tensor) -> Tensor:
+    """Mean gate inside the structural regions (sparse gates keep regions tight).
+    gate_logits (N, C); region_mask (N, C) bool."""
+    return (torch.sigmoid(gate_logits) * region_mask).sum() / region_mask.sum().clamp_min(1)
+
+
+def interpolation_loss(field, name: str, code_a: Tensor, code_b: Tensor, t: float, features: Tensor,
+                       gate_logits: Tensor, region_mask: Tensor) -> Tensor:
+    """Midpoint regularizer in Gaussian-parameter space: category `name`'s offsets at lerp(a, b, t)
+    should be the lerp of its offsets at a and b.
+
+    field: the `AttributeField`; code_a, code_b (D,); features (N, F); gate_logits, region_mask (N, C).
+    """
+    args = (features, gate_logits, region_mask)
+    _, off_a = field.category_offsets(name, code_a, *args)
+    _, off_b = field.category_offsets(name, code_b, *args)
+    _, off_t = field.category_offsets(name, torch.lerp(code_a, code_b, t), *args)
+    return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
+
+
+def splat_regions(means2d: Tensor, radii: Tensor, cam_depths: Tensor, depth: Tensor,
+                  regions: Tensor) -> tuple[Tensor, Tensor]:
+    """Which image regions each Gaussian's centre lands in, and whether it is seen there.
+
+    means2d (N, 2) pixels; radii (N,) on screen if > 0; cam_depths (N,) camera-space z of the centres;
+    depth (H, W, 1) rendered depth; regions (H, W) long per-pixel category bits.
+    Returns bits (N,) long (0 off screen) and visible (N,) bool: on screen and not behind the rendered
+    surface at its pixel (2 % and 1 mm slack).
+    """
+    H, W = regions.shape
+    px = means2d.round().long()
+    inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H) & (radii > 0)
+    bits = torch.zeros(px.shape[0], dtype=torch.long, device=means2d.device)
+    bits[inside] = regions[px[inside, 1], px[inside, 0]]
+    visible = torch.zeros_like(inside)
+    depth_at = depth[px[inside, 1], px[inside, 0], 0]
+    visible[inside] = cam_depths[inside] <= depth_at * 1.02 + 1e-3
+    return bits, visible
+
+
+def leakage_loss(field, switched: Iterable[tuple[int, str, Tensor]], features: Tensor, gate_logits: Tensor,
+                 region_mask: Tensor, bits: Tensor, visible: Tensor) -> Tensor:
+    """Disentanglement: the offsets a switched category applies to Gaussians that are *visible* but land
+    outside the category's image region (mean absolute offset, summed over categories).
+
+    switched: (category index c, name, code (D,)) of each category not at its reference variant;
+    features (N, F); gate_logits, region_mask (N, C); bits, visible (N,) from `splat_regions`.
+    Occluded Gaussians are left alone: the mask says nothing about them, and penalising them shrinks the
+    whole shared branch.
+    """
+    total = torch.zeros((), device=features.device)
+    for c, name, code in switched:
+        idx, off = field.category_offsets(name, code, features, gate_logits, region_mask)
+        leaking = ((((bits[idx] >> c) & 1) == 0) & visible[idx]).float()[:, None]
+        total = total + (off.abs() * leaking).sum() / (idx.numel() * off.shape[1])
+    return total
 
 
 def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tensor, base_logits: Tensor,

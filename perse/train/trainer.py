@@ -1,6 +1,6 @@
 """Training an avatar on an attribute dataset.
 
-One step: pick a training frame, build its look from the frame's variant indices (auto-decoder codes),
+One step (the terms are pure functions in `perse.train.losses`): pick a training frame, build its look from the frame's variant indices (auto-decoder codes),
 pose the head with the frame's parameters, render, compare with the masked target, add regularizers:
 
     L = (1-w) L1 + w (1 - SSIM)                       photometric, on a random background colour
@@ -32,17 +32,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from perse.avatar.binding import bind_to_world
-from perse.geometry.triangles import triangle_frames
 from perse.avatar.io import pack_avatar, save_avatar, unpack_avatar
 from perse.avatar.latent import Look
+from perse.avatar.model import GAUSSIAN_FIELDS, Avatar, AvatarState
 from perse.categories import Category
-from perse.avatar.model import GAUSSIAN_FIELDS, Avatar
 from perse.errors import PerseError
 from perse.io_utils import atomic_path
 from perse.render import render
 from perse.train.densify import BindingDensifier, DensifyConfig
-from perse.train.losses import photometric_loss, seed_anchor_loss
+from perse.train.losses import (alpha_loss, code_loss, gate_loss, interpolation_loss, leakage_loss,
+                                photometric_loss, seed_anchor_loss, splat_regions)
 
 
 @dataclass
@@ -116,7 +115,7 @@ class Trainer:
         self.device = torch.device(device)
         self.step = 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.densifier = BindingDensifier(cfg.densify, avatar.num_gaussians)
+        self.densifier = BindingDensifier(cfg.densify, avatar.num_gaussians, self.device)
         self.train_indices = dataset.indices("train")
         if not self.train_indices:
             raise PerseError(f"dataset {dataset.root} has no training frames")
@@ -127,34 +126,14 @@ class Trainer:
         self._build_optimizer()
 
     # -- optimiser ------------------------------------------------------------------------------
-    def _build_optimizer(self, old_state: dict | None = None, source_index: Tensor | None = None) -> None:
+    def _build_optimizer(self) -> None:
+        """One Adam, a param group per Gaussian field (densification edits those in place,
+        `perse.train.ops`), one for the latent codes and one for the field's branches."""
         lr = self.cfg.lr
         groups = [{"params": [self.avatar.gaussians_params[k]], "lr": lr[k], "name": k} for k in GAUSSIAN_FIELDS]
         groups.append({"params": list(self.avatar.latent.parameters()), "lr": lr["codes"], "name": "codes"})
         groups.append({"params": list(self.avatar.field.parameters()), "lr": lr["field"], "name": "field"})
         self.optimizer = torch.optim.Adam(groups, eps=1e-15)
-        if old_state is not None:
-            self._carry_state(old_state, source_index)
-
-    def _carry_state(self, old: dict[str, dict], source_index: Tensor) -> None:
-        """Move Adam moments of per-Gaussian tensors through a densification's row mapping."""
-        for group in self.optimizer.param_groups:
-            for param in group["params"]:
-                prev = old.get(id(param)) if group["name"] not in GAUSSIAN_FIELDS else old.get(group["name"])
-                if prev is None:
-                    continue
-                if group["name"] in GAUSSIAN_FIELDS:
-                    prev = {k: (v[source_index] if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in prev.items()}
-                self.optimizer.state[param] = prev
-
-    def _snapshot_state(self) -> dict:
-        snap = {}
-        for group in self.optimizer.param_groups:
-            for param in group["params"]:
-                if param in self.optimizer.state:
-                    key = group["name"] if group["name"] in GAUSSIAN_FIELDS else id(param)
-                    snap[key] = self.optimizer.state[param]
-        return snap
 
     # -- one step -------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -163,10 +142,7 @@ class Trainer:
         frame = self.dataset.load_frame(i)
         avatar = self.avatar
         look = avatar.latent.look_from_indices(frame.variant_index)
-        local = avatar.local_gaussians(look)
-        params = frame.params.to(self.device)
-        vertices = avatar.head(params).vertices[0]
-        gaussians = bind_to_world(local, triangle_frames(vertices, avatar.head.faces))
+        gaussians = avatar.gaussians(AvatarState(frame.params.to(self.device), look))
 
         background = torch.rand(3, generator=self.generator).to(self.device)
         camera = frame.camera.to(self.device)
@@ -175,12 +151,11 @@ class Trainer:
         alpha_gt = frame.alpha.to(self.device)
         target = frame.image.to(self.device) * alpha_gt + background * (1 - alpha_gt)
         loss_photo = photometric_loss(out.rgb, target, cfg.ssim_weight)
-        loss_alpha = (out.alpha - alpha_gt).abs().mean()
-        loss_code = sum(look.codes[n].pow(2).sum() for n in self.category_names) / max(len(self.category_names), 1)
+        loss_alpha = alpha_loss(out.alpha, alpha_gt)
+        loss_code = code_loss([look.codes[n] for n in self.category_names])
         loss_interp = self._interpolation_loss()
         loss_leak = self._leakage_loss(frame, out, look, gaussians.means.detach(), camera)
-        gates = torch.sigmoid(avatar.gaussians_params["gate_logit"])
-        loss_gate = (gates * avatar.region_mask).sum() / avatar.region_mask.sum().clamp_min(1)
+        loss_gate = gate_loss(avatar.gaussians_params["gate_logit"], avatar.region_mask)
         loss_seed = self._seed_anchor_loss()
         loss = (loss_photo + cfg.alpha_weight * loss_alpha + cfg.code_weight * loss_code
                 + cfg.interp_weight * loss_interp + cfg.leak_weight * loss_leak + cfg.gate_weight * loss_gate
@@ -233,52 +208,31 @@ class Trainer:
         t = float(torch.rand(1, generator=self.generator))
         codes = avatar.latent.codes[spec.name]
         p = avatar.gaussians_params
-        args = (p["feature"], p["gate_logit"], avatar.region_mask)
-        _, off_a = avatar.field.category_offsets(spec.name, codes[a], *args)
-        _, off_b = avatar.field.category_offsets(spec.name, codes[b], *args)
-        _, off_t = avatar.field.category_offsets(spec.name, torch.lerp(codes[a], codes[b], t), *args)
-        return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
+        return interpolation_loss(avatar.field, spec.name, codes[a], codes[b], t, p["feature"], p["gate_logit"],
+                                  avatar.region_mask)
 
     def _leakage_loss(self, frame, out, look: Look, means: Tensor, camera) -> Tensor:
-        """Penalise the offsets a switched category applies to Gaussians that are *visible* in this frame
-        (in front of the rendered depth at their pixel) but land outside the category's image region
-        (the dataset's per-category region masks). Occluded Gaussians are left alone: the mask says
-        nothing about them, and penalising them shrinks the whole shared branch."""
+        """`leakage_loss` of this frame's switched categories, against the dataset's per-category region
+        masks. means: (N, 3) world-space centres (detached)."""
         avatar = self.avatar
-        H, W = frame.regions.shape
-        means2d = out.means2d.detach()
-        px = means2d.round().long()
-        inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H) & (out.radii > 0)
-        bits = torch.zeros(px.shape[0], dtype=torch.long, device=self.device)
-        bits[inside] = frame.regions.to(self.device)[px[inside, 1], px[inside, 0]]
-        visible = torch.zeros_like(inside)
-        depth_at = out.depth.detach()[px[inside, 1], px[inside, 0], 0]
-        depths = means @ camera.world_to_cam[2, :3] + camera.world_to_cam[2, 3]  # camera-space z
-        visible[inside] = depths[inside] <= depth_at * 1.02 + 1e-3
-        total = torch.zeros((), device=self.device)
+        cam_depths = means @ camera.world_to_cam[2, :3] + camera.world_to_cam[2, 3]
+        bits, visible = splat_regions(out.means2d.detach(), out.radii, cam_depths, out.depth.detach(),
+                                      frame.regions.to(self.device))
+        switched = [(c, spec.name, look.codes[spec.name]) for c, spec in enumerate(avatar.categories)
+                    if frame.variant_index[spec.name] != spec.index(spec.reference)]
         p = avatar.gaussians_params
-        for c, spec in enumerate(avatar.categories):
-            if frame.variant_index[spec.name] == spec.index(spec.reference):
-                continue
-            idx, off = avatar.field.category_offsets(spec.name, look.codes[spec.name], p["feature"],
-                                                     p["gate_logit"], avatar.region_mask)
-            leaking = ((((bits[idx] >> c) & 1) == 0) & visible[idx]).float()[:, None]
-            total = total + (off.abs() * leaking).sum() / (idx.numel() * off.shape[1])
-        return total
+        return leakage_loss(avatar.field, switched, p["feature"], p["gate_logit"], avatar.region_mask, bits, visible)
 
     @torch.no_grad()
     def _densify(self) -> None:
         avatar = self.avatar
-        ref = avatar.gaussians()
-        world_scale = ref.scales.max(dim=-1).values.cpu()
-        max_opacity = self._max_opacity_over_looks().cpu()
-        old = self._snapshot_state()
-        counts = self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator)
-        self._build_optimizer(old, self.densifier.source_index)
+        world_scale = avatar.gaussians().scales.max(dim=-1).values
+        max_opacity = self._max_opacity_over_looks()
+        done = self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator, self.optimizer)
         if self.seed_targets is not None:  # follow the seeds to their new rows
-            self.seed_targets = self.seed_targets.remap(self.densifier.source_index)
-            self.avatar.seed_targets = self.seed_targets
-        self.history.append({"step": self.step, "densify": counts})
+            self.seed_targets = self.seed_targets.remap(done.remap)
+            avatar.seed_targets = self.seed_targets
+        self.history.append({"step": self.step, "densify": done.counts()})
 
     def _max_opacity_over_looks(self) -> Tensor:
         """(N,) opacity maximised over every single-category variant of the reference look."""
