@@ -1,0 +1,60 @@
+"""The training objective's regularizers as pure functions: known answers on small inputs."""
+
+import pytest
+import torch
+
+from perse.avatar import Avatar
+from perse.train.losses import code_loss, gate_loss, interpolation_loss, leakage_loss, splat_regions
+from tiny_models import tiny_categories, tiny_head
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    """A tiny avatar whose first category branch has a non-zero output layer (a fresh one offsets nothing)."""
+    a = Avatar.initialize(tiny_head(), tiny_categories(), num_gaussians=200, seed=1)
+    out = a.field.branches[a.categories[0].name].out
+    with torch.no_grad():
+        out.weight.copy_(0.3 * torch.randn(out.weight.shape, generator=torch.Generator().manual_seed(0)))
+    return a
+
+
+def test_code_and_gate_losses():
+    assert float(code_loss([])) == 0.0
+    assert float(code_loss([torch.ones(2), torch.full((2,), 2.0)])) == pytest.approx(5.0)  # (2 + 8) / 2
+    mask = torch.tensor([[True, False], [True, False]])
+    assert float(gate_loss(torch.zeros(2, 2), mask)) == pytest.approx(0.5)  # sigmoid(0) inside the regions only
+
+
+def test_interpolation_loss_vanishes_at_the_ends_only(avatar):
+    spec = avatar.categories[0]
+    codes = avatar.latent.codes[spec.name].detach()
+    p = {k: v.detach() for k, v in avatar.gaussians_params.items()}
+    args = (p["feature"], p["gate_logit"], avatar.region_mask)
+    with torch.no_grad():
+        assert float(interpolation_loss(avatar.field, spec.name, codes[0], codes[1], 0.0, *args)) == 0.0
+        assert float(interpolation_loss(avatar.field, spec.name, codes[0], codes[1], 0.5, *args)) > 0.0
+
+
+def test_splat_regions_reads_bits_where_the_centre_is_seen():
+    regions = torch.zeros(4, 4, dtype=torch.long)
+    regions[1, 2] = 0b10
+    depth = torch.full((4, 4, 1), 1.0)
+    means2d = torch.tensor([[2.2, 0.8], [2.0, 1.0], [9.0, 1.0]])  # pixel (2, 1) twice, then off screen
+    cam_depths = torch.tensor([1.0, 1.5, 1.0])                   # the second lies behind the surface
+    bits, visible = splat_regions(means2d, torch.ones(3), cam_depths, depth, regions)
+    assert bits.tolist() == [2, 2, 0] and visible.tolist() == [True, False, False]
+
+
+def test_leakage_counts_visible_gaussians_outside_the_region(avatar):
+    spec = avatar.categories[0]
+    p = {k: v.detach() for k, v in avatar.gaussians_params.items()}
+    n = avatar.num_gaussians
+    switched = [(0, spec.name, avatar.latent.codes[spec.name][1].detach())]
+    args = (avatar.field, switched, p["feature"], p["gate_logit"], avatar.region_mask)
+    with torch.no_grad():
+        outside = leakage_loss(*args, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+        inside = leakage_loss(*args, torch.ones(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+        hidden = leakage_loss(*args, torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool))
+        unswitched = leakage_loss(avatar.field, [], *args[2:], torch.zeros(n, dtype=torch.long),
+                                  torch.ones(n, dtype=torch.bool))
+    assert float(outside) > 0 and float(inside) == 0 and float(hidden) == 0 and float(unswitched) == 0
