@@ -67,10 +67,11 @@ class BindingDensifier:
 
     def accumulate(self, means2d_grad: Tensor, radii: Tensor, width: int, height: int) -> None:
         """Record one step. means2d_grad: (N, 2) pixel-space gradient; radii: (N,) visible if > 0."""
+        # Nothing here waits for the device: python scalars (no host-to-device copy), no boolean indexing.
         visible = radii > 0
-        ndc = torch.tensor([width / 2, height / 2], device=means2d_grad.device)  # to NDC units like 3DGS
-        norm = (means2d_grad.detach() * ndc).norm(dim=-1)
-        self.grad_accum += torch.where(visible, norm, torch.zeros_like(norm))  # no boolean indexing: no sync
+        g = means2d_grad.detach()
+        norm = torch.stack([g[:, 0] * (width / 2), g[:, 1] * (height / 2)], dim=-1).norm(dim=-1)  # NDC like 3DGS
+        self.grad_accum += torch.where(visible, norm, torch.zeros_like(norm))
         self.count += visible.to(self.count.dtype)
 
     def due(self, step: int) -> bool:
