@@ -21,7 +21,7 @@ def renderer():
 @pytest.fixture(scope="module")
 def builtin_head():
     """The built-in head model."""
-    from perse.head.builtin import load_builtin_head
+    from perse.head import load_builtin_head
 
     return load_builtin_head()
 

@@ -148,7 +148,7 @@ def test_initial_shell_gaussians_float_above_category_regions():
 
 def test_expression_loop_opens_the_jaw_on_the_joint_only():
     from perse.export.presets import JAW_FOR_JAWOPEN, expression_keyframes
-    from perse.head.builtin import load_builtin_head
+    from perse.head import load_builtin_head
 
     a = Avatar.initialize(load_builtin_head(), [], num_gaussians=100)
     frames = expression_keyframes(a)

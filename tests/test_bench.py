@@ -25,7 +25,7 @@ def test_bench_reports_all_figures(tmp_path, capsys):
 
 def test_bench_drive_reports_tracking_time_and_jitter():
     from perse.bench.engine import bench_drive
-    from perse.head.builtin import load_builtin_head
+    from perse.head import load_builtin_head
 
     rows = {r["figure"]: r for r in bench_drive(load_builtin_head(), frames=12)}
     assert rows["drive tracking"]["ms"] > 0 and rows["drive tracking"]["p90_ms"] >= rows["drive tracking"]["ms"]

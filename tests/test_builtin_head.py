@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +13,8 @@ from perse.errors import PerseError
 from perse import landmarks as lmk
 from perse.head import arkit
 from perse import mesh_ops as mo
-from perse.head.builtin import EYEBALL_RADIUS, GENERATOR_COMMAND, REGIONS, build_head_data, load_builtin_head
+from perse.head.builtin import EYEBALL_RADIUS, REGIONS, build_head_data
+from perse.head.builtin_asset import GENERATOR_COMMAND, load_builtin_head
 from perse.head.model import HeadParams
 
 REQUIRED_EXPRESSIONS = [
@@ -288,6 +292,15 @@ def test_missing_file_is_a_perse_error(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(PerseError, match="python -m perse.head.builtin"):
         load_builtin_head(bad)
+
+
+def test_loading_the_head_does_not_import_the_generator():
+    """Run time reads the stored asset (`perse.head.builtin_asset`); the generator package is build time."""
+    code = ("import sys; from perse.head import load_builtin_head, load_head_model; "
+            "load_head_model('builtin'); load_builtin_head(); "
+            "print(sorted(m for m in sys.modules if m.startswith('perse.head.builtin.') or m == 'perse.head.builtin'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 REGENERATION_TOLERANCE_MM = 0.05  # MediaPipe's float results differ in the last bits between CPUs/versions

@@ -375,9 +375,9 @@ def test_builtin_spec_routes_to_builtin_module(monkeypatch):
         parents=torch.tensor([-1, 0, 1, 1, 1]), lbs_weights=torch.full((3, 5), 0.2),
         lmk_face_idx=torch.zeros(0, dtype=torch.long), lmk_bary=torch.zeros(0, 3),
         landmark_indices=torch.zeros(0, dtype=torch.long), meta={"kind": "builtin", "name": "fake"}))
-    fake = types.ModuleType("perse.head.builtin")
+    fake = types.ModuleType("perse.head.builtin_asset")
     fake.load_builtin_head = lambda: sentinel
-    monkeypatch.setitem(sys.modules, "perse.head.builtin", fake)
+    monkeypatch.setitem(sys.modules, "perse.head.builtin_asset", fake)
     import perse.head
 
     assert load_head_model(None) is sentinel

@@ -9,7 +9,7 @@ import torch
 
 from perse.create.portrait_texture import photo_eye_colors, portrait_texture
 from perse.errors import PerseError
-from perse.head.builtin import load_builtin_head
+from perse.head import load_builtin_head
 from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
 from perse.synth.hair import HairLayer, fold_into, ray_extent, segment_hair, synthesize_unseen_hair

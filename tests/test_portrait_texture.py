@@ -9,7 +9,7 @@ import torch
 from perse.create.portrait_texture import (PortraitTexture, complete_texture, mirror_texels, portrait_texture,
                                            texel_faces)
 from perse.errors import PerseError
-from perse.head.builtin import load_builtin_head
+from perse.head import load_builtin_head
 from perse.synth.texture import build_atlas, head_anatomy
 from perse.track import detect_largest_face, fit_head
 

@@ -22,7 +22,7 @@ TEX = 256  # small textures keep the tests fast
 
 @pytest.fixture(scope="module")
 def head():
-    from perse.head.builtin import load_builtin_head
+    from perse.head import load_builtin_head
 
     return load_builtin_head()
 

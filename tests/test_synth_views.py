@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from perse.head.builtin import load_builtin_head
+from perse.head import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import orbit_camera
 from perse.synth import AttributeDataset, category_by_name, generate_dataset

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from perse.errors import PerseError
-from perse.head.builtin import load_builtin_head
+from perse.head import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import Camera, orbit_camera
 from perse.cli.track import track_command

@@ -13,7 +13,7 @@ import torch
 from perse.errors import PerseError
 from perse.geometry.rotations import axis_angle_to_matrix, rotation_and_left_jacobian, skew
 from perse.geometry.rotations import axis_angle_to_matrix as rodrigues
-from perse.head.builtin import load_builtin_head
+from perse.head import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import orbit_camera
 from perse.track.fit import HeadFitter

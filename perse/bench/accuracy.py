@@ -252,7 +252,7 @@ def main() -> None:
 
     from skimage.data import astronaut
 
-    from perse.head.builtin import load_builtin_head
+    from perse.head import load_builtin_head
 
     parser = argparse.ArgumentParser(description="accuracy, stability, jitter and speed of perse.drive")
     parser.add_argument("--avatar", default="default", help="also run the closed loop on this avatar ('' to skip)")

@@ -94,7 +94,7 @@ def load_head_model(spec: str | os.PathLike | None = None, embedding: str | os.P
             (`resolve_embedding_path`), which may be absent (the model then has no landmarks).
     """
     if spec is None or str(spec).lower() in BUILTIN_SPECS:
-        from perse.head.builtin import load_builtin_head
+        from perse.head.builtin_asset import load_builtin_head
 
         return load_builtin_head()
     if str(spec).lower() == FLAME_SPEC:

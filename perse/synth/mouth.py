@@ -1,7 +1,7 @@
 """The mouth interior of the synthetic head: teeth arches, gums, a tongue and a dark cavity lining.
 
 The built-in head closes its mouth opening with a pocket behind the inner-lip loop (upper half skinned
-to the skull, lower half to the jaw; `perse.head.builtin.mouth_pocket`). This module fills it:
+to the skull, lower half to the jaw; `perse.head.builtin.mouth.mouth_pocket`). This module fills it:
 
 - upper and lower teeth arches (individual crowns: incisors, canines, premolars, molars) along a
   parabola fitted inside the pocket, enamel-coloured with darker gaps, translucent incisal edges and
@@ -329,7 +329,7 @@ def tongue_mesh(pocket: MouthPocket, lower_front_z: float) -> tuple[np.ndarray, 
 
 
 # The cavity's rings behind the inner-lip loop: (depth, shrink toward the loop's centre, extra height),
-# the same as the built-in head's pocket (`perse.head.builtin.mouth_pocket`) so the teeth fitted to
+# the same as the built-in head's pocket (`perse.head.builtin.mouth.mouth_pocket`) so the teeth fitted to
 # that pocket fit this one; the last ring closes on a point CAVITY_CAP behind the loop's centre.
 CAVITY_RINGS = ((0.006, 0.95, 0.003), (0.014, 0.85, 0.008), (0.022, 0.70, 0.011), (0.030, 0.45, 0.009))
 CAVITY_CAP = 0.036
@@ -554,4 +554,3 @@ def build_mouth(head, anatomy: HeadAnatomy) -> MouthInterior | None:
     jaw = weights[:, JOINT_NAMES.index("jaw")]
     pocket = find_mouth_pocket(anatomy, jaw, expression_motion(head))
     return None if pocket is None else MouthInterior(anatomy, pocket)
-
