@@ -1,7 +1,8 @@
 """Training an avatar on an attribute dataset.
 
-One step (the terms are pure functions in `perse.train.losses`): pick a training frame, build its look from the frame's variant indices (auto-decoder codes),
-pose the head with the frame's parameters, render, compare with the masked target, add regularizers:
+One step: pick a training frame, build its look from the frame's variant indices (auto-decoder codes),
+pose the head with the frame's parameters, render, compare with the masked target, add regularizers
+(each term is a pure function in `perse.train.losses`):
 
     L = (1-w) L1 + w (1 - SSIM)                       photometric, on a random background colour
       + lambda_alpha |alpha - mask|                   silhouette
