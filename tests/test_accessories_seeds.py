@@ -13,7 +13,7 @@ STYLES = [("glasses", "round"), ("glasses", "rectangular"), ("glasses", "sunglas
 
 @pytest.fixture(scope="module")
 def anatomy(builtin_head):
-    from perse.synth.texture import head_anatomy
+    from perse.synth.anatomy import head_anatomy
 
     return head_anatomy(builtin_head)
 

@@ -13,7 +13,7 @@ from perse.head import load_builtin_head
 from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
 from perse.synth.hair import HairLayer, fold_into, ray_extent, segment_hair, synthesize_unseen_hair
-from perse.synth.texture import head_anatomy
+from perse.synth.anatomy import head_anatomy
 from perse.track import detect_largest_face, fit_head
 
 skdata = pytest.importorskip("skimage.data")
@@ -125,7 +125,7 @@ def test_back_of_head_hair_has_only_visible_hair_colours(case, head):
     10 ΔE of some seen hair texel's colour."""
     from skimage.color import rgb2lab
 
-    from perse.synth.texture import build_atlas
+    from perse.synth.uv_atlas import build_atlas
 
     _, _, _, result = case
     atlas = build_atlas(head_anatomy(head), 256)
@@ -142,7 +142,7 @@ def test_back_of_head_hair_has_only_visible_hair_colours(case, head):
 
 def test_bangs_are_hair_and_the_cheeks_are_not(case, head):
     _, _, _, result = case
-    from perse.synth.texture import build_atlas
+    from perse.synth.uv_atlas import build_atlas
 
     a = head_anatomy(head)
     atlas = build_atlas(a, 256)
@@ -159,7 +159,7 @@ def test_eyes_take_the_photo_colours(case, head):
     image, face, _, result = case
     iris, sclera = photo_eye_colors(image, face.points)
     assert iris.mean() < sclera.mean() - 0.15
-    from perse.synth.texture import build_atlas
+    from perse.synth.uv_atlas import build_atlas
 
     a = head_anatomy(head)
     atlas = build_atlas(a, 256)

@@ -10,7 +10,8 @@ from perse.create.portrait_texture import (PortraitTexture, complete_texture, mi
                                            texel_faces)
 from perse.errors import PerseError
 from perse.head import load_builtin_head
-from perse.synth.texture import build_atlas, head_anatomy
+from perse.synth.anatomy import head_anatomy
+from perse.synth.uv_atlas import build_atlas
 from perse.track import detect_largest_face, fit_head
 
 skdata = pytest.importorskip("skimage.data")

@@ -127,7 +127,7 @@ def test_reference_frames_alternate_between_the_portraits_framing_and_the_head(t
 def test_the_iris_size_follows_the_photo():
     from perse.create.portrait_texture import photo_iris_angle
     from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS
-    from perse.synth.texture import head_anatomy
+    from perse.synth.anatomy import head_anatomy
     from perse.head.registry import load_head_model
 
     anatomy = head_anatomy(load_head_model("builtin"))

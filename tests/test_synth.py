@@ -14,7 +14,9 @@ from perse.synth import (CATEGORIES, AttributeDataset, apply_binding, bind_to_me
                          category_by_name, generate_dataset)
 from perse.geometry.triangles import closest_point_on_triangles
 from perse.geometry.rotations import euler_to_axis_angle
-from perse.synth.texture import TexturePainter, head_anatomy, polygon_signed_distance, rasterize_uv
+from perse.synth.anatomy import head_anatomy
+from perse.synth.paint_procedural import TexturePainter, polygon_signed_distance
+from perse.synth.uv_atlas import rasterize_uv
 from perse.synth.variants import HEAD_REGIONS
 
 TEX = 256  # small textures keep the tests fast
@@ -435,7 +437,7 @@ def test_base_reference_look_reproduces_the_texture(over, base_tex, anatomy):
 
 
 def test_base_hair_colour_recolours_hair_keeping_luminance(over, anatomy):
-    from perse.synth.texture import HAIR_COLORS, luminance
+    from perse.synth.palette import HAIR_COLORS, luminance
 
     base = over.base.color
     names = anatomy.region_names
@@ -461,7 +463,7 @@ def test_base_hair_colour_recolours_hair_keeping_luminance(over, anatomy):
 
 
 def test_base_lips_and_other_variants_stay_in_their_regions(over, anatomy):
-    from perse.synth.texture import LIP_COLORS, luminance
+    from perse.synth.palette import LIP_COLORS, luminance
 
     base = over.base.color
     names = anatomy.region_names

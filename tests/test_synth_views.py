@@ -13,7 +13,7 @@ from perse.render.camera import orbit_camera
 from perse.synth import AttributeDataset, category_by_name, generate_dataset
 from perse.synth.generator import FrameRenderer, SynthSettings
 from perse.synth.hair import HairLayer
-from perse.synth.texture import head_anatomy
+from perse.synth.anatomy import head_anatomy
 
 pytestmark = pytest.mark.gui
 

@@ -3,7 +3,7 @@
 Two editors (``perse create --editor builtin|diffusers:PATH``):
 
 - ``builtin`` (`BuiltinEditor`, the default): no portrait is edited; the dataset generator paints every
-  variant over the person's texture in UV space (`perse.synth.texture`).
+  variant over the person's texture in UV space (`perse.synth.paint_portrait`).
 - ``diffusers:PATH`` (`DiffusersEditor`): a LOCAL diffusers inpainting pipeline folder (what
   ``pipeline.save_pretrained(PATH)`` writes; nothing is ever downloaded). For every edited
   (category, variant) the portrait is inpainted with the variant's prompt (`EDIT_PROMPTS`) inside the
@@ -211,7 +211,7 @@ def portrait_label_image(head, fit, renderer=None) -> np.ndarray:
     import torch
 
     from perse.render.gl import Lighting, Mesh, MeshRenderer
-    from perse.synth.texture import head_anatomy
+    from perse.synth.anatomy import head_anatomy
 
     anatomy = head_anatomy(head)
     with torch.no_grad():

@@ -42,9 +42,11 @@ from perse.geometry.easing import smoothstep
 from perse.head.model import HeadModel
 from perse.landmarks import EYE_INNER, EYE_LOWER_LID, EYE_OUTER, EYE_UPPER_LID, IRIS
 from perse.mesh_ops import uniform_laplacian, vertex_normals
+from perse.synth.anatomy import eye_coordinates, fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
-from perse.synth.texture import (SCLERA_COLOR, TexelAtlas, build_atlas, eye_albedo, eye_coordinates, fit_sphere,
-                                 head_anatomy, luminance, rasterize_uv, sine_noise)
+from perse.synth.paint_procedural import sine_noise
+from perse.synth.palette import SCLERA_COLOR, eye_albedo, luminance
+from perse.synth.uv_atlas import TexelAtlas, build_atlas, rasterize_uv
 from perse.synth.variants import category_by_name
 
 SUPPORTED_SIZES = (256, 512, 1024, 2048)

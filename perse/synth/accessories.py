@@ -21,7 +21,7 @@ from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.geometry.triangles import barycentric, closest_point_on_triangles, corners, interpolate, unit_normals
 from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, FOREHEAD_TOP, GLABELLA
-from perse.synth.texture import HeadAnatomy
+from perse.synth.anatomy import HeadAnatomy
 
 
 # --------------------------------------------------------------------------------------------------

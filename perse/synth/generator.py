@@ -80,12 +80,13 @@ from perse.landmarks import CHIN_BOTTOM
 from perse.mesh_ops import vertex_normals
 from perse.render.camera import Camera, orbit_camera
 from perse.synth.accessories import ACCESSORY_LABEL_BASE, AccessoryCache
+from perse.synth.anatomy import HeadAnatomy, head_anatomy
 from perse.synth.hair import HairLayer
 from perse.synth.mouth import build_mouth
+from perse.synth.paint_procedural import TexturePainter
 from perse.synth.reference import ReferenceView, with_photo_features
 from perse.synth.reference import frame_camera as reference_crop
 from perse.synth.seeding import dataset_seeds
-from perse.synth.texture import HeadAnatomy, TexturePainter, head_anatomy
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
 FORMAT_NAME = "perse-dataset"
@@ -393,7 +394,7 @@ def check_variant_textures(textures: dict[tuple[str, str], np.ndarray] | None, c
                            size: int) -> dict[tuple[str, str], np.ndarray]:
     """Validated variant textures at the painter's `size`: keys (category, non-reference variant) of
     `categories` that restrict themselves to head regions; values square RGB uint8 (resampled to size)."""
-    from perse.synth.texture import check_base_texture, resample_texture
+    from perse.synth.uv_atlas import check_base_texture, resample_texture
 
     out: dict[tuple[str, str], np.ndarray] = {}
     by_name = {c.name: c for c in categories}
@@ -599,7 +600,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, num_frames_per
     identity = identity_vector(head, identity_shape, None if reference is None else reference.params)
     ref_camera = None if reference is None else reference_frame_camera(reference.camera, settings.image_size)
     if base_texture is not None:
-        from perse.synth.texture import check_base_texture
+        from perse.synth.uv_atlas import check_base_texture
 
         check_base_texture(base_texture)
     partial = out.with_name(out.name + ".partial")
@@ -752,7 +753,7 @@ def _bar(total: int, desc: str, unit: str, enabled: bool):
 
 def _paint_all(fr: FrameRenderer, plans: list[FramePlan], progress: bool) -> None:
     """Paint every distinct texture up front (its own progress stage)."""
-    from perse.synth.texture import TEXTURE_CATEGORIES
+    from perse.synth.palette import TEXTURE_CATEGORIES
 
     looks = {}
     for p in plans:

@@ -31,7 +31,7 @@ from perse.synth.accessories import (Accessory, Binding, _grid_faces, apply_bind
                                      uv_sphere)
 from perse.geometry.easing import smoothstep
 from perse.landmarks import LIPS_INNER
-from perse.synth.texture import HeadAnatomy
+from perse.synth.anatomy import HeadAnatomy
 
 # Crown sizes per half arch, midline to back (metres): width along the arch, height, labial-lingual
 # thickness (adult averages, rounded). Lower incisors are narrower, lower canines taller.
