@@ -554,3 +554,4 @@ def build_mouth(head, anatomy: HeadAnatomy) -> MouthInterior | None:
     jaw = weights[:, JOINT_NAMES.index("jaw")]
     pocket = find_mouth_pocket(anatomy, jaw, expression_motion(head))
     return None if pocket is None else MouthInterior(anatomy, pocket)
+
