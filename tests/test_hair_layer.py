@@ -194,3 +194,29 @@ def test_portrait_cropped_at_the_hairline_gets_a_thin_layer_and_a_note(head, ren
     assert not result.hair.reliable and "hair" in result.hair.reason
     assert any(n.startswith("hair:") and "thin default" in n for n in result.notes)
     assert result.hair.thickness.max() <= 0.005
+
+
+def test_unseen_hair_far_from_the_seen_hair_is_combed_strands_of_its_palette():
+    """The back of the head gets strands that run from the crown down (colour changes much faster around
+    the head than down it), in the seen hair's luminances without its darkest shadows."""
+    rng = np.random.default_rng(1)
+    d = rng.normal(size=(30000, 3))
+    pos = 0.1 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    lum = rng.uniform(size=30000)
+    colors = np.stack([lum, 0.8 * lum, 0.6 * lum], 1)
+    seen = np.nonzero(pos[:, 2] > 0.05)[0]
+    target = np.nonzero(pos[:, 2] < -0.06)[0]        # far behind: strands, not the fold
+    out = synthesize_unseen_hair(pos, np.zeros(3), colors, seen, target)
+    palette = {tuple(c) for c in colors[seen]}
+    assert all(tuple(c) in palette for c in out)
+    assert out[:, 0].min() >= np.quantile(colors[seen, 0], 0.14)       # shadows left out
+    # Neighbours along a meridian (same azimuth) agree more than neighbours around the head.
+    from scipy.spatial import cKDTree
+
+    p = pos[target]
+    az = np.arctan2(p[:, 0], p[:, 2])
+    el = np.arctan2(p[:, 1], np.hypot(p[:, 0], p[:, 2]))
+    pairs = cKDTree(np.stack([az, el], 1)).query_pairs(0.02, output_type="ndarray")
+    daz, del_ = np.abs(az[pairs[:, 0]] - az[pairs[:, 1]]), np.abs(el[pairs[:, 0]] - el[pairs[:, 1]])
+    step = np.abs(out[pairs[:, 0], 0] - out[pairs[:, 1], 0])
+    assert step[del_ > 3 * daz].mean() < 0.7 * step[daz > 3 * del_].mean()

@@ -16,10 +16,12 @@ Pipeline (`build_hair_layer`, called by `perse create` in the texture stage):
    its own projection; that extrudes the portrait's outline through the depth of the head (unseen back
    and top get the thickness of the outline at the same angle). It tapers to zero at the hairline and
    is smoothed on the mesh; where the photo shows hair a thin minimum layer remains.
-3. Unseen hair (`synthesize_unseen_hair`): texels of the hair regions that the photo does not see copy
-   the colour of a seen hair texel, found by folding the texel's azimuth around the head's vertical axis
-   back into the seen azimuth range (a mirror fold, so strands stay continuous and run from the crown
-   down); every colour of the unseen hair therefore occurs in the visible hair.
+3. Unseen hair (`synthesize_unseen_hair`): texels of the hair regions that the photo does not see take
+   the colour of a seen hair texel. Next to the seen hair they copy the texel their azimuth and elevation
+   fold back onto (a mirror fold, so strands stay continuous across the border); further away a strand
+   pattern combed from the crown down (`strand_field`) picks seen colours by luminance. Every colour of
+   the unseen hair therefore occurs in the visible hair, and the back of the head is hair, not a
+   kaleidoscope of the front.
 
 A portrait where the hair cannot be separated (a hat, a hood, hair as dark as a busy background)
 gives `HairLayer.reliable = False` with the reason, and a thin default layer.
@@ -43,6 +45,11 @@ MIN_THICKNESS_M = 0.003          # thin layer where the photo shows hair (short 
 DEFAULT_THICKNESS_M = 0.004      # layer used when the hair cannot be separated
 MAX_THICKNESS_M = 0.07
 HAIRLINE_TAPER_M = 0.02          # thickness reaches its full value this far from the hairline
+UNSEEN_BLEND_RAD = 0.35          # unseen hair this far (radians) from the seen hair is combed strands
+SHADOW_FRACTION = 0.15           # darkest seen hair colours left out of the strands (gaps, shadows)
+# Strand pattern octaves: (cells around the head, cells per radian along a strand, weight, seed). Around a
+# ~0.6 m head: ~1.5 mm strands, ~5 mm locks, ~2.5 cm clumps.
+STRAND_OCTAVES = ((400, 1.5, 0.35, 11), (120, 2.5, 0.35, 12), (24, 1.2, 0.30, 13))
 
 
 @dataclass
@@ -274,14 +281,46 @@ def fold_into(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return lo + np.where(t <= span, t, 2.0 * span - t)
 
 
-def synthesize_unseen_hair(position: np.ndarray, centre: np.ndarray, colors: np.ndarray, seen: np.ndarray,
-                           target: np.ndarray) -> np.ndarray:
-    """Colours (M, 3) for the `target` texels (M indices) copied from `seen` hair texels (K indices).
+def periodic_value_noise(u: np.ndarray, v: np.ndarray, period: int, seed: int) -> np.ndarray:
+    """(N,) smooth noise in [0, 1] on a lattice of `period` cells around u (periodic in [0, period)) and
+    unit cells along v: random lattice values, smoothstep-interpolated. Deterministic in `seed`."""
+    rows = int(np.floor(v.min())) - 1, int(np.floor(v.max())) + 2
+    table = np.random.default_rng(seed).random((rows[1] - rows[0] + 1, period))
+    iu, iv = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    fu, fv = smoothstep(0.0, 1.0, u - iu), smoothstep(0.0, 1.0, v - iv)
+    iv = iv - rows[0]
+    a, b = table[iv, iu % period], table[iv, (iu + 1) % period]
+    c, d = table[iv + 1, iu % period], table[iv + 1, (iu + 1) % period]
+    return (a + (b - a) * fu) * (1 - fv) + (c + (d - c) * fu) * fv
 
-    position: (N, 3) canonical texel positions; centre: (3,) skull centre; colors: (N, 3). A target's
-    azimuth around the vertical axis and its elevation are folded into the ranges the seen hair spans
-    (`fold_into`: a mirror fold, so strands running from the crown down stay continuous), and the
-    nearest seen texel in that direction gives its colour.
+
+def strand_field(position: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(N,) in [0, 1]: a hair-strand pattern on the head, combed from the crown down its meridians.
+
+    Strands are cells around the vertical axis (by azimuth, so they meet at the crown as hair does), of a
+    few widths: fine strands, locks and clumps; along a strand (elevation) the pattern changes only slowly
+    and the strands wave a little. Pure in the positions (N, 3) around `centre` (3,)."""
+    rel = position - centre
+    azimuth = np.arctan2(rel[:, 0], rel[:, 2])
+    elevation = np.arctan2(rel[:, 1], np.hypot(rel[:, 0], rel[:, 2]))
+    turn = (azimuth + 0.04 * np.sin(5.0 * elevation) + np.pi) / (2 * np.pi)     # [0, 1) around the head
+    value = np.zeros(len(position))
+    for cells, along, weight, seed in STRAND_OCTAVES:
+        value += weight * periodic_value_noise(turn * cells, elevation * along, cells, seed)
+    return np.clip(value / sum(o[2] for o in STRAND_OCTAVES), 0.0, 1.0)
+
+
+def synthesize_unseen_hair(position: np.ndarray, centre: np.ndarray, colors: np.ndarray, seen: np.ndarray,
+                           target: np.ndarray, blend_rad: float = UNSEEN_BLEND_RAD) -> np.ndarray:
+    """Colours (M, 3) for the `target` texels (M indices), every one the colour of a `seen` hair texel (K).
+
+    position: (N, 3) canonical texel positions; centre: (3,) skull centre; colors: (N, 3).
+    Next to the seen hair (within `blend_rad` of it, in direction from the centre) a target copies the
+    texel its azimuth and elevation fold back onto (`fold_into`: a mirror fold, so strands stay continuous
+    across the border). Further away it follows `strand_field`, whose value picks the seen colour of that
+    luminance quantile (shadow gaps, the darkest SHADOW_FRACTION, left out): combed strands in the seen
+    hair's palette instead of a kaleidoscope of the front hair's shapes. The border between the two is
+    dithered by the field itself, so it shows no seam.
     """
     from scipy.spatial import cKDTree
 
@@ -296,8 +335,20 @@ def synthesize_unseen_hair(position: np.ndarray, centre: np.ndarray, colors: np.
     def direction(a, e):
         return np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=1)
 
-    _, idx = cKDTree(direction(azimuth[seen], elevation[seen])).query(direction(az, el))
-    return colors[seen][idx]
+    seen_dirs = direction(azimuth[seen], elevation[seen])
+    _, idx = cKDTree(seen_dirs).query(direction(az, el))
+    out = colors[seen][idx]
+    gap, _ = cKDTree(seen_dirs).query(direction(azimuth[target], elevation[target]))
+    # Equalised, so the strands take the seen luminances in their proportions (the field itself
+    # crowds around its middle).
+    strands = np.argsort(np.argsort(strand_field(position[target], centre))) / max(len(target) - 1, 1)
+    far = np.clip(gap / max(blend_rad, 1e-6), 0.0, 1.0) > strands   # dithered border
+    if far.any():
+        palette = colors[seen]
+        order = np.argsort(palette @ np.array([0.299, 0.587, 0.114]))
+        lit = order[int(SHADOW_FRACTION * len(order)):] if len(order) > 10 else order
+        out[far] = palette[lit[np.round(strands[far] * (len(lit) - 1)).astype(int)]]
+    return out
 
 
 def build_hair_thickness(head_vertices: np.ndarray, faces: np.ndarray, regions: np.ndarray,
