@@ -20,7 +20,7 @@ def anatomy(builtin_head):
 
 @pytest.fixture(scope="module")
 def frame_renderer(builtin_head):
-    from perse.synth.generator import FrameRenderer
+    from perse.synth.frame_renderer import FrameRenderer
 
     return FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0)  # no GL: meshes only
 
@@ -148,12 +148,14 @@ def test_seeded_glasses_survive_training_and_densification(tmp_path, builtin_hea
     must follow the seeds through densification."""
     from perse.synth.dataset import AttributeDataset
     from perse.synth.generator import generate_dataset
+    from perse.synth.sampling import SynthSettings
     from perse.train.densify import DensifyConfig
     from perse.train.trainer import Trainer, TrainConfig, new_avatar_for_dataset
 
-    out = generate_dataset(tmp_path / "ds", builtin_head, num_frames_per_variant=2, image_size=48, seed=1,
-                           progress=False, texture_size=256, categories=["glasses"], renderer=renderer,
-                           test_fraction=0.0)
+    out = generate_dataset(tmp_path / "ds", builtin_head,
+                           SynthSettings(num_frames_per_variant=2, image_size=48, seed=1, texture_size=256,
+                                         categories=["glasses"], test_fraction=0.0),
+                           progress=False, renderer=renderer)
     dataset = AttributeDataset(out)
     cfg = TrainConfig(steps=60, num_gaussians=1500, backend="cpu", checkpoint_every=0,
                       densify=DensifyConfig(start_step=30, stop_step=30, interval=30, max_gaussians=4000))

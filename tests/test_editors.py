@@ -252,7 +252,7 @@ def test_edited_portraits_change_only_inside_the_category_mask(created_with_edit
 
 def test_variant_textures_differ_inside_the_category_region(created_with_editor):
     from perse.head.registry import load_head_model
-    from perse.synth.generator import FrameRenderer
+    from perse.synth.frame_renderer import FrameRenderer
     from perse.synth.variants import reference_look
 
     out, _, _, editor = created_with_editor

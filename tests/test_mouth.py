@@ -12,7 +12,7 @@ TEETH_LABEL = {"teeth_upper": 901, "teeth_lower": 902}
 
 @pytest.fixture(scope="module")
 def frame_renderer(builtin_head, renderer):
-    from perse.synth.generator import FrameRenderer
+    from perse.synth.frame_renderer import FrameRenderer
 
     fr = FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0, renderer=renderer)
     assert fr.mouth is not None

@@ -106,20 +106,22 @@ def test_reference_frames_alternate_between_the_portraits_framing_and_the_head(t
     import json
 
     from perse.synth.generator import generate_dataset
+    from perse.synth.sampling import SynthSettings
 
     cam = orbit_camera(0.0, 0.0, 3.0, (0.0, 0.0, 0.0), 20.0, 96, 96)   # a half-body framing
     params = head.zero_params()
     photo = np.full((96, 96, 3), 90, np.uint8)
     view = ReferenceView(cam, params, image=photo, landmarks=face_landmarks(1.5), frames=3)
-    out = generate_dataset(tmp_path / "ds", head, num_frames_per_variant=1, image_size=48, progress=False,
-                           texture_size=256, categories=["lips"], renderer=renderer, test_fraction=0.0,
-                           reference=view)
+    out = generate_dataset(tmp_path / "ds", head, SynthSettings(num_frames_per_variant=1, image_size=48,
+                                                                texture_size=256, categories=["lips"],
+                                                                test_fraction=0.0),
+                           progress=False, renderer=renderer, reference=view)
     frames = [f for f in json.loads((out / "dataset.json").read_text())["frames"] if f.get("reference")]
     focal = [f["camera"]["K"][0][0] for f in frames]
     assert len(frames) == 3
     assert focal[0] == pytest.approx(cam.K[0, 0].item() * 48 / 96, rel=1e-5) and focal[2] == pytest.approx(focal[0])
     assert focal[1] > 1.3 * focal[0]            # cropped on the head: a longer focal length
-    with pytest.raises(PerseError, match="once"):
+    with pytest.raises(TypeError, match="reference_camera"):   # the view is given one way only
         generate_dataset(tmp_path / "x", head, progress=False, reference=view, reference_camera=cam,
                          reference_params=params)
 

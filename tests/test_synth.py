@@ -10,7 +10,7 @@ import torch
 
 from perse.errors import PerseError
 from perse.head.model import HeadParams
-from perse.synth import (CATEGORIES, AttributeDataset, apply_binding, bind_to_mesh, build_accessories,
+from perse.synth import (CATEGORIES, AttributeDataset, SynthSettings, apply_binding, bind_to_mesh, build_accessories,
                          category_by_name, generate_dataset)
 from perse.geometry.triangles import closest_point_on_triangles
 from perse.geometry.rotations import euler_to_axis_angle
@@ -209,8 +209,8 @@ def test_accessory_geometry_sits_outside_the_head(anatomy):
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory, head, renderer):
     out = tmp_path_factory.mktemp("synth") / "ds"
-    generate_dataset(out, head, num_frames_per_variant=1, image_size=64, seed=5, progress=False,
-                     texture_size=TEX, renderer=renderer)
+    generate_dataset(out, head, SynthSettings(num_frames_per_variant=1, image_size=64, seed=5, texture_size=TEX),
+                     progress=False, renderer=renderer)
     return out
 
 
@@ -299,7 +299,7 @@ def test_region_bits_where_expected(tiny_dataset, head):
 
 def test_variants_change_the_images(head, renderer, tmp_path):
     """Same pose and camera, glasses on vs off: pixels change around the eyes and nowhere far away."""
-    from perse.synth.generator import FrameRenderer
+    from perse.synth.frame_renderer import FrameRenderer
     from perse.render.camera import orbit_camera
 
     fr = FrameRenderer(head, CATEGORIES, texture_size=TEX, seed=0, renderer=renderer)
@@ -325,11 +325,12 @@ def test_existing_output_is_not_overwritten(tmp_path, head, renderer):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(PerseError, match="already exists"):
-        generate_dataset(out, head, num_frames_per_variant=1, image_size=32, progress=False, texture_size=TEX,
-                         categories=["lips"], renderer=renderer)
+        generate_dataset(out, head, SynthSettings(num_frames_per_variant=1, image_size=32, texture_size=TEX,
+                                                  categories=["lips"]), progress=False, renderer=renderer)
     assert (out / "keep.txt").read_text() == "mine"
-    generate_dataset(out, head, num_frames_per_variant=1, image_size=32, progress=False, texture_size=TEX,
-                     categories=["lips"], renderer=renderer, overwrite=True, test_fraction=0.0)
+    generate_dataset(out, head, SynthSettings(num_frames_per_variant=1, image_size=32, texture_size=TEX,
+                                              categories=["lips"], test_fraction=0.0),
+                     progress=False, renderer=renderer, overwrite=True)
     assert not (out / "keep.txt").exists()
     ds = AttributeDataset(out)
     assert ds.category_names == ["lips"] and len(ds) == 4 and ds.indices("test") == []
@@ -343,8 +344,9 @@ def test_interrupted_generation_leaves_nothing(tmp_path, head, renderer):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        generate_dataset(out, head, num_frames_per_variant=2, image_size=32, progress=False, texture_size=TEX,
-                         categories=["lips", "glasses"], renderer=renderer, on_frame=interrupt)
+        generate_dataset(out, head, SynthSettings(num_frames_per_variant=2, image_size=32, texture_size=TEX,
+                                                  categories=["lips", "glasses"]),
+                         progress=False, renderer=renderer, on_frame=interrupt)
     assert not out.exists() and not tmp_path.joinpath("ds.partial").exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -367,9 +369,9 @@ def test_reader_errors(tmp_path):
 
 def test_bad_arguments(tmp_path, head):
     with pytest.raises(PerseError, match="unknown attribute category"):
-        generate_dataset(tmp_path / "a", head, categories=["wings"], progress=False)
+        generate_dataset(tmp_path / "a", head, SynthSettings(categories=["wings"]), progress=False)
     with pytest.raises(PerseError, match="image size"):
-        generate_dataset(tmp_path / "b", head, image_size=4, progress=False)
+        generate_dataset(tmp_path / "b", head, SynthSettings(image_size=4), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -377,7 +379,7 @@ def test_head_fixed_lighting_turns_with_the_head():
     from perse.render.camera import orbit_camera
     from perse.render.gl import Lighting
     from perse.geometry.rotations import axis_angle_to_matrix as axis_angle_matrix
-    from perse.synth.generator import head_fixed_lighting
+    from perse.synth.frame_renderer import head_fixed_lighting
 
     base = Lighting()
     front = orbit_camera(0.0, 0.0, 0.6)
@@ -514,6 +516,7 @@ def test_procedural_path_unchanged_by_the_base_option(anatomy, painter):
 
 def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_tex):
     from perse.render.camera import orbit_camera
+    from perse.synth.reference import ReferenceView
 
     shape = torch.zeros(head.num_shape)
     shape[:3] = torch.tensor([1.5, -1.0, 0.8])
@@ -521,10 +524,11 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
     ref_params.identity = shape[None].clone()
     ref_params.global_rot = torch.tensor([[0.05, 0.2, 0.0]])
     ref_cam = orbit_camera(10.0, 0.0, 0.9, (0.0, 0.0, 0.0), 20.0, 128, 128)
-    out = generate_dataset(tmp_path / "ds", head, num_frames_per_variant=1, image_size=48, seed=2, progress=False,
-                           texture_size=TEX, categories=["hair", "lips"], renderer=renderer, test_fraction=0.0,
-                           base_texture=base_tex, identity_shape=shape, reference_camera=ref_cam,
-                           reference_params=ref_params, reference_frames=2)
+    out = generate_dataset(tmp_path / "ds", head, SynthSettings(num_frames_per_variant=1, image_size=48, seed=2,
+                                                                texture_size=TEX, categories=["hair", "lips"],
+                                                                test_fraction=0.0),
+                           progress=False, renderer=renderer, base_texture=base_tex, identity=shape,
+                           reference=ReferenceView(ref_cam, ref_params, frames=2))
     meta = json.loads((out / "dataset.json").read_text())
     gen = meta["generator"]
     import hashlib
@@ -556,7 +560,7 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
     assert fr.alpha[v, u, 0] > 0.5
     # The reference frame is the base texture's reference look rendered at the portrait's view.
     from perse.geometry.rotations import axis_angle_to_matrix as axis_angle_matrix
-    from perse.synth.generator import FrameRenderer
+    from perse.synth.frame_renderer import FrameRenderer
     from perse.synth.variants import category_by_name as cat
 
     cats = [cat("hair"), cat("lips")]
@@ -567,10 +571,10 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
         assert np.array_equal(rgba, iio.imread(out / refs[0]["image"])) == same
 
     with pytest.raises(PerseError, match="go together"):
-        generate_dataset(tmp_path / "x", head, progress=False, reference_camera=ref_cam)
+        generate_dataset(tmp_path / "x", head, progress=False, reference=ReferenceView(ref_cam, None))
     bad = shape.clone()
     bad[0] = 0.0
     with pytest.raises(PerseError, match="differs"):
-        generate_dataset(tmp_path / "y", head, progress=False, identity_shape=bad, reference_camera=ref_cam,
-                         reference_params=ref_params)
+        generate_dataset(tmp_path / "y", head, progress=False, identity=bad,
+                         reference=ReferenceView(ref_cam, ref_params))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -10,8 +10,8 @@ import torch
 from perse.head import load_builtin_head
 from perse.head.model import HeadParams
 from perse.render.camera import orbit_camera
-from perse.synth import AttributeDataset, category_by_name, generate_dataset
-from perse.synth.generator import FrameRenderer, SynthSettings
+from perse.synth import AttributeDataset, SynthSettings, category_by_name, generate_dataset
+from perse.synth.frame_renderer import FrameRenderer
 from perse.synth.hair import HairLayer
 from perse.synth.anatomy import head_anatomy
 
@@ -31,8 +31,9 @@ def hair_layer(head):
 
 
 def test_some_training_views_see_the_back_of_the_head(tmp_path, head, renderer):
-    out = generate_dataset(tmp_path / "d", head, num_frames_per_variant=2, image_size=64, progress=False,
-                           texture_size=256, categories=["hair", "glasses"], renderer=renderer)
+    out = generate_dataset(tmp_path / "d", head, SynthSettings(num_frames_per_variant=2, image_size=64,
+                                                               texture_size=256, categories=["hair", "glasses"]),
+                           progress=False, renderer=renderer)
     ds = AttributeDataset(out)
     yaws = []
     for i in ds.indices("train"):
@@ -72,9 +73,10 @@ def test_hair_shell_is_drawn_and_seeded(tmp_path, head, renderer, hair_layer):
     hair = fr_hair.render({"hair": "brown"}, verts, cam, 0)[0][..., 3] > 127
     assert hair.sum() > bald.sum() * 1.05 and not (bald & ~hair).any()
 
-    out = generate_dataset(tmp_path / "d", head, num_frames_per_variant=1, image_size=48, progress=False,
-                           texture_size=256, categories=["hair"], renderer=renderer,
-                           base_texture=fr_bald.texture({"hair": "brown"}), hair_layer=hair_layer)
+    out = generate_dataset(tmp_path / "d", head, SynthSettings(num_frames_per_variant=1, image_size=48,
+                                                               texture_size=256, categories=["hair"]),
+                           progress=False, renderer=renderer, base_texture=fr_bald.texture({"hair": "brown"}),
+                           hair_layer=hair_layer)
     ds = AttributeDataset(out)
     assert np.allclose(ds.hair_layer(head.num_vertices).thickness, hair_layer.thickness)
     cfg = TrainConfig.preset("cpu")

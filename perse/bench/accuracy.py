@@ -116,7 +116,7 @@ def gl_head_renderer(head: HeadModel, size: int = 512) -> tuple[Callable[[HeadPa
     """render_fn for `closed_loop`: the head with its procedural texture, lit (needs OpenGL), on white;
     returns (render_fn, camera, close)."""
     from perse.render.framing import orbit_view
-    from perse.synth.generator import FrameRenderer
+    from perse.synth.frame_renderer import FrameRenderer
     from perse.synth.variants import CATEGORIES, reference_look
 
     frames = FrameRenderer(head, CATEGORIES)

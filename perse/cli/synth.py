@@ -19,9 +19,10 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from perse.head.registry import load_head_model
     from perse.synth.generator import generate_dataset
+    from perse.synth.sampling import SynthSettings
 
     head = load_head_model(args.flame, args.flame_embedding)
-    out = generate_dataset(args.out, head, num_frames_per_variant=args.frames_per_variant,
-                           image_size=args.size, seed=args.seed, overwrite=args.overwrite)
+    settings = SynthSettings(num_frames_per_variant=args.frames_per_variant, image_size=args.size, seed=args.seed)
+    out = generate_dataset(args.out, head, settings, overwrite=args.overwrite)
     print(f"wrote dataset {out}")
     return 0

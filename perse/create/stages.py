@@ -300,6 +300,7 @@ class DatasetStage(Stage):
         from perse.render.gl import MeshRenderer
         from perse.synth.generator import generate_dataset
         from perse.synth.reference import ReferenceView
+        from perse.synth.sampling import SynthSettings
 
         q = ctx.quality
         edits_share = 0.0 if ctx.editor_spec.kind == "builtin" else 0.5  # of the stage's progress
@@ -311,13 +312,14 @@ class DatasetStage(Stage):
 
         with MeshRenderer() as renderer:
             variant_textures = self.edited_variant_textures(ctx, renderer, edits_share)
-            generate_dataset(ctx.path(DATASET_DIR), ctx.head, num_frames_per_variant=q.frames_per_variant,
-                             image_size=q.image_size, seed=ctx.seed, overwrite=True, texture_size=q.texture_size,
-                             base_texture=ctx.texture, identity_shape=ctx.fit.params.identity[0],
+            settings = SynthSettings(num_frames_per_variant=q.frames_per_variant, image_size=q.image_size,
+                                     texture_size=q.texture_size, seed=ctx.seed)
+            # The frames' identity is the fit's: the view's params.identity.
+            generate_dataset(ctx.path(DATASET_DIR), ctx.head, settings,
                              reference=ReferenceView(ctx.fit.camera, ctx.fit.params, image=ctx.portrait,
                                                      landmarks=ctx.landmarks),
-                             renderer=renderer, variant_textures=variant_textures,
-                             hair_layer=ctx.hair_layer, on_frame=on_frame)
+                             base_texture=ctx.texture, variant_textures=variant_textures,
+                             hair_layer=ctx.hair_layer, renderer=renderer, on_frame=on_frame, overwrite=True)
         return {"editor": str(ctx.editor_spec), "edited": [f"{c}/{v}" for c, v in variant_textures]}
 
     @staticmethod

@@ -7,8 +7,9 @@ bound to the head, the dataset generator and its reader.
 from perse.synth.accessories import Accessory, Binding, apply_binding, bind_to_mesh, build_accessories
 from perse.synth.anatomy import head_anatomy
 from perse.synth.dataset import AttributeDataset, Frame
-from perse.synth.generator import FORMAT_NAME, FORMAT_VERSION, SynthSettings, generate_dataset
+from perse.synth.generator import FORMAT_NAME, FORMAT_VERSION, generate_dataset
 from perse.synth.paint_procedural import TexturePainter, paint_texture
+from perse.synth.sampling import SynthSettings
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
 __all__ = [

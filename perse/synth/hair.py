@@ -3,7 +3,7 @@
 A portrait shows hair that stands out of any bald head model: volume at the top and sides, bangs over
 the forehead. The built-in head's scalp and back of the head are therefore covered by a *shell*, the
 same triangles offset along their normals by a per-vertex thickness, drawn over the head by the
-dataset generator (`perse.synth.generator.FrameRenderer`) with the head's own UV layout and texture.
+dataset generator (`perse.synth.frame_renderer.FrameRenderer`) with the head's own UV layout and texture.
 
 Pipeline (`build_hair_layer`, called by `perse create` in the texture stage):
 

@@ -54,6 +54,9 @@ class ReferenceView:
 
     def validate(self) -> None:
         """PerseError (one line) for a view the generator cannot use."""
+        if self.params is None:
+            raise PerseError("the reference view's camera and parameters go together: give the portrait "
+                             "fit's params with its camera")
         if self.params.batch_size != 1:
             raise PerseError(f"the reference view's parameters must have batch size 1, got {self.params.batch_size}")
         if not 0 <= int(self.frames) <= 64:
