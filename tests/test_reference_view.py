@@ -3,7 +3,6 @@ the iris size read from the photo."""
 
 import numpy as np
 import pytest
-import torch
 
 from perse.errors import PerseError
 from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, LIPS_INNER

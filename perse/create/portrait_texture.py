@@ -4,7 +4,7 @@ Pipeline (`portrait_texture`):
 
 1. Person mask: MediaPipe selfie segmentation (bundled in mediapipe 0.10.21) -> foreground (H, W).
 2. Projection: the head is posed with the fit's parameters; every covered texel of the UV atlas
-   (`perse.synth.texture.build_atlas`) gets its posed 3D point (barycentric interpolation of the posed
+   (`perse.synth.uv_atlas.build_atlas`) gets its posed 3D point (barycentric interpolation of the posed
    vertices) and normal, is projected with the fitted camera and sampled from the photo bilinearly.
    Its confidence is the product of: a depth test against a GL depth render of the posed head (a few
    mm of tolerance, more on grazing surfaces where one pixel spans more depth), facing
@@ -27,7 +27,7 @@ surface (an offset shell) and learn volume from the training images, of which th
 the reference view. `PortraitTexture.outside_head` marks the photo's person pixels that the fitted
 head surface does not cover (hair volume, clothes) so later stages can weight or use them.
 
-Texture orientation: texel row 0 holds v = 1, as in `perse.synth.texture` (OBJ convention for uvs).
+Texture orientation: texel row 0 holds v = 1, as in `perse.synth.uv_atlas` (OBJ convention for uvs).
 """
 
 from __future__ import annotations

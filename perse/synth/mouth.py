@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perse import mesh_ops as mo
-from perse.synth.accessories import (Accessory, Binding, _grid_faces, apply_binding, bind_to_mesh, merge, orient_faces, tube,
+from perse.synth.accessories import (Accessory, Binding, _grid_faces, bind_to_mesh, merge, orient_faces, tube,
                                      uv_sphere)
 from perse.geometry.easing import smoothstep
 from perse.landmarks import LIPS_INNER
