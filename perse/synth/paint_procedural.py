@@ -28,7 +28,7 @@ from perse.synth.palette import (BROW_COLORS, HAIR_COLORS, LIP_COLORS, SCLERA_CO
 from perse.synth.uv_atlas import build_atlas, check_base_texture, resample_coverage, resample_texture
 
 # Procedural only: brow width per variant, the beard's colour, the iris colours one is drawn from (per seed).
-BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.45, "light": 1.15}
+BROW_WIDTH_SCALE = {"natural": 1.15, "thick": 1.7, "thin": 0.65, "light": 1.15}
 BEARD_COLOR = (0.16, 0.10, 0.06)
 IRIS_COLORS = [(0.33, 0.20, 0.10), (0.25, 0.42, 0.60), (0.30, 0.42, 0.22), (0.45, 0.32, 0.16)]
 
