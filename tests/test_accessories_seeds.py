@@ -92,7 +92,7 @@ def test_seeds_lie_on_the_rendered_geometry(frame_renderer, builtin_head, seeds)
     neutral = frame_renderer.posed_vertices(builtin_head.zero_params())
     frame = next(a for a in frame_renderer.accessories.get({"glasses": "round"}) if a.name == "glasses_frame")
     on_frame = round_ & (seeds.opacity > 0.5)
-    from perse.synth.accessories import bind_to_mesh
+    from perse.synth.binding import bind_to_mesh
 
     on = bind_to_mesh(seeds.points[on_frame], frame.posed(neutral), frame.faces)  # nearest frame triangle
     assert on_frame.sum() > 300

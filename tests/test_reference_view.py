@@ -7,7 +7,7 @@ import pytest
 from perse.errors import PerseError
 from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, LIPS_INNER
 from perse.render.camera import orbit_camera
-from perse.synth.mouth import photo_teeth_color
+from perse.synth.teeth import photo_teeth_color
 from perse.synth.reference import ReferenceView, feature_polygons, image_map, polygons_mask, with_photo_features
 
 

@@ -4,8 +4,9 @@ bound to the head, the dataset generator and its reader.
     from perse.synth import generate_dataset, AttributeDataset, CATEGORIES
 """
 
-from perse.synth.accessories import Accessory, Binding, apply_binding, bind_to_mesh, build_accessories
+from perse.synth.accessories import Accessory, build_accessories
 from perse.synth.anatomy import head_anatomy
+from perse.synth.binding import Binding, apply_binding, bind_to_mesh
 from perse.synth.dataset import AttributeDataset, Frame
 from perse.synth.generator import FORMAT_NAME, FORMAT_VERSION, generate_dataset
 from perse.synth.paint_procedural import TexturePainter, paint_texture

@@ -1,12 +1,12 @@
 """Accessory geometry (glasses, hats, earrings) built on a head and bound to its surface.
 
 Every accessory is built once in the head's canonical (neutral) space from its anatomy (landmarks,
-regions, eyeballs). Each accessory vertex is then *bound* to the nearest allowed head triangle: the
-triangle index, the barycentric coordinates of the point's projection onto the triangle's plane and
-the signed offset along the triangle's unit normal (`bind_to_mesh`). Evaluating those coordinates on a
-deformed head (`apply_binding`) moves the accessory with any expression, jaw, neck or head pose.
-Hats and glasses bind only to triangles that move rigidly with the skull (scalp, forehead, nose bridge,
-ears), so they follow the head without wobbling with the cheeks; earrings bind to the ears.
+regions, eyeballs), out of primitive meshes (`perse.synth.mesh_primitives`). Each accessory vertex is
+then *bound* to the nearest allowed head triangle (`perse.synth.binding.bind_to_mesh`); evaluating the
+binding on a deformed head (`apply_binding`) moves the accessory with any expression, jaw, neck or
+head pose. Hats and glasses bind only to triangles that move rigidly with the skull (scalp, forehead,
+nose bridge, ears; `BIND_REGIONS`), so they follow the head without wobbling with the cheeks; earrings
+bind to the ears.
 
 All geometry is numpy float64 in metres; faces are wound counter-clockwise seen from outside.
 """
@@ -19,220 +19,12 @@ import numpy as np
 
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
-from perse.geometry.triangles import barycentric, closest_point_on_triangles, corners, interpolate, unit_normals
 from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, FOREHEAD_TOP, GLABELLA
 from perse.synth.anatomy import HeadAnatomy
+from perse.synth.binding import Binding, apply_binding, bind_to_mesh
+from perse.synth.mesh_primitives import grid_faces, merge, orient_faces, plate, torus, tube, uv_sphere
 
 
-# --------------------------------------------------------------------------------------------------
-# Binding to a triangle mesh
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class Binding:
-    """Points expressed in head-triangle coordinates.
-
-    face: (N,) int64 triangle index; bary: (N, 3) barycentric coordinates of the point's projection onto
-    the triangle's plane (may lie outside [0, 1] when the point is off the triangle's edge);
-    offset: (N,) signed distance along the triangle's unit normal (metres).
-    """
-
-    face: np.ndarray
-    bary: np.ndarray
-    offset: np.ndarray
-
-
-def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                 face_mask: np.ndarray | None = None, candidates: int = 24) -> Binding:
-    """Bind points to their nearest triangles.
-
-    points: (N, 3); vertices: (V, 3); faces: (F, 3); face_mask: (F,) bool of the triangles allowed
-    (None = all). Candidate triangles are the `candidates` nearest by centroid; the exact point-triangle
-    distance picks among them. Returns a `Binding` reproducing the points exactly on `vertices`.
-    """
-    from scipy.spatial import cKDTree
-
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces, dtype=np.int64)
-    allowed = np.arange(faces.shape[0]) if face_mask is None else np.nonzero(np.asarray(face_mask))[0]
-    if allowed.size == 0:
-        raise PerseError("cannot bind accessory: no head triangles allowed (check the head's regions)")
-    a, b, c = (vertices[faces[allowed, i]] for i in range(3))
-    normal = np.cross(b - a, c - a)
-    area2 = np.linalg.norm(normal, axis=1)
-    keep = area2 > 1e-14
-    allowed, a, b, c, normal = allowed[keep], a[keep], b[keep], c[keep], normal[keep] / area2[keep, None]
-    if points.shape[0] == 0:
-        return Binding(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))
-    k = int(min(candidates, allowed.size))
-    _, cand = cKDTree((a + b + c) / 3).query(points, k=k)
-    cand = cand.reshape(points.shape[0], k)
-    q = closest_point_on_triangles(points[:, None], a[cand], b[cand], c[cand])
-    dist = np.linalg.norm(q - points[:, None], axis=-1)
-    best = cand[np.arange(points.shape[0]), dist.argmin(axis=1)]
-    A, B, C, n = a[best], b[best], c[best], normal[best]
-    offset = ((points - A) * n).sum(-1)
-    proj = points - offset[:, None] * n
-    bary = barycentric(proj, A, B, C)
-    return Binding(face=allowed[best], bary=bary, offset=offset)
-
-
-def apply_binding(binding: Binding, vertices, faces):
-    """Evaluate bound points on a (deformed) mesh.
-
-    vertices: (V, 3) or (B, V, 3), numpy or torch; faces: (F, 3). Returns (N, 3) or (B, N, 3) in the
-    same array type: sum_i bary_i * corner_i + offset * unit_normal.
-    """
-    f = faces[binding.face] if not hasattr(faces, "cpu") else faces.cpu().numpy()[binding.face]
-    bary, offset = binding.bary, binding.offset
-    if hasattr(vertices, "cpu"):  # torch tensor
-        import torch
-
-        f = torch.as_tensor(f, device=vertices.device)
-        bary = torch.as_tensor(bary, dtype=vertices.dtype, device=vertices.device)
-        offset = torch.as_tensor(offset, dtype=vertices.dtype, device=vertices.device)
-    else:
-        vertices = np.asarray(vertices, dtype=np.float64)
-    a, b, c = corners(vertices, f)
-    return interpolate(a, b, c, bary) + unit_normals(a, b, c) * offset[:, None]
-
-
-# --------------------------------------------------------------------------------------------------
-# Primitive meshes (pure functions returning vertices (N, 3), faces (M, 3))
-# --------------------------------------------------------------------------------------------------
-def _grid_faces(rows: int, cols: int, wrap_cols: bool) -> np.ndarray:
-    """Two triangles per cell of a (rows, cols) vertex grid (row-major indices)."""
-    r, c = np.meshgrid(np.arange(rows - 1), np.arange(cols if wrap_cols else cols - 1), indexing="ij")
-    r, c = r.ravel(), c.ravel()
-    c1 = (c + 1) % cols
-    i00, i01, i10, i11 = r * cols + c, r * cols + c1, (r + 1) * cols + c, (r + 1) * cols + c1
-    return np.concatenate([np.stack([i00, i10, i11], 1), np.stack([i00, i11, i01], 1)])
-
-
-def orient_faces(vertices: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Flip triangles whose normal points toward `inside` ((M, 3) one reference point per face)."""
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    n = np.cross(b - a, c - a)
-    flip = ((a + b + c) / 3 - inside).__mul__(n).sum(-1) < 0
-    out = faces.copy()
-    out[flip] = out[flip][:, [0, 2, 1]]
-    return out
-
-
-def tube(path: np.ndarray, radius: float | np.ndarray, sides: int = 8, closed: bool = False
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """A tube of circular section along a polyline (parallel-transport frames, capped if open).
-
-    path: (K, 3); radius: scalar or (K,). Returns vertices (K*sides [+2], 3), faces.
-    """
-    path = np.asarray(path, dtype=np.float64)
-    K = path.shape[0]
-    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), (K,))
-    if closed:
-        tang = np.roll(path, -1, 0) - np.roll(path, 1, 0)
-    else:
-        tang = np.gradient(path, axis=0)
-    tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-12)
-    ref = np.array([0.0, 1.0, 0.0]) if abs(tang[0, 1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    n = np.cross(tang[0], ref)
-    n /= np.linalg.norm(n)
-    normals = [n]
-    for i in range(1, K):
-        n = normals[-1] - (normals[-1] @ tang[i]) * tang[i]
-        n /= max(np.linalg.norm(n), 1e-12)
-        normals.append(n)
-    normals = np.stack(normals)
-    binormals = np.cross(tang, normals)
-    ang = np.linspace(0, 2 * np.pi, sides, endpoint=False)
-    ring = (np.cos(ang)[None, :, None] * normals[:, None] + np.sin(ang)[None, :, None] * binormals[:, None])
-    verts = (path[:, None] + radius[:, None, None] * ring).reshape(-1, 3)
-    if closed:
-        faces = _grid_faces(K + 1, sides, wrap_cols=True) % (K * sides)
-    else:
-        faces = _grid_faces(K, sides, wrap_cols=True)
-    row = faces[:, 0] // sides  # every triangle spans rings row and row + 1
-    inside = 0.5 * (path[row % K] + path[(row + 1) % K])
-    centre_pts = [verts]
-    extra = []
-    if not closed:
-        base = verts.shape[0]
-        centre_pts.append(path[[0, -1]])
-        cap0 = np.stack([np.full(sides, base), (np.arange(sides) + 1) % sides, np.arange(sides)], 1)
-        cap1 = np.stack([np.full(sides, base + 1), (K - 1) * sides + np.arange(sides),
-                         (K - 1) * sides + (np.arange(sides) + 1) % sides], 1)
-        extra = [cap0, cap1]
-    verts = np.concatenate(centre_pts)
-    faces = orient_faces(verts, faces, inside)
-    if extra:
-        caps = np.concatenate(extra)
-        # Cap normals point away from the tube: reference points one step inside the tube.
-        cap_inside = np.concatenate([np.repeat(path[1:2] if K > 1 else path[:1], sides, 0),
-                                     np.repeat(path[-2:-1] if K > 1 else path[-1:], sides, 0)])
-        faces = np.concatenate([faces, orient_faces(verts, caps, cap_inside)])
-    return verts, faces
-
-
-def uv_sphere(center: np.ndarray, radius: float, rings: int = 8, segments: int = 12
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """A closed UV sphere."""
-    theta = np.linspace(0, np.pi, rings + 1)[1:-1]
-    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    t, p = np.meshgrid(theta, phi, indexing="ij")
-    body = np.stack([np.sin(t) * np.cos(p), np.cos(t), np.sin(t) * np.sin(p)], -1).reshape(-1, 3)
-    verts = np.concatenate([body, [[0, 1, 0], [0, -1, 0]]]) * radius + center
-    faces = _grid_faces(rings - 1, segments, wrap_cols=True)
-    top, bottom = verts.shape[0] - 2, verts.shape[0] - 1
-    s = np.arange(segments)
-    last = (rings - 2) * segments
-    caps = np.concatenate([np.stack([np.full(segments, top), s, (s + 1) % segments], 1),
-                           np.stack([np.full(segments, bottom), last + (s + 1) % segments, last + s], 1)])
-    faces = np.concatenate([faces, caps])
-    return verts, orient_faces(verts, faces, np.broadcast_to(center, (faces.shape[0], 3)))
-
-
-def torus(center: np.ndarray, axis: np.ndarray, major: float, minor: float, segments: int = 24,
-          sides: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """A torus around `axis` through `center`."""
-    axis = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
-    e1 = np.cross(axis, [0.0, 1.0, 0.0] if abs(axis[1]) < 0.9 else [1.0, 0.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(axis, e1)
-    a = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    core = center + major * (np.cos(a)[:, None] * e1 + np.sin(a)[:, None] * e2)
-    return tube(core, minor, sides=sides, closed=True)
-
-
-def plate(outline: np.ndarray, normal: np.ndarray, thickness: float) -> tuple[np.ndarray, np.ndarray]:
-    """A thin closed plate (lens) from a planar outline (K, 3): two fans `thickness` apart plus the edge."""
-    normal = normal / np.linalg.norm(normal)
-    centre = outline.mean(axis=0)
-    K = outline.shape[0]
-    front = np.concatenate([outline, centre[None]]) + 0.5 * thickness * normal
-    back = np.concatenate([outline, centre[None]]) - 0.5 * thickness * normal
-    verts = np.concatenate([front, back])
-    s = np.arange(K)
-    fan_f = np.stack([np.full(K, K), s, (s + 1) % K], 1)
-    fan_b = fan_f + K + 1
-    side = np.concatenate([np.stack([s, s + K + 1, (s + 1) % K + K + 1], 1),
-                           np.stack([s, (s + 1) % K + K + 1, (s + 1) % K], 1)])
-    faces = np.concatenate([fan_f, fan_b, side])
-    inside = np.broadcast_to(centre, (faces.shape[0], 3))
-    return verts, orient_faces(verts, faces, inside)
-
-
-def merge(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate meshes."""
-    verts, faces, base = [], [], 0
-    for v, f in parts:
-        verts.append(v)
-        faces.append(f + base)
-        base += v.shape[0]
-    return np.concatenate(verts), np.concatenate(faces)
-
-
-# --------------------------------------------------------------------------------------------------
-# Accessories
-# --------------------------------------------------------------------------------------------------
 @dataclass
 class Accessory:
     """One accessory mesh in canonical space, bound to the head.
@@ -267,7 +59,8 @@ def _color(n: int, rgb) -> np.ndarray:
     return np.broadcast_to(np.asarray(rgb, dtype=np.float64), (n, 3)).copy()
 
 
-def _face_mask(anatomy: HeadAnatomy, regions: list[str]) -> np.ndarray:
+def face_mask(anatomy: HeadAnatomy, regions: list[str]) -> np.ndarray:
+    """(F,) bool: the head triangles whose three corners all lie in the named regions."""
     ids = [anatomy.region_id(r) for r in regions]
     corner = np.isin(anatomy.regions[anatomy.faces], ids)
     return corner.all(axis=1)
@@ -445,7 +238,7 @@ def _double_sided(grid: np.ndarray, thickness: float, centre: np.ndarray) -> tup
     radial /= np.maximum(np.linalg.norm(radial, axis=-1, keepdims=True), 1e-12)
     outer = grid.reshape(-1, 3)
     inner = (grid - thickness * radial).reshape(-1, 3)
-    f = _grid_faces(rows, cols, wrap_cols=True)
+    f = grid_faces(rows, cols, wrap_cols=True)
     n = rows * cols
     c = np.arange(cols)
     last = (rows - 1) * cols
@@ -533,7 +326,7 @@ def _brim_solid(grid: np.ndarray, thickness: float) -> tuple[np.ndarray, np.ndar
     top = grid.reshape(-1, 3)
     bottom = (grid - np.array([0.0, thickness, 0.0])).reshape(-1, 3)
     n = rows * cols
-    f = _grid_faces(rows, cols, wrap_cols=False)
+    f = grid_faces(rows, cols, wrap_cols=False)
     verts = np.concatenate([top, bottom])
     up = np.array([0.0, 1.0, 0.0])
     ft = orient_faces(verts, f, (verts[f].mean(1) - up))
@@ -593,7 +386,7 @@ BIND_REGIONS = {
 def bind_accessories(anatomy: HeadAnatomy, accessories: list[Accessory]) -> list[Accessory]:
     """Bind every accessory's vertices to its category's allowed head triangles (in place; returned)."""
     for acc in accessories:
-        mask = _face_mask(anatomy, BIND_REGIONS[acc.category])
+        mask = face_mask(anatomy, BIND_REGIONS[acc.category])
         acc.binding = bind_to_mesh(acc.vertices, anatomy.vertices, anatomy.faces, face_mask=mask)
         acc._head_faces = anatomy.faces
     return accessories

@@ -47,8 +47,8 @@ class ReferenceView:
     frames: int = 8
 
     def teeth_color(self) -> np.ndarray | None:
-        """(3,) RGB of the teeth the photo shows (`perse.synth.mouth.photo_teeth_color`), None without."""
-        from perse.synth.mouth import photo_teeth_color
+        """(3,) RGB of the teeth the photo shows (`perse.synth.teeth.photo_teeth_color`), None without."""
+        from perse.synth.teeth import photo_teeth_color
 
         return None if self.image is None else photo_teeth_color(self.image, np.asarray(self.landmarks))
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from perse.avatar.seeds import SeedSet
-from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, _face_mask, bind_to_mesh
+from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, face_mask
+from perse.synth.binding import bind_to_mesh
 
 # Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
 # 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely. About 7000
@@ -85,7 +86,7 @@ def dataset_seeds(frame_renderer, neutral: np.ndarray, rng: np.random.Generator)
     for c, cat in enumerate(fr.categories):
         if cat.name not in BIND_REGIONS:
             continue
-        allowed = gateable[:, c] & _face_mask(a, BIND_REGIONS[cat.name])
+        allowed = gateable[:, c] & face_mask(a, BIND_REGIONS[cat.name])
         if not allowed.any():
             allowed = gateable[:, c]
         for v, variant in enumerate(cat.variants):
