@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import skimage.data
 
+from perse.create.edit_masks import category_region_mask, portrait_edit_masks, portrait_label_image
 from perse.create.editors import (EDIT_PROMPTS, BuiltinEditor, DiffusersEditor, EditorSpec, blend_inside,
-                                  category_region_mask, edit_file, edited_variants, feather_alpha,
-                                  parse_editor_spec, portrait_edit_masks, portrait_label_image, variant_seed,
+                                  edit_file, edited_variants, feather_alpha, parse_editor_spec, variant_seed,
                                   working_size)
 from perse.errors import PerseError
 from perse.synth.variants import CATEGORIES, category_by_name
