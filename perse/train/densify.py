@@ -80,8 +80,7 @@ class BindingDensifier:
 
     @torch.no_grad()
     def densify_and_prune(self, avatar: Avatar, world_scales: Tensor, max_opacity: Tensor,
-                          generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None,
-                          fixed: Tensor | None = None) -> Densified:
+                          generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None) -> Densified:
         """Clone/split high-gradient Gaussians, prune those transparent under every look; the avatar's
         Gaussians (and `optimizer`'s state for them, when given) are edited in place.
 
@@ -89,7 +88,6 @@ class BindingDensifier:
             world_scales: (N,) largest world-space scale of each Gaussian (reference state).
             max_opacity: (N,) opacity maximised over the training looks.
             generator: CPU generator for the split children's positions.
-            fixed: (N,) bool rows that are never cloned, split or pruned (e.g. seeded accessories).
         """
         c = self.cfg
         n0 = avatar.num_gaussians
@@ -98,17 +96,12 @@ class BindingDensifier:
         head_size = float((v.max(0).values - v.min(0).values).max())
         big = world_scales.to(self.device) > c.split_scale * head_size
         room = max(c.max_gaussians - n0, 0)
-        hot = mean_grad > c.grad_threshold
-        if fixed is not None:
-            hot &= ~fixed
-        hot_idx = hot.nonzero(as_tuple=True)[0]
+        hot_idx = (mean_grad > c.grad_threshold).nonzero(as_tuple=True)[0]
         if hot_idx.numel() > room:  # keep the hottest when the budget is nearly spent
             hot_idx = hot_idx[mean_grad[hot_idx].argsort(descending=True)[:room]]
         clone_idx = hot_idx[~big[hot_idx]]
         split_idx = hot_idx[big[hot_idx]]
         low = max_opacity.to(self.device) < c.prune_opacity
-        if fixed is not None:
-            low &= ~fixed
 
         remap = ops.duplicate(avatar, optimizer, clone_idx)
         remap = remap[ops.split(avatar, optimizer, split_idx, generator)]

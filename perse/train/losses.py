@@ -132,19 +132,13 @@ def leakage_loss(field, switched: Iterable[tuple[int, str, Tensor]], features: T
     return total
 
 
-SEED_SHAPE_OFFSETS = ("position", "quat", "log_scale")
-SEED_SHAPE_WEIGHT = 10.0  # a tenth of a triangle's size of drift weighs as a tenth of a logit of opacity
-
-
 def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tensor, base_logits: Tensor,
                      variant: Tensor, target_logit: Tensor, hidden_logit: float) -> Tensor:
-    """Keep a category's seeded accessories gated and in shape: mean squared error (logit units) of their
-    opacity, plus `SEED_SHAPE_WEIGHT` times the squared geometry offsets under their own code.
+    """Keep a category's seeded accessories gated: mean squared error (logit units) of their opacity.
 
     For M seed Gaussians of one category, under each of the category's U codes: the applied opacity
     logit ``base + sigmoid(gate) * branch(code, feature)[opacity]`` should be `target_logit` where the
-    code is the seed's own variant and `hidden_logit` for every other code; under the own code the
-    branch's position, rotation and scale offsets should stay zero.
+    code is the seed's own variant and `hidden_logit` for every other code.
 
     branch: the category's `CategoryBranch`; codes (U, D) its current variant codes (gradients reach
     them, so the codes may move as long as the look they name still shows its seeds); features (M, F),
@@ -154,12 +148,7 @@ def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tenso
 
     op = OFFSET_SLICES["opacity_logit"].start
     gate = torch.sigmoid(gate_logits)
-    out = torch.stack([gate[:, None] * branch(code, features) for code in codes])             # (U, M, 14)
-    pred = base_logits[None] + out[..., op]                                                      # (U, M)
+    pred = torch.stack([base_logits + gate * branch(code, features)[:, op] for code in codes])  # (U, M)
     own = variant[None, :] == torch.arange(codes.shape[0], device=codes.device)[:, None]
     target = torch.where(own, target_logit[None, :], torch.full_like(pred, hidden_logit))
-    # Under its own code a seed is shown as the generator made it: the branch neither moves, turns nor
-    # resizes it (offsets in the parent triangle's units; colour may still learn).
-    shape = torch.cat([out[..., OFFSET_SLICES[k]] for k in SEED_SHAPE_OFFSETS], dim=-1)          # (U, M, 10)
-    drift = (shape.pow(2).sum(-1) * own).sum() / own.sum().clamp_min(1)
-    return (pred - target).pow(2).mean() + SEED_SHAPE_WEIGHT * drift
+    return (pred - target).pow(2).mean()

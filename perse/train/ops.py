@@ -89,13 +89,3 @@ def _move_state(optimizer: torch.optim.Optimizer, old: Tensor, new: Tensor,
     if state:
         optimizer.state[new] = {key: rows(v) if key != "step" and torch.is_tensor(v) and v.dim() > 0 else v
                                 for key, v in state.items()}
-
-
-def hold_rows(params: dict[str, Tensor], rows: Tensor, names: tuple[str, ...]) -> None:
-    """Zero the gradients of `rows` (K,) in the parameters `names`, between backward and the optimizer
-    step: those rows keep their values (Adam moves nothing whose gradient was always zero)."""
-    for name in names:
-        grad = params[name].grad
-        if grad is not None:
-            grad[rows] = 0.0
-

@@ -41,12 +41,8 @@ from perse.errors import PerseError
 from perse.io_utils import atomic_path
 from perse.render import render
 from perse.train.densify import BindingDensifier, DensifyConfig
-from perse.train.ops import hold_rows
 from perse.train.losses import (alpha_loss, code_loss, gate_loss, interpolation_loss, leakage_loss,
                                 photometric_loss, seed_anchor_loss, splat_regions)
-
-
-SEED_LOCKED_FIELDS = ("position", "quat", "log_scale")  # an accessory seed's geometry (colour still learns)
 
 
 @dataclass
@@ -63,8 +59,6 @@ class TrainConfig:
     gate_weight: float = 1e-3
     seed_anchor_weight: float = 1.0   # 0: off (then seeded accessories fade out within a few dozen steps)
     seed_anchor_samples: int = 64     # seeds of each variant per step
-    seed_shape_lock: bool = True      # accessory seeds keep the generator's geometry: not moved, resized,
-    #                                   turned, cloned or split (splitting scattered thin frames into specks)
     checkpoint_every: int = 500
     lr: dict = field(default_factory=lambda: {
         "position": 2e-3, "quat": 2e-3, "log_scale": 5e-3, "opacity_logit": 5e-2, "color_logit": 2.5e-2,
@@ -170,8 +164,6 @@ class Trainer:
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.seed_targets is not None and cfg.seed_shape_lock:
-            hold_rows(avatar.gaussians_params, self.seed_targets.rows.to(self.device), SEED_LOCKED_FIELDS)
         self.optimizer.step()
         avatar.invalidate_cache()
         self.step += 1
@@ -237,12 +229,7 @@ class Trainer:
         avatar = self.avatar
         world_scale = avatar.gaussians().scales.max(dim=-1).values
         max_opacity = self._max_opacity_over_looks()
-        fixed = None
-        if self.seed_targets is not None and self.cfg.seed_shape_lock:   # seeds are already the right shape
-            fixed = torch.zeros(avatar.num_gaussians, dtype=torch.bool, device=self.device)
-            fixed[self.seed_targets.rows.to(self.device)] = True
-        done = self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator, self.optimizer,
-                                                fixed=fixed)
+        done = self.densifier.densify_and_prune(avatar, world_scale, max_opacity, self.generator, self.optimizer)
         if self.seed_targets is not None:  # follow the seeds to their new rows
             self.seed_targets = self.seed_targets.remap(done.remap)
             avatar.seed_targets = self.seed_targets
