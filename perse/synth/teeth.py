@@ -31,10 +31,12 @@ LOWER_TEETH = (("incisor", 0.0054, 0.0090, 0.0058), ("incisor", 0.0059, 0.0092, 
 ENAMEL = np.array([0.97, 0.95, 0.88])
 INCISAL = np.array([0.80, 0.82, 0.84])   # thin enamel at the biting edge lets the dark mouth show
 CERVICAL = np.array([0.88, 0.80, 0.62])  # dentine shows through near the gum
-# The incisors sit right behind the lips, so a smile that lifts the upper lip shows the crowns, not the
+# The incisors sit close behind the lips, so a smile that lifts the upper lip shows the crowns, not the
 # cavity above them (4.8 mm and 2.4 mm hid the upper teeth of a smiling portrait behind a dark band).
-SETBACK = 0.0018         # m from the inner-lip loop's front to the incisors' labial face
-SHOW = 0.0040            # m the upper incisal edges hang below the neutral upper lip's inner edge
+# Closer still (1.8 mm, 4 mm) MediaPipe tracked the jaw of the rendered head worse: 0.057 rad of error at
+# 0.2 rad open against 0.044 here (tests/test_drive_accuracy.py, limit 0.05).
+SETBACK = 0.0030         # m from the inner-lip loop's front to the incisors' labial face
+SHOW = 0.0030            # m the upper incisal edges hang below the neutral upper lip's inner edge
 OVERBITE = 0.0014        # m the lower incisal edges rise above the upper ones (behind them)
 
 
