@@ -40,12 +40,13 @@ import torch
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.head.model import HeadModel
-from perse.landmarks import EYE_INNER, EYE_LOWER_LID, EYE_OUTER, EYE_UPPER_LID, IRIS
+from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS
 from perse.mesh_ops import uniform_laplacian, vertex_normals
 from perse.synth.anatomy import eye_coordinates, fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
 from perse.synth.paint_procedural import sine_noise
 from perse.synth.palette import SCLERA_COLOR, eye_albedo, luminance
+from perse.synth.reference import eye_opening_polygon
 from perse.synth.uv_atlas import TexelAtlas, build_atlas, rasterize_uv
 from perse.synth.variants import category_by_name
 
@@ -393,12 +394,6 @@ def _hair_completion(anatomy, atlas: TexelAtlas, colors: np.ndarray, conf: np.nd
     return fill, np.clip(coverage * grows, 0.0, 1.0)
 
 
-def eye_opening_polygon(landmarks: np.ndarray, side: int) -> np.ndarray:
-    """(K, 2) lid contour of the subject's right (side 0) or left (1) eye, upper lid then lower lid back."""
-    upper, lower = ((EYE_UPPER_LID["R"], EYE_LOWER_LID["R"]), (EYE_UPPER_LID["L"], EYE_LOWER_LID["L"]))[side]
-    return np.concatenate([landmarks[list(upper)], landmarks[list(lower)][::-1]])
-
-
 def photo_eye_colors(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(iris, sclera) RGB colours in [0, 1] read inside both eye openings of the portrait, or None when
     the eyes are closed (too few pixels inside the lids)."""
@@ -406,7 +401,7 @@ def photo_eye_colors(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarr
 
     h, w = image.shape[:2]
     iris_px, sclera_px = [], []
-    for side, iris_ids in enumerate((IRIS["R"], IRIS["L"])):
+    for side, iris_ids in IRIS.items():
         poly = eye_opening_polygon(landmarks, side)
         centre = landmarks[iris_ids[0]]
         radius = float(np.linalg.norm(landmarks[list(iris_ids[1:])] - centre, axis=1).mean())

@@ -39,6 +39,7 @@ from perse.errors import PerseError
 from perse.io_utils import atomic_write_bytes
 from perse.geometry.easing import smoothstep
 from perse.landmarks import BROW_UPPER, CHEEK, CHEEK_UPPER, CHEEKBONE, EYE_OUTER, MOUTH_CORNER
+from perse.synth.palette import BT601_LUMA
 
 SHELL_REGIONS = ("scalp", "back_of_head")
 MIN_THICKNESS_M = 0.003          # thin layer where the photo shows hair (short hair)
@@ -335,17 +336,17 @@ def synthesize_unseen_hair(position: np.ndarray, centre: np.ndarray, colors: np.
     def direction(a, e):
         return np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=1)
 
-    seen_dirs = direction(azimuth[seen], elevation[seen])
-    _, idx = cKDTree(seen_dirs).query(direction(az, el))
+    seen_tree = cKDTree(direction(azimuth[seen], elevation[seen]))
+    _, idx = seen_tree.query(direction(az, el))
     out = colors[seen][idx]
-    gap, _ = cKDTree(seen_dirs).query(direction(azimuth[target], elevation[target]))
+    gap, _ = seen_tree.query(direction(azimuth[target], elevation[target]))
     # Equalised, so the strands take the seen luminances in their proportions (the field itself
     # crowds around its middle).
     strands = np.argsort(np.argsort(strand_field(position[target], centre))) / max(len(target) - 1, 1)
     far = np.clip(gap / max(blend_rad, 1e-6), 0.0, 1.0) > strands   # dithered border
     if far.any():
         palette = colors[seen]
-        order = np.argsort(palette @ np.array([0.299, 0.587, 0.114]))
+        order = np.argsort(palette @ BT601_LUMA)
         lit = order[int(SHADOW_FRACTION * len(order)):] if len(order) > 10 else order
         out[far] = palette[lit[np.round(strands[far] * (len(lit) - 1)).astype(int)]]
     return out

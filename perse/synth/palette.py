@@ -61,6 +61,7 @@ def texture_variants(look: dict[str, str]) -> tuple[str, str, str, str, str]:
 
 
 LUMA = np.array([0.2126, 0.7152, 0.0722])   # Rec. 709 luminance weights
+BT601_LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 (photo luma): the teeth and hair-strand thresholds use it
 
 
 def luminance(col: np.ndarray) -> np.ndarray:

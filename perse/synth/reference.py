@@ -78,11 +78,14 @@ class ReferenceView:
             raise PerseError(f"the reference landmarks must be (478, 2) finite pixels, got {lm.shape}")
 
 
+def eye_opening_polygon(landmarks: np.ndarray, side: str) -> np.ndarray:
+    """(K, 2) lid contour of the subject's right ("R") or left ("L") eye: upper lid, then lower lid back."""
+    return np.concatenate([landmarks[list(EYE_UPPER_LID[side])], landmarks[list(EYE_LOWER_LID[side])][::-1]])
+
+
 def feature_polygons(landmarks: np.ndarray) -> list[np.ndarray]:
     """The eye openings (subject's right, left) and the inner-lip opening: three (K, 2) polygons."""
-    eyes = [np.concatenate([landmarks[list(EYE_UPPER_LID[s])], landmarks[list(EYE_LOWER_LID[s])][::-1]])
-            for s in ("R", "L")]
-    return eyes + [landmarks[list(LIPS_INNER)]]
+    return [eye_opening_polygon(landmarks, "R"), eye_opening_polygon(landmarks, "L"), landmarks[list(LIPS_INNER)]]
 
 
 def polygons_mask(polygons: list[np.ndarray], shape: tuple[int, int], feather_px: float = FEATHER_PX) -> np.ndarray:

@@ -19,6 +19,7 @@ from perse.geometry.easing import smoothstep
 from perse.landmarks import LIPS_INNER
 from perse.synth.mesh_primitives import grid_faces, merge, orient_faces
 from perse.synth.mouth_pocket import MouthPocket, lip_line, pocket_half_width
+from perse.synth.palette import BT601_LUMA
 
 # Crown sizes per half arch, midline to back (metres): width along the arch, height, labial-lingual
 # thickness (adult averages, rounded). Lower incisors are narrower, lower canines taller.
@@ -189,11 +190,11 @@ def photo_teeth_color(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | 
     pix = image[mask.astype(bool)].astype(np.float64) / 255.0
     if pix.shape[0] == 0:
         return None
-    lum = pix @ np.array([0.299, 0.587, 0.114])
+    lum = pix @ BT601_LUMA
     saturation = (pix.max(1) - pix.min(1)) / np.maximum(pix.max(1), 1e-6)
     teeth = pix[(lum >= TEETH_MIN_LUMINANCE) & (saturation <= TEETH_MAX_SATURATION)]
     if teeth.shape[0] < max(TEETH_MIN_PIXELS, TEETH_MIN_FRACTION * pix.shape[0]):
         return None
-    t_lum = teeth @ np.array([0.299, 0.587, 0.114])
+    t_lum = teeth @ BT601_LUMA
     keep = (t_lum >= np.percentile(t_lum, 30)) & (t_lum <= np.percentile(t_lum, 90))  # no shadow, no glint
     return np.median(teeth[keep], axis=0)
