@@ -40,10 +40,11 @@ import torch
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.head.model import HeadModel
-from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS
+from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS, MOUTH_CORNER
 from perse.mesh_ops import uniform_laplacian, vertex_normals
 from perse.synth.anatomy import eye_coordinates, fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
+from perse.synth.hair_curtain import build_curtain
 from perse.synth.paint_procedural import sine_noise
 from perse.synth.palette import SCLERA_COLOR, eye_albedo, luminance
 from perse.synth.reference import eye_opening_polygon
@@ -365,7 +366,12 @@ def _hair_layer(image: np.ndarray, landmarks: np.ndarray, foreground: np.ndarray
     centre, _ = fit_sphere(verts[on_shell])
     thickness = build_hair_thickness(verts, anatomy.faces, anatomy.regions, anatomy.region_names, centre,
                                      fit.camera, alpha, mask, landmarks, reliable=not reason)
-    return HairLayer(thickness=thickness, reliable=not reason, reason=reason), mask
+    above_mouth = np.arange(image.shape[0])[:, None] < landmarks[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]], 1].mean()
+    curtain = None if reason else build_curtain(
+        verts, anatomy.faces, anatomy.uvs, anatomy.uv_faces, anatomy.vertices, on_shell, thickness, normals, centre,
+        fit.camera, alpha, mask, person_outline=(foreground > 0.5) & above_mouth,
+        exclude=anatomy.vertex_mask(["eyeballs"]))
+    return HairLayer(thickness=thickness, reliable=not reason, reason=reason, curtain=curtain), mask
 
 
 def _hair_completion(anatomy, atlas: TexelAtlas, colors: np.ndarray, conf: np.ndarray, hair_cov: np.ndarray,

@@ -46,6 +46,7 @@ class FrameRenderer:
                                       hair_coverage=None if hair_layer is None else hair_layer.coverage)
         self.neck_fade_m = neck_fade_m
         self._neck_label = self.anatomy.region_id("neck") + 1
+        self._curtain_label = self.anatomy.region_id("back_of_head") + 1   # hair: in the hair category's regions
         self._chin_vertex = int(np.argmin(np.linalg.norm(self.anatomy.vertices - self.anatomy.landmarks[CHIN_BOTTOM],
                                                          axis=1)))
         self.variant_textures = check_variant_textures(variant_textures, categories, texture_size)
@@ -88,10 +89,19 @@ class FrameRenderer:
         from perse.render.gl import Mesh
 
         a = self.anatomy
-        if self.hair_layer is not None:   # the scalp carries the hair layer's volume
+        texture = self.texture(look)
+        hair_meshes = []
+        if self.hair_layer is not None:   # the scalp carries the hair layer's volume, the curtain hangs below
+            curtain = self.hair_layer.curtain
+            if curtain is not None:
+                hair_meshes.append(Mesh(vertices=curtain.posed(vertices, a.faces).astype(np.float32),
+                                        faces=curtain.faces, colors=np.repeat(curtain.shade[:, None], 3, 1).astype(np.float32),
+                                        uvs=curtain.uvs.astype(np.float32), texture=texture,
+                                        face_labels=np.full(curtain.faces.shape[0], self._curtain_label, np.int32),
+                                        specular=0.06, unlit=self.photo_texture))
             vertices = self.hair_layer.shell_vertices(vertices, vertex_normals(vertices, a.faces))
         out = [Mesh(vertices=vertices.astype(np.float32), faces=a.faces, uvs=a.uvs.astype(np.float32),
-                    uv_faces=a.uv_faces, texture=self.texture(look), face_labels=self.face_labels,
+                    uv_faces=a.uv_faces, texture=texture, face_labels=self.face_labels,
                     specular=0.06, unlit=self.photo_texture)]
         if self.mouth is not None:  # its own cavity replaces the head's pocket (see perse.synth.mouth)
             out = [self.mouth.open_head(out[0])] + self.mouth.meshes(vertices)
@@ -101,7 +111,7 @@ class FrameRenderer:
                             colors=acc.colors.astype(np.float32),
                             face_labels=np.full(acc.faces.shape[0], label, dtype=np.int32),
                             opacity=acc.opacity, specular=acc.specular, smooth=True))
-        return out
+        return out + hair_meshes
 
     def texture(self, look: dict[str, str]) -> np.ndarray:
         """(S, S, 3) uint8 albedo of `look`: the painter's, with edited variants composited in.

@@ -39,6 +39,7 @@ from perse.errors import PerseError
 from perse.io_utils import atomic_write_bytes
 from perse.geometry.easing import smoothstep
 from perse.landmarks import BROW_UPPER, CHEEK, CHEEK_UPPER, CHEEKBONE, EYE_OUTER, MOUTH_CORNER
+from perse.synth.hair_curtain import HairCurtain
 from perse.synth.palette import BT601_LUMA
 
 SHELL_REGIONS = ("scalp", "back_of_head")
@@ -64,6 +65,7 @@ class HairLayer:
     coverage: np.ndarray | None = None
     reliable: bool = True
     reason: str = ""
+    curtain: HairCurtain | None = None
 
     def shell_vertices(self, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """(V, 3) shell positions for posed head vertices (V, 3) and their unit normals (V, 3)."""
@@ -76,6 +78,8 @@ class HairLayer:
                   "reliable": np.array(self.reliable), "reason": np.array(self.reason)}
         if self.coverage is not None:
             arrays["coverage"] = np.round(np.clip(self.coverage, 0, 1) * 255).astype(np.uint8)
+        if self.curtain is not None:
+            arrays.update(self.curtain.arrays())
         np.savez_compressed(buf, **arrays)
         atomic_write_bytes(Path(path), buf.getvalue())
 
@@ -88,6 +92,7 @@ class HairLayer:
                 thickness = z["thickness"].astype(np.float32)
                 coverage = z["coverage"].astype(np.float32) / 255.0 if "coverage" in z else None
                 reliable, reason = bool(z["reliable"]), str(z["reason"])
+                curtain = HairCurtain.from_arrays(z)
         except (OSError, KeyError, ValueError) as e:
             raise PerseError(f"cannot read the hair layer {path}: {e}; delete it and rerun the texture stage")
         if thickness.ndim != 1 or (num_vertices is not None and thickness.shape[0] != num_vertices):
@@ -97,7 +102,10 @@ class HairLayer:
             raise PerseError(f"hair layer {path} holds invalid thicknesses (negative, non-finite or over 1 m)")
         if coverage is not None and (coverage.ndim != 2 or coverage.shape[0] != coverage.shape[1]):
             raise PerseError(f"hair layer {path} has a coverage map of shape {coverage.shape}; expected square")
-        return cls(thickness=thickness, coverage=coverage, reliable=reliable, reason=reason)
+        problem = "" if curtain is None else curtain.check()
+        if problem:
+            raise PerseError(f"hair layer {path} is damaged: {problem}; delete it and rerun the texture stage")
+        return cls(thickness=thickness, coverage=coverage, reliable=reliable, reason=reason, curtain=curtain)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,13 +16,14 @@ import numpy as np
 from perse.avatar.seeds import SeedSet
 from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, face_mask
 from perse.synth.binding import bind_to_mesh
+from perse.synth.variants import reference_look
 
 # Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
-# 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely. About 7000
+# 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely. About 8500
 # samples in all: they count against the trainer's Gaussian budget (`DensifyConfig.max_gaussians`).
 SPACING = {"glasses_frame": (0.0016, 900), "glasses_lenses": (0.0050, 150), "hat": (0.0080, 800),
            "earrings": (0.0010, 250), "teeth": (0.0013, 500), "gums": (0.0025, 120), "tongue": (0.0030, 150),
-           "cavity": (0.0030, 300), "lip_seal": (0.0012, 80)}
+           "cavity": (0.0030, 300), "lip_seal": (0.0012, 80), "hair_curtain": (0.0040, 1500)}
 DEFAULT_SPACING = (0.0020, 600)
 SCALE = 0.6  # Gaussian scale / sample spacing: neighbours overlap, yet a 2 mm frame stays about 2 mm wide
 
@@ -101,4 +102,18 @@ def dataset_seeds(frame_renderer, neutral: np.ndarray, rng: np.random.Generator)
     if fr.mouth is not None:
         for part in fr.mouth.solids:
             out.append(mesh_seeds(part, part.posed(neutral), -1, -1, rng, None, a))
+    curtain = None if fr.hair_layer is None else fr.hair_layer.curtain
+    if curtain is not None:   # anatomy too: shown in every look, recoloured by the hair branch of its triangles
+        out.append(mesh_seeds(curtain_accessory(curtain, fr.texture(reference_look(fr.categories))),
+                              curtain.posed(neutral, a.faces), -1, -1, rng, None, a))
     return SeedSet.concat(out)
+
+
+def curtain_accessory(curtain, texture: np.ndarray) -> Accessory:
+    """The hair curtain as a bound mesh with vertex colours: `texture` (S, S, 3) uint8 at its uvs, shaded."""
+    size = texture.shape[0]
+    col = np.clip(np.round(curtain.uvs[:, 0] * size - 0.5), 0, size - 1).astype(int)
+    row = np.clip(np.round((1.0 - curtain.uvs[:, 1]) * size - 0.5), 0, size - 1).astype(int)   # OBJ v grows up
+    colors = texture[row, col, :3].astype(np.float64) / 255.0 * curtain.shade[:, None]
+    return Accessory("hair_curtain", "hair", np.zeros((curtain.num_vertices, 3)), curtain.faces, colors,
+                     binding=curtain.binding)

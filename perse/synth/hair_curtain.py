@@ -1,0 +1,351 @@
+"""The hair curtain: hair that falls below the scalp shell, down the sides and the back of the head.
+
+The hair shell (`perse.synth.hair`) offsets the scalp and the back of the head, so it ends where those
+regions end, above the ears. Hair that hangs lower (a bob down to the jaw, long hair behind the neck) is
+a *curtain*: a sheet of columns around the back half of the head, each hanging straight down (along the
+head's up axis) from the lowest point where the shell is still thick, so it continues the shell's outer
+surface and hides its lower edge.
+
+Fitting it to the portrait (`build_curtain`), in the reference view:
+
+1. Radius. A column starts at the shell's radius and never comes closer to the head than `CLEARANCE_M`
+   (ears, cheeks and neck stay inside). Row by row, each side's radii are scaled so that the curtain's
+   outermost projected point meets the outline of head ∪ hair mask at that image row; the unseen back
+   blends the two sides' scales.
+2. Length. Each side hangs down to the lowest image row, contiguous from the shell, where the hair mask
+   shows hair outside the rendered head; the back ends at the mean of the two sides (hair ends roughly
+   level), with a few millimetres of smooth raggedness (strand ends). Sides without hair below the
+   shell (short hair, bald heads) give no curtain at all.
+
+The curtain is bound to the rigid hair triangles of the head (`perse.synth.binding`), so it follows any
+pose; its texture coordinates point at the shell texel above each column, so it takes the hair's texture
+(and every hair-colour variant's recolouring) as vertical strands. A per-vertex shade darkens the strand
+ends and varies strand brightness a little.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perse.geometry.easing import smoothstep
+from perse.synth.binding import Binding, apply_binding, bind_to_mesh
+from perse.synth.mesh_primitives import grid_faces
+
+FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face) round the back to -here
+CLEARANCE_M = 0.004                    # closest approach of the curtain to the head surface
+MAX_REACH_M = 0.08                     # farthest the curtain stands off the head
+MAX_DROP_M = 0.25                      # longest curtain, below the skull centre
+MIN_LENGTH_M = 0.02                    # a side whose hair ends within this of the shell has no curtain
+RAGGED_M = 0.006                       # amplitude of the strand ends' raggedness
+COLUMNS, ROWS = 96, 28
+FRONT_TUCK, FRONT_TUCK_RAD = 0.7, np.radians(15.0)   # how far, and over what angle, the front edges turn in
+THICK_FRACTION = 0.6                   # a column starts where the shell is this fraction of its local maximum
+
+
+@dataclass
+class HairCurtain:
+    """A bound sheet of hair. binding: per-vertex `Binding` to the head mesh (N vertices); faces: (M, 3)
+    int64 into those vertices; uvs: (N, 2) texture coordinates in the head's texture; shade: (N,) albedo
+    multiplier in (0, 1]."""
+
+    binding: Binding
+    faces: np.ndarray
+    uvs: np.ndarray
+    shade: np.ndarray
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.uvs.shape[0])
+
+    def posed(self, head_vertices: np.ndarray, head_faces: np.ndarray) -> np.ndarray:
+        """(N, 3) curtain vertices on a posed head (V, 3) with the bound mesh's faces (F, 3)."""
+        return np.asarray(apply_binding(self.binding, np.asarray(head_vertices, np.float64), head_faces))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays `from_arrays` reads, with a ``curtain_`` prefix (for the hair layer's .npz)."""
+        return {"curtain_face": self.binding.face.astype(np.int64), "curtain_bary": self.binding.bary.astype(np.float32),
+                "curtain_offset": self.binding.offset.astype(np.float32), "curtain_faces": self.faces.astype(np.int64),
+                "curtain_uvs": self.uvs.astype(np.float32), "curtain_shade": self.shade.astype(np.float32)}
+
+    @classmethod
+    def from_arrays(cls, z) -> "HairCurtain | None":
+        """Inverse of `arrays` on a mapping (an open .npz); None when it holds no curtain."""
+        if "curtain_face" not in z:
+            return None
+        return cls(Binding(z["curtain_face"].astype(np.int64), z["curtain_bary"].astype(np.float64),
+                           z["curtain_offset"].astype(np.float64)),
+                   z["curtain_faces"].astype(np.int64), z["curtain_uvs"].astype(np.float64),
+                   z["curtain_shade"].astype(np.float64))
+
+    def check(self, num_faces: int | None = None) -> str:
+        """'' when consistent (with a head of `num_faces` triangles, if given), else what is wrong."""
+        n = self.num_vertices
+        b = self.binding
+        if b.face.shape != (n,) or b.bary.shape != (n, 3) or b.offset.shape != (n,) or self.shade.shape != (n,):
+            return "its curtain arrays disagree in length"
+        if n and (b.face.min() < 0 or (num_faces is not None and b.face.max() >= num_faces)):
+            return "its curtain is bound to triangles the head does not have"
+        if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
+            return "its curtain faces index missing vertices"
+        if not all(np.isfinite(a).all() for a in (b.bary, b.offset, self.uvs, self.shade)):
+            return "its curtain holds non-finite values"
+        return ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Head frame
+# --------------------------------------------------------------------------------------------------
+def rigid_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation R best mapping centred (N, 3) `source` onto `target` (target ≈ source @ R.T):
+    Kabsch, with the reflection removed."""
+    a, b = source - source.mean(axis=0), target - target.mean(axis=0)
+    u, _, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def to_head_frame(points: np.ndarray, centre: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(N, 3) (side, up, front) coordinates of world points in the frame of the posed head."""
+    return (points - centre) @ rotation
+
+
+def from_cylinder(azimuth: np.ndarray, height: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """(..., 3) head-frame points at azimuth (0 = front, +pi/2 = +side), height and horizontal radius."""
+    return np.stack([radius * np.sin(azimuth), height, radius * np.cos(azimuth)], axis=-1)
+
+
+def angle_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| wrapped to [0, pi]."""
+    return np.abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------------
+def column_tops(shell: np.ndarray, thickness: np.ndarray, azimuths: np.ndarray, bin_rad: float = np.radians(6.0),
+                min_thickness: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
+    """Start height and radius (J,) of each column: the lowest head-frame point of the shell (N, 3
+    head-frame surface points, `thickness` (N,) m) near the column's azimuth where the shell is at least
+    THICK_FRACTION of its thickest there. NaN where the shell is thinner than `min_thickness`."""
+    az = np.arctan2(shell[:, 0], shell[:, 2])
+    r = np.hypot(shell[:, 0], shell[:, 2])
+    top_y = np.full(len(azimuths), np.nan)
+    top_r = np.full(len(azimuths), np.nan)
+    for j, a in enumerate(azimuths):
+        near = angle_gap(az, a) < bin_rad
+        if not near.any() or thickness[near].max() < min_thickness:
+            continue
+        thick = near & (thickness >= THICK_FRACTION * thickness[near].max())
+        y0 = shell[thick, 1].min()
+        band = thick & (shell[:, 1] < y0 + 0.01)
+        top_y[j], top_r[j] = y0, r[band].max()
+    return top_y, top_r
+
+
+def clearance_radius(head: np.ndarray, azimuth: np.ndarray, height: np.ndarray, bin_rad: float = np.radians(5.0),
+                     bin_m: float = 0.008) -> np.ndarray:
+    """(I, J) smallest curtain radius at each (height row, azimuth column) grid point that clears the
+    head (N, 3 head-frame vertices) by CLEARANCE_M; 0 where no head vertex is near."""
+    az = np.arctan2(head[:, 0], head[:, 2])
+    r = np.hypot(head[:, 0], head[:, 2])
+    out = np.zeros(height.shape)
+    for j in range(height.shape[1]):
+        near = angle_gap(az, azimuth[j]) < bin_rad
+        if not near.any():
+            continue
+        close = np.abs(height[:, j, None] - head[near, 1][None]) < bin_m           # (I, n)
+        out[:, j] = np.where(close, r[near][None], 0.0).max(axis=1)
+    return np.where(out > 0, out + CLEARANCE_M, 0.0)
+
+
+def side_weights(azimuth: np.ndarray) -> np.ndarray:
+    """(J, 2) weights of the +side and -side fits for columns at azimuths in [0, 2 pi): each side alone
+    on its own half, blended across the back."""
+    plus = 1.0 - smoothstep(np.pi - 0.6, np.pi + 0.6, azimuth)
+    return np.stack([plus, 1.0 - plus], axis=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# The reference view
+# --------------------------------------------------------------------------------------------------
+class ViewProjector:
+    """Projection of head-frame points into the reference image (pixels)."""
+
+    def __init__(self, camera, centre: np.ndarray, rotation: np.ndarray):
+        w2c = camera.world_to_cam.detach().cpu().double().numpy()
+        self.R, self.t = w2c[:3, :3], w2c[:3, 3]
+        self.K = camera.K.detach().cpu().double().numpy()
+        self.centre, self.rotation = centre, rotation
+
+    def __call__(self, head_points: np.ndarray) -> np.ndarray:
+        world = head_points @ self.rotation.T + self.centre
+        cam = world @ self.R.T + self.t
+        return cam[..., :2] / np.maximum(cam[..., 2:3], 1e-6) * [self.K[0, 0], self.K[1, 1]] + self.K[:2, 2]
+
+    def metres_per_px(self) -> float:
+        return float((self.centre @ self.R.T + self.t)[2] / self.K[0, 0])
+
+
+def outline_extent(outline: np.ndarray, rows: np.ndarray, axis_x: np.ndarray, side: int) -> np.ndarray:
+    """(K,) distance in px from `axis_x` (K,) to the outermost `outline` (H, W) pixel on `side` (+1 =
+    toward larger x) of each image row `rows` (K,); 0 where the row holds none (or lies off the image)."""
+    h, w = outline.shape
+    out = np.zeros(len(rows))
+    for k, (y, x0) in enumerate(zip(np.round(rows).astype(int), axis_x)):
+        if not 0 <= y < h:
+            continue
+        xs = np.nonzero(outline[y])[0]
+        xs = xs[(xs - x0) * side > 0]
+        if xs.size:
+            out[k] = np.abs(xs - x0).max()
+    return out
+
+
+def hair_bottom_row(hair_outside: np.ndarray, top_row: float, axis_x: float, side: int, gap_px: int) -> float:
+    """The lowest image row of the run of rows, contiguous (gaps up to `gap_px`) from `top_row` down,
+    holding pixels of `hair_outside` (H, W: hair not covered by the head) on `side` of `axis_x`."""
+    h, w = hair_outside.shape
+    cols = np.arange(w)
+    half = (cols - axis_x) * side > 0
+    has = (hair_outside[:, half].sum(axis=1) >= 2)
+    row, last, gap = int(max(top_row, 0)), top_row, 0
+    while row < h and gap <= gap_px:
+        if has[row]:
+            last, gap = row, 0
+        else:
+            gap += 1
+        row += 1
+    return float(last)
+
+
+def ragged_ends(azimuth: np.ndarray, seed: int) -> np.ndarray:
+    """(J,) smooth offsets in [-RAGGED_M, RAGGED_M]: uneven strand ends, periodic around the head."""
+    from perse.synth.hair import periodic_value_noise
+
+    turn = azimuth / (2 * np.pi) * 40.0
+    return RAGGED_M * (2.0 * periodic_value_noise(turn, np.zeros_like(turn), 40, seed) - 1.0)
+
+
+def strand_shade(azimuth: np.ndarray, t: np.ndarray, seed: int) -> np.ndarray:
+    """(I, J) albedo multiplier: strands of slightly varying brightness, darker toward their ends."""
+    from perse.synth.hair import periodic_value_noise
+
+    turn = azimuth / (2 * np.pi) * 300.0
+    grain = periodic_value_noise(turn, np.zeros_like(turn), 300, seed + 1)           # (J,)
+    return (0.88 + 0.12 * grain)[None] * (1.0 - 0.15 * smoothstep(0.6, 1.0, t))
+
+
+def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
+                  canonical: np.ndarray, shell_mask: np.ndarray, thickness: np.ndarray, normals: np.ndarray,
+                  centre: np.ndarray, camera, head_alpha: np.ndarray, hair: np.ndarray,
+                  person_outline: np.ndarray | None = None, exclude: np.ndarray | None = None,
+                  seed: int = 0) -> HairCurtain | None:
+    """Fit the curtain to the portrait's hair (see the module docstring); None without hair below the shell.
+
+    vertices: (V, 3) posed reference-view head (world); faces: (F, 3); uvs / uv_faces: the head's
+    texture layout; canonical: (V, 3) the head's canonical vertices (gives the head's orientation);
+    shell_mask: (V,) bool vertices of the shell regions; thickness: (V,) shell thickness (m); normals:
+    (V, 3) unit vertex normals; centre: (3,) posed skull centre; camera: the fitted `Camera`;
+    head_alpha: (H, W) coverage of the head render (no shell); hair: (H, W) hair mask in [0, 1];
+    person_outline: (H, W) bool, the person's own outline where it is the head's (above the mouth
+    corners): the radius fit takes it too, as the colour-modelled hair mask stops short of soft hair
+    edges; exclude: (V,) bool vertices the clearance ignores (eyeballs).
+    """
+    rotation = rigid_rotation(canonical[shell_mask], vertices[shell_mask])
+    head = to_head_frame(vertices if exclude is None else vertices[~exclude], centre, rotation)
+    on = shell_mask & (thickness > 0)
+    shell = to_head_frame(vertices[on] + thickness[on, None] * normals[on], centre, rotation)
+    azimuth = np.linspace(FRONT_AZIMUTH_RAD, 2 * np.pi - FRONT_AZIMUTH_RAD, COLUMNS)
+    top_y, top_r = column_tops(shell, thickness[on], azimuth)
+    if np.isnan(top_y).all():
+        return None
+    top_y = _fill_nan_circular(top_y)
+    top_r = _fill_nan_circular(top_r)
+
+    project = ViewProjector(camera, centre, rotation)
+    mpp = project.metres_per_px()
+    head_px = head_alpha > 0.5
+    outline = head_px | (hair > 0.5) | (False if person_outline is None else person_outline)
+    hair_outside = (hair > 0.5) & ~head_px
+    weights = side_weights(azimuth)
+    plus_side = int(np.sign(project(from_cylinder(np.array([np.pi / 2]), np.zeros(1), np.ones(1) * 0.1))[0, 0]
+                            - project(np.zeros((1, 3)))[0, 0]) or 1)
+
+    # Length: per side, from the image; the back in between.
+    bottoms = []
+    for s, sign in enumerate((plus_side, -plus_side)):
+        j = int(np.argmin(angle_gap(azimuth, np.pi / 2 if s == 0 else 3 * np.pi / 2)))
+        top_pt = from_cylinder(azimuth[j:j + 1], top_y[j:j + 1], top_r[j:j + 1])
+        top_px = project(top_pt)[0]
+        axis_x = project(np.array([[0.0, top_y[j], 0.0]]))[0, 0]
+        bottom_row = hair_bottom_row(hair_outside, top_px[1], axis_x, sign, gap_px=max(2, int(0.005 / mpp)))
+        bottoms.append(top_y[j] - (bottom_row - top_px[1]) * mpp)
+    if max(top_y[np.argmin(angle_gap(azimuth, np.pi / 2))] - bottoms[0],
+           top_y[np.argmin(angle_gap(azimuth, 3 * np.pi / 2))] - bottoms[1]) < MIN_LENGTH_M:
+        return None
+    bottom = weights @ np.array(bottoms) + ragged_ends(azimuth, seed)
+    bottom = np.clip(bottom, -MAX_DROP_M, None)
+    bottom = np.minimum(bottom, top_y)                                   # zero-length columns stay at the top
+
+    t = np.linspace(0.0, 1.0, ROWS)[:, None]
+    height = top_y[None] + t * (bottom - top_y)[None]                    # (I, J)
+    # Hair that falls over an ear does not tuck back in below it: the clearance only grows downward.
+    lo = np.maximum.accumulate(clearance_radius(head, azimuth, height), axis=0)
+    radius = np.maximum(top_r[None].repeat(ROWS, 0), lo)
+    hi = np.maximum(lo, top_r[None]) + MAX_REACH_M
+
+    # Radius: scale each side's rows until the outermost projected point meets the outline.
+    for _ in range(3):
+        pts = from_cylinder(azimuth[None], height, radius)               # (I, J, 3)
+        px = project(pts)
+        axis = project(from_cylinder(azimuth[None], height, np.zeros_like(radius)))
+        lateral = (px[..., 0] - axis[..., 0])
+        scale = np.ones((ROWS, 2))
+        for s, sign in enumerate((plus_side, -plus_side)):
+            mine = weights[:, s] > 0.5
+            reach = np.where(mine[None], lateral * sign, -np.inf)
+            jj = np.argmax(reach, axis=1)
+            cur = reach[np.arange(ROWS), jj]
+            rows = px[np.arange(ROWS), jj, 1]
+            target = outline_extent(outline, rows, axis[np.arange(ROWS), jj, 0], sign)
+            ok = (cur > 1.0) & (target > 0)
+            scale[ok, s] = target[ok] / cur[ok]
+        log_scale = np.log(np.clip(scale, 0.5, 2.0)) @ weights.T          # (I, J)
+        radius = np.clip(radius * np.exp(log_scale), lo, hi)
+    # The front edges turn in toward the face, so the sheet reads as a lock, not a card seen edge-on.
+    tuck = FRONT_TUCK * (1.0 - smoothstep(0.0, FRONT_TUCK_RAD, angle_gap(azimuth, 0.0) - FRONT_AZIMUTH_RAD))
+    radius = _smooth_rows(radius + tuck[None] * (lo - radius))
+
+    points = from_cylinder(azimuth[None], height, radius).reshape(-1, 3)
+    world = points @ rotation.T + centre
+    shell_faces = shell_mask[faces].all(axis=1)
+    binding = bind_to_mesh(world, vertices, faces, face_mask=shell_faces)
+    # Texture: the shell texel above each column (straight down the column: strands).
+    tops_world = from_cylinder(azimuth, top_y, top_r) @ rotation.T + centre
+    shell_world = vertices + thickness[:, None] * normals
+    top_bind = bind_to_mesh(tops_world, shell_world, faces, face_mask=shell_faces)
+    bary = np.clip(top_bind.bary, 0.0, None)
+    bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
+    column_uv = (bary[..., None] * uvs[uv_faces[top_bind.face]]).sum(axis=1)  # (J, 2)
+    column_uv = np.broadcast_to(column_uv[None], (ROWS, COLUMNS, 2)).reshape(-1, 2)
+    shade = strand_shade(azimuth, t, seed).reshape(-1)
+    return HairCurtain(binding=binding, faces=grid_faces(ROWS, COLUMNS, wrap_cols=False).astype(np.int64), uvs=column_uv.copy(), shade=shade)
+
+
+def _fill_nan_circular(values: np.ndarray) -> np.ndarray:
+    """Fill NaNs of a (J,) column signal from the nearest valid column."""
+    ok = ~np.isnan(values)
+    idx = np.arange(len(values))
+    near = idx[ok][np.argmin(np.abs(idx[:, None] - idx[ok][None]), axis=1)]
+    return values[near]
+
+
+def _smooth_rows(radius: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Light smoothing of an (I, J) radius grid along both axes (ends held by edge padding)."""
+    r = radius.copy()
+    for _ in range(iterations):
+        p = np.pad(r, 1, mode="edge")
+        r = 0.5 * r + 0.125 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
+    return r

@@ -1,0 +1,171 @@
+"""The hair curtain: hair hanging below the scalp shell, fitted to the portrait's outline; tried on the
+astronaut (a bob down to the jaw) and on mirrored, re-framed and scaled versions of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from perse.create.portrait_texture import portrait_texture
+from perse.errors import PerseError
+from perse.head import load_builtin_head
+from perse.mesh_ops import vertex_normals
+from perse.render.gl import Mesh
+from perse.synth.anatomy import fit_sphere, head_anatomy
+from perse.synth.hair import SHELL_REGIONS, HairLayer, segment_hair
+from perse.synth.hair_curtain import (CLEARANCE_M, FRONT_AZIMUTH_RAD, HairCurtain, build_curtain, hair_bottom_row,
+                                      outline_extent, rigid_rotation, to_head_frame)
+from perse.track import detect_largest_face, fit_head
+
+skdata = pytest.importorskip("skimage.data")
+
+pytestmark = pytest.mark.gui  # the GL mesh renderer needs a display (Xvfb in CI)
+
+
+def reframed(image: np.ndarray, name: str) -> np.ndarray:
+    from PIL import Image
+
+    if name == "mirror":
+        return np.ascontiguousarray(image[:, ::-1])
+    if name == "offcentre":
+        return np.asarray(Image.fromarray(image[0:400, 112:512]).resize((448, 448), Image.Resampling.LANCZOS))
+    if name == "small":
+        return np.asarray(Image.fromarray(image).resize((384, 384), Image.Resampling.LANCZOS))
+    return image
+
+
+@pytest.fixture(scope="module")
+def head():
+    return load_builtin_head()
+
+
+@pytest.fixture(scope="module", params=["original", "mirror", "offcentre", "small"])
+def case(request, head, renderer):
+    image = reframed(skdata.astronaut(), request.param)
+    face = detect_largest_face(image, request.param).face
+    fit = fit_head(head, face.points, (image.shape[1], image.shape[0]))
+    result = portrait_texture(image, head, fit, size=256, renderer=renderer, landmarks=face.points)
+    with torch.no_grad():
+        verts = head(fit.params).vertices[0].double().numpy()
+    return image, face, fit, result, verts
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+# -- pure functions ------------------------------------------------------------------------------
+def test_rigid_rotation_recovers_a_turn():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(200, 3))
+    a = 0.4
+    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    assert np.allclose(rigid_rotation(pts, pts @ R.T + [1.0, 2.0, 3.0]), R, atol=1e-9)
+
+
+def test_outline_extent_and_hair_bottom_row():
+    mask = np.zeros((100, 100), bool)
+    mask[20:60, 30:81] = True                      # right half reaches x = 80 from an axis at 50
+    assert np.allclose(outline_extent(mask, np.array([10.0, 30.0, 70.0]), np.full(3, 50.0), +1), [0, 30, 0])
+    assert outline_extent(mask, np.array([30.0]), np.array([50.0]), -1)[0] == 20
+    hair = np.zeros((100, 100), bool)
+    hair[20:40, 70:75] = True
+    hair[43:50, 70:75] = True                      # a 3-row gap: still the same lock
+    hair[70:80, 70:75] = True                      # far below: not contiguous
+    assert hair_bottom_row(hair, 20.0, 50.0, +1, gap_px=4) == 49
+    assert hair_bottom_row(hair, 20.0, 50.0, -1, gap_px=4) == 20     # nothing on the other side
+
+
+# -- on the portrait -----------------------------------------------------------------------------
+def test_curtain_brings_the_head_outline_to_the_portraits(case, head, renderer):
+    """The astronaut's bob falls to her jaw: with the curtain the head ∪ hair silhouette above the mouth
+    matches the portrait's person outline better than the shell alone does."""
+    image, face, fit, result, v = case
+    curtain = result.hair.curtain
+    assert curtain is not None
+    a = head_anatomy(head)
+    shell = result.hair.shell_vertices(v, vertex_normals(v, a.faces))
+    meshes = [Mesh(vertices=shell.astype(np.float32), faces=a.faces)]
+    alone = renderer.render(meshes, fit.camera).alpha > 0.5
+    hung = Mesh(vertices=curtain.posed(v, a.faces).astype(np.float32), faces=curtain.faces)
+    both = renderer.render(meshes + [hung], fit.camera).alpha > 0.5
+    above = np.arange(image.shape[0])[:, None] < face.points[[61, 291], 1].mean()
+    target = (result.foreground > 0.5) & above
+    before, after = iou(alone & above, target), iou(both & above, target)
+    assert after > before + 0.02 and after > 0.9, (before, after)
+
+
+def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, head):
+    _, _, _, result, v = case
+    a = head_anatomy(head)
+    on = a.vertex_mask(SHELL_REGIONS)
+    centre, _ = fit_sphere(v[on])
+    R = rigid_rotation(a.vertices[on], v[on])
+    pts = to_head_frame(result.hair.curtain.posed(v, a.faces), centre, R)
+    azimuth = np.abs(np.arctan2(pts[:, 0], pts[:, 2]))
+    assert azimuth.min() > FRONT_AZIMUTH_RAD - np.radians(3)           # never over the face
+    from scipy.spatial import cKDTree
+
+    gap, _ = cKDTree(v[~a.vertex_mask(["eyeballs"])]).query(result.hair.curtain.posed(v, a.faces))
+    assert np.quantile(gap, 0.01) > 0.25 * CLEARANCE_M                   # off the skin (smoothing may graze it)
+    assert pts[:, 1].min() > -0.25 and pts[:, 1].min() < -0.03           # down to about the jaw, no further
+
+
+def test_short_hair_gets_no_curtain(case, head, renderer):
+    """Hair that ends at the hairline's height (short hair: nothing beside the temples or the ears): no curtain."""
+    image, face, fit, result, v = case
+    a = head_anatomy(head)
+    mask, _ = segment_hair(image, face.points, result.foreground)
+    mask[int(face.points[10, 1]):] = 0                                     # nothing below the hairline
+    on = a.vertex_mask(SHELL_REGIONS)
+    centre, _ = fit_sphere(v[on])
+    alpha = renderer.render([Mesh(vertices=v.astype(np.float32), faces=a.faces)], fit.camera).alpha
+    out = build_curtain(v, a.faces, a.uvs, a.uv_faces, a.vertices, on, result.hair.thickness,
+                        vertex_normals(v, a.faces), centre, fit.camera, alpha, mask)
+    assert out is None
+
+
+def test_hair_layer_keeps_its_curtain_and_rejects_a_damaged_one(case, tmp_path):
+    _, _, _, result, _ = case
+    layer = result.hair
+    layer.save(tmp_path / "h.npz")
+    back = HairLayer.load(tmp_path / "h.npz", layer.thickness.shape[0])
+    assert back.curtain is not None and np.array_equal(back.curtain.faces, layer.curtain.faces)
+    assert np.allclose(back.curtain.binding.offset, layer.curtain.binding.offset, atol=1e-6)
+    broken = HairLayer(layer.thickness, curtain=HairCurtain(layer.curtain.binding, layer.curtain.faces + 10 ** 6,
+                                                            layer.curtain.uvs, layer.curtain.shade))
+    broken.save(tmp_path / "b.npz")
+    with pytest.raises(PerseError, match="curtain faces"):
+        HairLayer.load(tmp_path / "b.npz", layer.thickness.shape[0])
+
+
+def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, head, renderer):
+    from dataclasses import replace
+
+    from perse.synth.frame_renderer import FrameRenderer
+    from perse.synth.seeding import dataset_seeds
+    from perse.synth.variants import CATEGORIES
+
+    image, face, fit, result, v = case
+    ref = {c.name: c.reference for c in CATEGORIES}
+    with_curtain = FrameRenderer(head, CATEGORIES, base_texture=result.texture, hair_layer=result.hair,
+                                 renderer=renderer)
+    without = FrameRenderer(head, CATEGORIES, base_texture=result.texture,
+                            hair_layer=replace(result.hair, curtain=None), renderer=renderer)
+    rgba, _, _ = with_curtain.render(ref, v, fit.camera, 0)
+    plain, _, _ = without.render(ref, v, fit.camera, 0)
+    black, _, _ = with_curtain.render({**ref, "hair": "black"}, v, fit.camera, 0)
+    hung = (rgba[..., 3] > 128) & (plain[..., 3] < 10)
+    assert hung.sum() > 200
+    lum = lambda x: x[..., :3].astype(float).mean(axis=-1)
+    assert lum(black)[hung].mean() < 0.6 * lum(rgba)[hung].mean()
+    # Seeds: the curtain's Gaussians are anatomy (always shown), bound to the hair's own triangles.
+    neutral = with_curtain.posed_vertices(replace(fit.params, expression=torch.zeros_like(fit.params.expression)))
+    a = head_anatomy(head)
+    seeds = dataset_seeds(with_curtain, neutral, np.random.default_rng(0))
+    fewer = dataset_seeds(without, neutral, np.random.default_rng(0))
+    extra = len(seeds) - len(fewer)
+    assert extra > 300
+    on_shell = a.vertex_mask(SHELL_REGIONS)[a.faces].all(axis=1)
+    assert on_shell[seeds.face[-extra:]].all() and (seeds.category[-extra:] == -1).all()
