@@ -58,3 +58,26 @@ def test_leakage_counts_visible_gaussians_outside_the_region(avatar):
         unswitched = leakage_loss(avatar.field, [], *args[2:], torch.zeros(n, dtype=torch.long),
                                   torch.ones(n, dtype=torch.bool))
     assert float(outside) > 0 and float(inside) == 0 and float(hidden) == 0 and float(unswitched) == 0
+
+
+def test_seed_anchor_holds_gating_and_pulls_colour_toward_the_material():
+    from perse.avatar.field import CategoryBranch, FieldConfig
+    from perse.train.losses import seed_anchor_loss
+
+    torch.manual_seed(0)
+    cfg = FieldConfig()
+    branch = CategoryBranch(cfg)
+    codes = torch.randn(3, cfg.code_dim)
+    m = 8
+    features, gates = torch.randn(m, cfg.feature_dim), torch.full((m,), 4.0)
+    variant = torch.tensor([1, 2] * 4)
+    opacity, target = torch.zeros(m), torch.full((m,), 2.0)
+    colors = torch.zeros(m, 3, requires_grad=True)
+    black = torch.full((m, 3), -3.0)
+    plain = seed_anchor_loss(branch, codes, features, gates, opacity, variant, target, -7.0)
+    off = seed_anchor_loss(branch, codes, features, gates, opacity, variant, target, -7.0, colors, black, 0.0)
+    assert torch.allclose(plain, off)                         # weight 0: the opacity anchor alone
+    with_color = seed_anchor_loss(branch, codes, features, gates, opacity, variant, target, -7.0, colors, black, 0.5)
+    assert with_color > plain
+    with_color.backward()
+    assert (colors.grad > 0).all()                            # descent moves the colour toward black (-3)

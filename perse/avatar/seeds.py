@@ -20,7 +20,9 @@ the sharp seed/non-seed split it was fitted to is lost: the seeds then stay hidd
 pruned. `Avatar.initialize` therefore records `SeedTargets` (`avatar.seed_targets`: rows, variants and
 target opacity logits of the accessory seeds); the trainer's seed anchor loss
 (`perse.train.losses.seed_anchor_loss`) holds the applied opacity of those rows near their targets under
-every variant's current code, and `SeedTargets.remap` follows the rows through densification.
+every variant's current code, and, more weakly, their colour under their own code near the material's
+(without it single seeds of a 2 mm frame drift to the skin's colour, and the frame reads as beads);
+`SeedTargets.remap` follows the rows through densification.
 
 SEEDS FORMAT (``seeds.npz``, version 1), N samples::
 
@@ -108,22 +110,26 @@ class SeedTargets:
 
     rows (K,) long avatar row; category (K,) long category index; variant (K,) long variant index within
     the category; logit (K,) float the seed's opacity logit under its own variant's code (under any
-    other code of the category it should stay at `HIDDEN_LOGIT`). Not saved in a .perse: it only matters
-    while training (the trainer's checkpoints carry it).
+    other code of the category it should stay at `HIDDEN_LOGIT`); color_logit (K, 3) float the logit of
+    its material colour (None in checkpoints made before it existed). Not saved in a .perse: it only
+    matters while training (the trainer's checkpoints carry it).
     """
 
     rows: Tensor
     category: Tensor
     variant: Tensor
     logit: Tensor
+    color_logit: Tensor | None = None
 
     @classmethod
     def from_seeds(cls, rows: Tensor, seeds: SeedSet) -> "SeedTargets":
         """Targets for the accessory seeds among `seeds`, held by avatar rows `rows` (N,)."""
         acc = torch.as_tensor(seeds.category >= 0)
         opacity = torch.as_tensor(seeds.opacity, dtype=torch.float32).clamp(1e-3, 0.995)
+        color = torch.as_tensor(seeds.colors, dtype=torch.float32).clamp(0.02, 0.98)   # as `seed_gaussians` starts them
         return cls(rows=rows.long()[acc], category=torch.as_tensor(seeds.category, dtype=torch.long)[acc],
-                   variant=torch.as_tensor(seeds.variant, dtype=torch.long)[acc], logit=torch.logit(opacity)[acc])
+                   variant=torch.as_tensor(seeds.variant, dtype=torch.long)[acc], logit=torch.logit(opacity)[acc],
+                   color_logit=torch.logit(color)[acc])
 
     def __len__(self) -> int:
         return int(self.rows.numel())
@@ -138,14 +144,16 @@ class SeedTargets:
         k = lookup[source_index.cpu().long()]
         new_rows = (k >= 0).nonzero(as_tuple=True)[0]
         k = k[new_rows]
-        return SeedTargets(new_rows, self.category[k], self.variant[k], self.logit[k])
+        return SeedTargets(new_rows, self.category[k], self.variant[k], self.logit[k],
+                           None if self.color_logit is None else self.color_logit[k])
 
     def to_dict(self) -> dict[str, Tensor]:
-        return {"rows": self.rows, "category": self.category, "variant": self.variant, "logit": self.logit}
+        out = {"rows": self.rows, "category": self.category, "variant": self.variant, "logit": self.logit}
+        return out if self.color_logit is None else {**out, "color_logit": self.color_logit}
 
     @classmethod
     def from_dict(cls, data: dict[str, Tensor]) -> "SeedTargets":
-        return cls(**{k: data[k] for k in ("rows", "category", "variant", "logit")})
+        return cls(**{k: data[k] for k in ("rows", "category", "variant", "logit")}, color_logit=data.get("color_logit"))
 
 
 def save_seeds(path: str | Path, seeds: SeedSet) -> None:

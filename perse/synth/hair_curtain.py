@@ -3,8 +3,8 @@
 The hair shell (`perse.synth.hair`) offsets the scalp and the back of the head, so it ends where those
 regions end, above the ears. Hair that hangs lower (a bob down to the jaw, long hair behind the neck) is
 a *curtain*: a sheet of columns around the back half of the head, each hanging straight down (along the
-head's up axis) from the lowest point where the shell is still thick, so it continues the shell's outer
-surface and hides its lower edge.
+head's up axis) from the shell's widest point, so it continues the shell's outer surface and hides its
+lower edge.
 
 Fitting it to the portrait (`build_curtain`), in the reference view:
 
@@ -41,7 +41,7 @@ MIN_LENGTH_M = 0.02                    # a side whose hair ends within this of t
 RAGGED_M = 0.006                       # amplitude of the strand ends' raggedness
 COLUMNS, ROWS = 96, 28
 FRONT_TUCK, FRONT_TUCK_RAD = 0.7, np.radians(15.0)   # how far, and over what angle, the front edges turn in
-THICK_FRACTION = 0.6                   # a column starts where the shell is this fraction of its local maximum
+TUCK_UNDER_M = 0.001                   # a column starts this far inside the shell's surface
 
 
 @dataclass
@@ -126,9 +126,10 @@ def angle_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 def column_tops(shell: np.ndarray, thickness: np.ndarray, azimuths: np.ndarray, bin_rad: float = np.radians(6.0),
                 min_thickness: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
-    """Start height and radius (J,) of each column: the lowest head-frame point of the shell (N, 3
-    head-frame surface points, `thickness` (N,) m) near the column's azimuth where the shell is at least
-    THICK_FRACTION of its thickest there. NaN where the shell is thinner than `min_thickness`."""
+    """Start height and radius (J,) of each column: the widest point (largest horizontal radius) of the
+    shell near the column's azimuth, shell (N, 3 head-frame surface points, `thickness` (N,) m), just
+    inside its surface, so the curtain leaves the shell where it curves back in (hair falls from its
+    widest point) and the junction stays hidden. NaN where the shell is thinner than `min_thickness`."""
     az = np.arctan2(shell[:, 0], shell[:, 2])
     r = np.hypot(shell[:, 0], shell[:, 2])
     top_y = np.full(len(azimuths), np.nan)
@@ -137,10 +138,8 @@ def column_tops(shell: np.ndarray, thickness: np.ndarray, azimuths: np.ndarray, 
         near = angle_gap(az, a) < bin_rad
         if not near.any() or thickness[near].max() < min_thickness:
             continue
-        thick = near & (thickness >= THICK_FRACTION * thickness[near].max())
-        y0 = shell[thick, 1].min()
-        band = thick & (shell[:, 1] < y0 + 0.01)
-        top_y[j], top_r[j] = y0, r[band].max()
+        widest = np.nonzero(near)[0][np.argmax(r[near])]
+        top_y[j], top_r[j] = shell[widest, 1], r[widest] - TUCK_UNDER_M
     return top_y, top_r
 
 

@@ -133,22 +133,32 @@ def leakage_loss(field, switched: Iterable[tuple[int, str, Tensor]], features: T
 
 
 def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tensor, base_logits: Tensor,
-                     variant: Tensor, target_logit: Tensor, hidden_logit: float) -> Tensor:
-    """Keep a category's seeded accessories gated: mean squared error (logit units) of their opacity.
+                     variant: Tensor, target_logit: Tensor, hidden_logit: float,
+                     base_colors: Tensor | None = None, target_colors: Tensor | None = None,
+                     color_weight: float = 0.0) -> Tensor:
+    """Keep a category's seeded accessories gated (and in their colour): mean squared errors, logit units.
 
     For M seed Gaussians of one category, under each of the category's U codes: the applied opacity
     logit ``base + sigmoid(gate) * branch(code, feature)[opacity]`` should be `target_logit` where the
-    code is the seed's own variant and `hidden_logit` for every other code.
+    code is the seed's own variant and `hidden_logit` for every other code. With colours, the applied
+    colour logit under the seed's own code should be `target_colors`, weighted by `color_weight`.
 
     branch: the category's `CategoryBranch`; codes (U, D) its current variant codes (gradients reach
     them, so the codes may move as long as the look they name still shows its seeds); features (M, F),
-    gate_logits (M,), base_logits (M,) the seeds' rows; variant (M,) long; target_logit (M,).
+    gate_logits (M,), base_logits (M,) the seeds' rows; variant (M,) long; target_logit (M,);
+    base_colors, target_colors (M, 3) colour logits.
     """
     from perse.avatar.field import OFFSET_SLICES
 
-    op = OFFSET_SLICES["opacity_logit"].start
+    op, col = OFFSET_SLICES["opacity_logit"].start, OFFSET_SLICES["color_logit"]
     gate = torch.sigmoid(gate_logits)
-    pred = torch.stack([base_logits + gate * branch(code, features)[:, op] for code in codes])  # (U, M)
+    offsets = torch.stack([branch(code, features) for code in codes])                          # (U, M, 14)
+    pred = base_logits[None] + gate[None] * offsets[..., op]                                   # (U, M)
     own = variant[None, :] == torch.arange(codes.shape[0], device=codes.device)[:, None]
     target = torch.where(own, target_logit[None, :], torch.full_like(pred, hidden_logit))
-    return (pred - target).pow(2).mean()
+    loss = (pred - target).pow(2).mean()
+    if base_colors is None or target_colors is None or color_weight == 0:
+        return loss
+    m = torch.arange(features.shape[0], device=features.device)
+    color = base_colors + gate[:, None] * offsets[variant.clamp(0, codes.shape[0] - 1), m][:, col]  # (M, 3)
+    return loss + color_weight * (color - target_colors).pow(2).mean()

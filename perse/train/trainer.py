@@ -59,6 +59,7 @@ class TrainConfig:
     gate_weight: float = 1e-3
     seed_anchor_weight: float = 1.0   # 0: off (then seeded accessories fade out within a few dozen steps)
     seed_anchor_samples: int = 64     # seeds of each variant per step
+    seed_color_weight: float = 0.05   # of the seed anchor: accessory seeds' colour held near their material's
     checkpoint_every: int = 500
     lr: dict = field(default_factory=lambda: {
         "position": 2e-3, "quat": 2e-3, "log_scale": 5e-3, "opacity_logit": 5e-2, "color_logit": 2.5e-2,
@@ -194,9 +195,12 @@ class Trainer:
         rows = t.rows[pick].to(self.device)
         spec = self.avatar.categories[c]
         p = self.avatar.gaussians_params
+        colors = None if t.color_logit is None else t.color_logit[pick].to(self.device)
         return seed_anchor_loss(self.avatar.field.branches[spec.name], self.avatar.latent.codes[spec.name],
                                 p["feature"][rows], p["gate_logit"][rows, c], p["opacity_logit"][rows],
-                                t.variant[pick].to(self.device), t.logit[pick].to(self.device), HIDDEN_LOGIT)
+                                t.variant[pick].to(self.device), t.logit[pick].to(self.device), HIDDEN_LOGIT,
+                                base_colors=p["color_logit"][rows], target_colors=colors,
+                                color_weight=self.cfg.seed_color_weight)
 
     def _interpolation_loss(self) -> Tensor:
         """Midpoint regularizer on one random category and pair of variants, in Gaussian-parameter space."""
