@@ -137,6 +137,13 @@ def test_regions_sit_on_the_rendered_face(avatar):
     assert r["hat"].inside[: int(lm[10, 1])].any() and not r["hat"].inside[int(lm[13, 1]):].any()
     for region in r.values():
         assert (region.allowed | ~region.inside).all()  # inside is always allowed
+    # The neck's faded end (touched, below the silhouette's alpha 0.5) is skin: the skin variants may
+    # change it.
+    faded = (front.alpha > 0.02) & (front.alpha <= 0.5)
+    faded[: int(lm[152, 1])] = False
+    assert faded.sum() > 50
+    soft = regions.category_regions(lm, front.alpha > 0.5, covered=front.alpha > 0.02)
+    assert soft["skin"].allowed[faded].all() and not r["skin"].allowed[faded].all()
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, avatar):

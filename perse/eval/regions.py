@@ -97,9 +97,12 @@ def brow_line(landmarks: np.ndarray) -> float:
     return float(landmarks[np.r_[g["left_eyebrow"], g["right_eyebrow"]], 1].min())
 
 
-def category_regions(landmarks: np.ndarray, silhouette: np.ndarray) -> dict[str, Region]:
+def category_regions(landmarks: np.ndarray, silhouette: np.ndarray, covered: np.ndarray | None = None
+                     ) -> dict[str, Region]:
     """Regions of the eight attribute categories (hair, beard, eyebrows, glasses, hat, earrings, lips,
-    skin) from (478, 2) landmarks and the (H, W) bool head silhouette of the same front render."""
+    skin) from (478, 2) landmarks and the (H, W) bool head silhouette of the same front render;
+    `covered` (H, W) bool: every pixel the render touches at all (default: the silhouette), so that the
+    neck's faded end, skin too, is the skin variants' to change."""
     shape = silhouette.shape
     d = iod(landmarks)
     parts = face_parts(landmarks, shape)
@@ -127,7 +130,7 @@ def category_regions(landmarks: np.ndarray, silhouette: np.ndarray) -> dict[str,
                 | box_mask(lx + side * out_x, lx - side * in_x, ly, ly + down, shape))
 
     skin = parts["face"] & ~parts["eyes"] & ~parts["brows"] & ~parts["lips"]
-    neck_and_ears = silhouette & ~rows_above(float(min(ry, ly)), shape)
+    neck_and_ears = (silhouette if covered is None else covered | silhouette) & ~rows_above(float(min(ry, ly)), shape)
     regions = {name: Region(m, margin(m)) for name, m in (
         ("hair", hair), ("beard", beard), ("eyebrows", parts["brows"]), ("glasses", glasses),
         ("hat", hat), ("earrings", earrings), ("lips", parts["lips"]))}

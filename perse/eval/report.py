@@ -20,6 +20,7 @@ IDENTITY_YAWS = (20.0, -20.0)
 TARGETS = {"identity_reference": 0.40, "identity_yaw20": 0.45, "silhouette_iou": 0.92,
            "inside_px_512": attributes.MIN_INSIDE_PX, "inside_px_512_studs": 30,
            "outside_fraction": attributes.MAX_OUTSIDE_FRACTION, "back_off_palette": backview.MAX_OFF_FRACTION}
+COVERED_ALPHA = 0.02      # a pixel the render touches (the neck's faded end included)
 PORTRAIT_MAX_SIDE = 1024  # the portrait is shrunk to this before dlib (its HOG detector is slow on huge photos)
 
 
@@ -70,7 +71,7 @@ def look_sections(avatar: Avatar, size: int, backend: str) -> dict:
     camera = views.front_camera(avatar, size)
     front = views.render_view(avatar, views.front_state(avatar), camera, backend)
     landmarks = render_landmarks(front, "the front-view render")
-    by_category = regions.category_regions(landmarks, front.alpha > 0.5)
+    by_category = regions.category_regions(landmarks, front.alpha > 0.5, covered=front.alpha > COVERED_ALPHA)
     rows = []
     for category, variant, look in views.variant_looks(avatar):
         region = by_category.get(category)

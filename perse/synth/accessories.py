@@ -253,6 +253,7 @@ def _double_sided(grid: np.ndarray, thickness: float, centre: np.ndarray) -> tup
     return verts, np.concatenate([fo, fi, fr])
 
 
+BRIM_HALF_ANGLE_DEG = 45.0   # the cap's brim spans the front +- this (wider, it flaps over the temples)
 HAT_COLORS = {"cap": (0.10, 0.17, 0.42), "beanie": (0.58, 0.12, 0.10)}
 
 
@@ -274,7 +275,7 @@ def build_hat(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
         dome_c = base[None] * (1.0 - 0.35 * seams[:, None])
         # Brim: from the front part of the rim forward and slightly down.
         rim = grid[-1]
-        front = np.cos(phi) > np.cos(np.radians(62))
+        front = np.cos(phi) > np.cos(np.radians(BRIM_HALF_ANGLE_DEG))
         idx = np.nonzero(front)[0]
         idx = idx[np.argsort(np.mod(phi[idx] + np.pi, 2 * np.pi))]
         rim_f = rim[idx]
@@ -282,7 +283,8 @@ def build_hat(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
         outward[:, 1] = 0.0
         outward /= np.linalg.norm(outward, axis=1, keepdims=True)
         fwd = np.cos(np.mod(phi[idx] + np.pi, 2 * np.pi) - np.pi)
-        length = 0.072 * np.clip((fwd - np.cos(np.radians(64))) / (1 - np.cos(np.radians(64))), 0, 1) ** 0.5
+        cut = np.cos(np.radians(BRIM_HALF_ANGLE_DEG + 2))
+        length = 0.072 * np.clip((fwd - cut) / (1 - cut), 0, 1) ** 0.5
         t = np.linspace(0, 1, 8)
         brim = (rim_f[None] + (t[:, None, None] * length[None, :, None]) * outward[None]
                 + (t[:, None, None] ** 2 * length[None, :, None] * np.array([0, -0.22, 0])))

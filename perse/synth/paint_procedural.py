@@ -289,16 +289,17 @@ class TexturePainter:
         side = a.landmarks[FACE_SIDE["L"]]
         mouth_y = 0.5 * (mouth_l[1] + mouth_r[1])
         mouth_hw = 0.5 * abs(mouth_l[0] - mouth_r[0])
-        eye_y = a.eye_centers[:, 1].mean()
         ax = np.abs(P[:, 0])
         jag = 0.0015 * sine_noise(P, rng, wavelength=0.006)
-        # Upper edge of the beard: from the sideburn in front of the ear down the cheek to above the
-        # mouth corner, then along the moustache under the nose.
+        # Upper edge of the beard: along the moustache under the nose, down to the mouth corner, then up
+        # the cheek to the height of the nose's base at the jaw's side (a full beard without sideburns,
+        # which would run into the hair).
         y_top = np.interp(ax, [0.0, mouth_hw + 0.004, mouth_hw + 0.016, abs(side[0]) - 0.012, abs(side[0])],
-                          [subnasal[1] - 0.003, subnasal[1] - 0.006, mouth_y + 0.006, eye_y - 0.028, eye_y - 0.012])
+                          [subnasal[1] - 0.003, subnasal[1] - 0.006, mouth_y + 0.006, subnasal[1] - 0.004,
+                           subnasal[1] - 0.002])
         below_top = smoothstep(y_top + 0.002, y_top - 0.003, P[:, 1] + jag)
-        # Lower edge: under the jaw, fading out on the neck; only the front half of the head.
-        above_neck = smoothstep(chin[1] - 0.045, chin[1] - 0.025, P[:, 1] + jag)
+        # Lower edge: just under the jaw, fading out on the neck; only the front half of the head.
+        above_neck = smoothstep(chin[1] - 0.030, chin[1] - 0.015, P[:, 1] + jag)
         front = smoothstep(side[2] - 0.03, side[2] - 0.01, P[:, 2])
         skin_ok = np.clip(self.reg["beard"] + self.reg["face"] + self.reg["neck"], 0, 1)
         no_lips = 1.0 - smoothstep(0.0, 0.5, self.lips)
