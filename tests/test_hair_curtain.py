@@ -105,8 +105,6 @@ def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, head):
     pts = to_head_frame(result.hair.curtain.posed(v, a.faces), centre, R)
     azimuth = np.abs(np.arctan2(pts[:, 0], pts[:, 2]))
     assert azimuth.min() > FRONT_AZIMUTH_RAD - np.radians(3)           # never over the face
-    ear = to_head_frame(v[a.vertex_mask(["ears"])], centre, R)
-    assert azimuth.min() > np.percentile(np.abs(np.arctan2(ear[:, 0], ear[:, 2])), 95)   # tucked behind the ears
     from scipy.spatial import cKDTree
 
     gap, _ = cKDTree(v[~a.vertex_mask(["eyeballs"])]).query(result.hair.curtain.posed(v, a.faces))

@@ -370,7 +370,7 @@ def _hair_layer(image: np.ndarray, landmarks: np.ndarray, foreground: np.ndarray
     curtain = None if reason else build_curtain(
         verts, anatomy.faces, anatomy.uvs, anatomy.uv_faces, anatomy.vertices, on_shell, thickness, normals, centre,
         fit.camera, alpha, mask, person_outline=(foreground > 0.5) & above_mouth,
-        exclude=anatomy.vertex_mask(["eyeballs"]), ears=anatomy.vertex_mask(["ears"]))
+        exclude=anatomy.vertex_mask(["eyeballs"]))
     return HairLayer(thickness=thickness, reliable=not reason, reason=reason, curtain=curtain), mask
 
 

@@ -2,10 +2,10 @@
 
 The hair shell (`perse.synth.hair`) offsets the scalp and the back of the head, so it ends where those
 regions end, above the ears. Hair that hangs lower (a bob down to the jaw, long hair behind the neck) is
-a *curtain*: a sheet of columns around the back half of the head, from just behind the ears (hair
-tucked behind them, so the ears and earrings stay in view), each hanging straight down (along the head's
-up axis) from the shell's widest point, so it continues the shell's outer surface and hides its lower
-edge.
+a *curtain*: a sheet of columns around the back half of the head, from in front of the ears round the
+back, each hanging straight down (along the head's up axis) from the shell's widest point, so it
+continues the shell's outer surface and hides its lower edge. (Tucked behind the ears instead, a draft
+avatar showed bare skin from the cheek to the back of the ear at 45 and 90 degrees.)
 
 Fitting it to the portrait (`build_curtain`), in the reference view:
 
@@ -34,8 +34,7 @@ from perse.geometry.easing import smoothstep
 from perse.synth.binding import Binding, apply_binding, bind_to_mesh
 from perse.synth.mesh_primitives import grid_faces
 
-FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face) round the back to -here,
-EAR_MARGIN_RAD = np.radians(4.0)       # or from just behind the ears
+FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face, over the ears) round the back
 CLEARANCE_M = 0.004                    # closest approach of the curtain to the head surface
 MAX_REACH_M = 0.08                     # farthest the curtain stands off the head
 MAX_DROP_M = 0.25                      # longest curtain, below the skull centre
@@ -242,7 +241,7 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
                   canonical: np.ndarray, shell_mask: np.ndarray, thickness: np.ndarray, normals: np.ndarray,
                   centre: np.ndarray, camera, head_alpha: np.ndarray, hair: np.ndarray,
                   person_outline: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                  ears: np.ndarray | None = None, seed: int = 0) -> HairCurtain | None:
+                  seed: int = 0) -> HairCurtain | None:
     """Fit the curtain to the portrait's hair (see the module docstring); None without hair below the shell.
 
     vertices: (V, 3) posed reference-view head (world); faces: (F, 3); uvs / uv_faces: the head's
@@ -252,18 +251,13 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     head_alpha: (H, W) coverage of the head render (no shell); hair: (H, W) hair mask in [0, 1];
     person_outline: (H, W) bool, the person's own outline where it is the head's (above the mouth
     corners): the radius fit takes it too, as the colour-modelled hair mask stops short of soft hair
-    edges; exclude: (V,) bool vertices the clearance ignores (eyeballs); ears: (V,) bool the ears'
-    vertices: the curtain starts behind them (tucked behind the ears, so ears and earrings show).
+    edges; exclude: (V,) bool vertices the clearance ignores (eyeballs).
     """
     rotation = rigid_rotation(canonical[shell_mask], vertices[shell_mask])
     head = to_head_frame(vertices if exclude is None else vertices[~exclude], centre, rotation)
     on = shell_mask & (thickness > 0)
     shell = to_head_frame(vertices[on] + thickness[on, None] * normals[on], centre, rotation)
-    front = FRONT_AZIMUTH_RAD
-    if ears is not None and ears.any():
-        ear = to_head_frame(vertices[ears], centre, rotation)
-        front = max(front, float(np.percentile(np.abs(np.arctan2(ear[:, 0], ear[:, 2])), 98)) + EAR_MARGIN_RAD)
-    azimuth = np.linspace(front, 2 * np.pi - front, COLUMNS)
+    azimuth = np.linspace(FRONT_AZIMUTH_RAD, 2 * np.pi - FRONT_AZIMUTH_RAD, COLUMNS)
     top_y, top_r = column_tops(shell, thickness[on], azimuth)
     if np.isnan(top_y).all():
         return None
@@ -321,7 +315,7 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
         log_scale = np.log(np.clip(scale, 0.5, 2.0)) @ weights.T          # (I, J)
         radius = np.clip(radius * np.exp(log_scale), lo, hi)
     # The front edges turn in toward the face, so the sheet reads as a lock, not a card seen edge-on.
-    tuck = FRONT_TUCK * (1.0 - smoothstep(0.0, FRONT_TUCK_RAD, angle_gap(azimuth, 0.0) - front))
+    tuck = FRONT_TUCK * (1.0 - smoothstep(0.0, FRONT_TUCK_RAD, angle_gap(azimuth, 0.0) - FRONT_AZIMUTH_RAD))
     radius = _smooth_rows(radius + tuck[None] * (lo - radius))
 
     points = from_cylinder(azimuth[None], height, radius).reshape(-1, 3)

@@ -21,7 +21,7 @@ from perse.synth.variants import reference_look
 # Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
 # 2 mm frame is several Gaussians across; big smooth parts (hats, the cavity) sparsely. About 8500
 # samples in all: they count against the trainer's Gaussian budget (`DensifyConfig.max_gaussians`).
-SPACING = {"glasses_frame": (0.0016, 900), "glasses_lenses": (0.0050, 150), "hat": (0.0080, 800),
+SPACING = {"glasses_frame": (0.0016, 900), "glasses_lenses": (0.0040, 300), "hat": (0.0080, 800),
            "earrings": (0.0010, 250), "teeth": (0.0013, 500), "gums": (0.0025, 120), "tongue": (0.0030, 150),
            "cavity": (0.0030, 300), "lip_seal": (0.0012, 80), "hair_curtain": (0.0040, 1500)}
 DEFAULT_SPACING = (0.0020, 600)
