@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from perse.avatar import Avatar, AvatarState, Look, lerp_looks
-from perse.avatar.binding import world_to_local_position
+from perse.geometry.triangles import to_frame
 from perse.errors import PerseError
 from perse.geometry.rotations import axis_angle_to_matrix, matrix_to_quat, quat_multiply, quat_to_matrix
 from perse.geometry.triangles import triangle_frames
@@ -52,7 +52,7 @@ def test_triangle_frames_are_orthonormal_and_invert():
     assert torch.all(torch.linalg.det(R) > 0.999)
     parent = torch.randint(head.faces.shape[0], (64,))
     pts = torch.randn(64, 3) * 0.05
-    local = world_to_local_position(pts, parent, frames)
+    local = to_frame(pts, parent, frames)
     back = frames.origins[parent] + frames.scales[parent][:, None] * (R[parent] @ local[..., None])[..., 0]
     assert torch.allclose(back, pts, atol=1e-6)
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perse.geometry.rotations import matrix_to_quat, quat_multiply
-from perse.geometry.triangles import TriangleFrames, corners
+from perse.geometry.triangles import TriangleFrames, corners, from_frame
 from perse.render.gaussians import Gaussians
 
 
@@ -44,7 +44,7 @@ def bind_to_world(local: LocalGaussians, frames: TriangleFrames) -> Gaussians:
     """Place local Gaussians on a posed mesh's triangle frames -> world-space `Gaussians`."""
     R = frames.rotations[local.parent]  # (N, 3, 3)
     k = frames.scales[local.parent][:, None]  # (N, 1)
-    means = frames.origins[local.parent] + k * (R @ local.position[..., None])[..., 0]
+    means = from_frame(local.position, local.parent, frames)
     quats = quat_multiply(matrix_to_quat(R), F.normalize(local.quat, dim=-1))
     return Gaussians(
         means=means,
@@ -76,10 +76,3 @@ def sample_on_triangles(vertices: Tensor, faces: Tensor, count: int, generator: 
     u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
     bary = torch.stack([1 - u - v, u, v], dim=-1)
     return parent, bary
-
-
-def world_to_local_position(points: Tensor, parent: Tensor, frames: TriangleFrames) -> Tensor:
-    """Inverse of the position part of `bind_to_world`. points: (N, 3) -> (N, 3) local positions."""
-    R = frames.rotations[parent]
-    k = frames.scales[parent][:, None]
-    return (R.transpose(-1, -2) @ (points - frames.origins[parent])[..., None])[..., 0] / k

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from perse.avatar.binding import LocalGaussians, bind_to_world, sample_on_triangles, world_to_local_position
+from perse.avatar.binding import LocalGaussians, bind_to_world, sample_on_triangles
 from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig
 from perse.avatar.latent import LatentSpace, Look
 from perse.categories import Category
-from perse.geometry.triangles import TriangleFrames, triangle_frames
+from perse.geometry.triangles import TriangleFrames, to_frame, triangle_frames
 from perse.head.model import HeadModel, HeadParams
 from perse.render.gaussians import Gaussians
 
@@ -115,7 +115,7 @@ class Avatar(nn.Module):
         offset = torch.cat([offset_s, offset_h])
         tri = verts[faces[parent]]  # (N, 3, 3)
         points = (bary[..., None] * tri).sum(dim=1) + offset[:, None] * frames.rotations[parent][..., 2]
-        position = world_to_local_position(points, parent, frames)
+        position = to_frame(points, parent, frames)
 
         area = 0.5 * torch.linalg.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
                                         verts[faces[:, 2]] - verts[faces[:, 0]]).norm(dim=-1).sum()

@@ -47,10 +47,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from perse.avatar.binding import world_to_local_position
 from perse.errors import PerseError
 from perse.geometry.rotations import matrix_to_quat
-from perse.geometry.triangles import TriangleFrames
+from perse.geometry.triangles import TriangleFrames, to_frame
 
 SEEDS_FILE = "seeds.npz"
 SEEDS_VERSION = 1
@@ -201,7 +200,7 @@ def seed_gaussians(seeds: SeedSet, frames: TriangleFrames, num_categories: int, 
     """
     parent = torch.as_tensor(seeds.face, dtype=torch.long)
     points = torch.as_tensor(seeds.points, dtype=torch.float32)
-    position = world_to_local_position(points, parent, frames)
+    position = to_frame(points, parent, frames)
     R_local = frames.rotations[parent].transpose(-1, -2) @ surface_frames(torch.as_tensor(seeds.normals).float())
     quat = matrix_to_quat(R_local)
     k = frames.scales[parent]

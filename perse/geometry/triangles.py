@@ -1,5 +1,10 @@
 """Triangles: corners, unit normals, closest points, barycentric coordinates and per-triangle frames.
 
+Binding. A point is bound to a triangle by its coordinates in the triangle's frame (`to_frame`), in
+units of the triangle's scale; evaluated on the posed triangle (`from_frame`) it moves, turns and scales
+with it. This is the one binding of the project: the avatar's Gaussians (`perse.avatar.binding`) and
+the generator's accessory, mouth and hair geometry (`perse.synth.binding`) both use it.
+
 Arrays are numpy or torch alike where the docstring says so (the same expression serves both);
 triangle frames are torch (the avatar's Gaussians are bound to them and trained through them).
 """
@@ -100,3 +105,18 @@ def triangle_frames(vertices: Tensor, faces: Tensor) -> TriangleFrames:
     rotations = torch.stack([tangent, bitangent, normal], dim=-1)
     scales = ((b - a).norm(dim=-1) + (c - b).norm(dim=-1) + (a - c).norm(dim=-1)) / 3.0
     return TriangleFrames(origins, rotations, scales)
+
+
+def to_frame(points: Tensor, parent: Tensor, frames: TriangleFrames) -> Tensor:
+    """Coordinates (N, 3) of world points (N, 3) in the frames of their parent triangles (N,), in units
+    of each triangle's scale (the inverse of `from_frame`)."""
+    R = frames.rotations[parent]
+    k = frames.scales[parent][:, None]
+    return (R.transpose(-1, -2) @ (points - frames.origins[parent])[..., None])[..., 0] / k
+
+
+def from_frame(local: Tensor, parent: Tensor, frames: TriangleFrames) -> Tensor:
+    """World points (N, 3) of frame coordinates `local` (N, 3) on the parent triangles' (posed) frames."""
+    R = frames.rotations[parent]
+    k = frames.scales[parent][:, None]
+    return frames.origins[parent] + k * (R @ local[..., None])[..., 0]

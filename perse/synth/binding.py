@@ -1,10 +1,11 @@
-"""Points bound to a triangle mesh: the coordinates that carry accessory and mouth geometry with the head.
+"""Points bound to a triangle mesh: the coordinates that carry accessory, mouth and hair geometry with the head.
 
-Each point is *bound* to the nearest allowed triangle: the triangle index, the barycentric coordinates
-of the point's projection onto the triangle's plane and the signed offset along the triangle's unit
-normal (`bind_to_mesh`). Evaluating those coordinates on a deformed mesh (`apply_binding`) moves the
-points with any expression, jaw, neck or head pose. Users: `perse.synth.accessories` (glasses, hats,
-earrings), `perse.synth.mouth` (teeth, gums, tongue, cavity) and `perse.synth.seeding`.
+Each point is *bound* to the nearest allowed triangle (`bind_to_mesh`): the triangle index and the
+point's coordinates in that triangle's frame, the project's one binding (`perse.geometry.triangles.
+to_frame`, the same the avatar's Gaussians use). Evaluating them on a deformed mesh (`apply_binding`)
+moves the points with any expression, jaw, neck or head pose. Users: `perse.synth.accessories` (glasses,
+hats, earrings), `perse.synth.mouth` (teeth, gums, tongue, cavity), `perse.synth.hair_curtain` and
+`perse.synth.seeding`.
 
 All geometry is numpy float64 in metres (torch accepted by `apply_binding`).
 """
@@ -14,23 +15,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from perse.errors import PerseError
-from perse.geometry.triangles import barycentric, closest_point_on_triangles, corners, interpolate, unit_normals
+from perse.geometry.triangles import closest_point_on_triangles, from_frame, to_frame, triangle_frames
 
 
 @dataclass
 class Binding:
     """Points expressed in head-triangle coordinates.
 
-    face: (N,) int64 triangle index; bary: (N, 3) barycentric coordinates of the point's projection onto
-    the triangle's plane (may lie outside [0, 1] when the point is off the triangle's edge);
-    offset: (N,) signed distance along the triangle's unit normal (metres).
+    face: (N,) int64 triangle index; local: (N, 3) the point in that triangle's frame, in units of its
+    scale (`perse.geometry.triangles.to_frame`).
     """
 
     face: np.ndarray
-    bary: np.ndarray
-    offset: np.ndarray
+    local: np.ndarray
+
+    def take(self, rows: np.ndarray, other: "Binding") -> None:
+        """Overwrite `rows` with the points of `other` (same count as rows)."""
+        self.face[rows], self.local[rows] = other.face, other.local
 
 
 def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -50,40 +54,32 @@ def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     if allowed.size == 0:
         raise PerseError("cannot bind accessory: no head triangles allowed (check the head's regions)")
     a, b, c = (vertices[faces[allowed, i]] for i in range(3))
-    normal = np.cross(b - a, c - a)
-    area2 = np.linalg.norm(normal, axis=1)
-    keep = area2 > 1e-14
-    allowed, a, b, c, normal = allowed[keep], a[keep], b[keep], c[keep], normal[keep] / area2[keep, None]
+    keep = np.linalg.norm(np.cross(b - a, c - a), axis=1) > 1e-14
+    allowed, a, b, c = allowed[keep], a[keep], b[keep], c[keep]
     if points.shape[0] == 0:
-        return Binding(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))
+        return Binding(np.zeros(0, np.int64), np.zeros((0, 3)))
     k = int(min(candidates, allowed.size))
     _, cand = cKDTree((a + b + c) / 3).query(points, k=k)
     cand = cand.reshape(points.shape[0], k)
     q = closest_point_on_triangles(points[:, None], a[cand], b[cand], c[cand])
     dist = np.linalg.norm(q - points[:, None], axis=-1)
-    best = cand[np.arange(points.shape[0]), dist.argmin(axis=1)]
-    A, B, C, n = a[best], b[best], c[best], normal[best]
-    offset = ((points - A) * n).sum(-1)
-    proj = points - offset[:, None] * n
-    bary = barycentric(proj, A, B, C)
-    return Binding(face=allowed[best], bary=bary, offset=offset)
+    face = allowed[cand[np.arange(points.shape[0]), dist.argmin(axis=1)]]
+    frames = triangle_frames(torch.from_numpy(vertices), torch.from_numpy(faces))
+    local = to_frame(torch.from_numpy(points), torch.from_numpy(face), frames)
+    return Binding(face=face, local=local.numpy())
 
 
 def apply_binding(binding: Binding, vertices, faces):
     """Evaluate bound points on a (deformed) mesh.
 
     vertices: (V, 3) or (B, V, 3), numpy or torch; faces: (F, 3). Returns (N, 3) or (B, N, 3) in the
-    same array type: sum_i bary_i * corner_i + offset * unit_normal.
+    same array type.
     """
-    f = faces[binding.face] if not hasattr(faces, "cpu") else faces.cpu().numpy()[binding.face]
-    bary, offset = binding.bary, binding.offset
-    if hasattr(vertices, "cpu"):  # torch tensor
-        import torch
-
-        f = torch.as_tensor(f, device=vertices.device)
-        bary = torch.as_tensor(bary, dtype=vertices.dtype, device=vertices.device)
-        offset = torch.as_tensor(offset, dtype=vertices.dtype, device=vertices.device)
-    else:
-        vertices = np.asarray(vertices, dtype=np.float64)
-    a, b, c = corners(vertices, f)
-    return interpolate(a, b, c, bary) + unit_normals(a, b, c) * offset[:, None]
+    is_torch = isinstance(vertices, torch.Tensor)
+    v = vertices if is_torch else torch.from_numpy(np.asarray(vertices, dtype=np.float64))
+    f = torch.as_tensor(np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces, dtype=np.int64), device=v.device)
+    face = torch.as_tensor(binding.face, device=v.device)
+    local = torch.as_tensor(binding.local, dtype=v.dtype, device=v.device)
+    posed = [from_frame(local, face, triangle_frames(m, f)) for m in (v if v.dim() == 3 else v[None])]
+    out = torch.stack(posed) if v.dim() == 3 else posed[0]
+    return out if is_torch else out.numpy()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perse.geometry.easing import smoothstep
+from perse.geometry.triangles import barycentric, closest_point_on_triangles
 from perse.synth.binding import Binding, apply_binding, bind_to_mesh
 from perse.synth.mesh_primitives import grid_faces
 
@@ -66,17 +67,18 @@ class HairCurtain:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays `from_arrays` reads, with a ``curtain_`` prefix (for the hair layer's .npz)."""
-        return {"curtain_face": self.binding.face.astype(np.int64), "curtain_bary": self.binding.bary.astype(np.float32),
-                "curtain_offset": self.binding.offset.astype(np.float32), "curtain_faces": self.faces.astype(np.int64),
-                "curtain_uvs": self.uvs.astype(np.float32), "curtain_shade": self.shade.astype(np.float32)}
+        return {"curtain_face": self.binding.face.astype(np.int64), "curtain_local": self.binding.local.astype(np.float32),
+                "curtain_faces": self.faces.astype(np.int64), "curtain_uvs": self.uvs.astype(np.float32),
+                "curtain_shade": self.shade.astype(np.float32)}
 
     @classmethod
     def from_arrays(cls, z) -> "HairCurtain | None":
         """Inverse of `arrays` on a mapping (an open .npz); None when it holds no curtain."""
         if "curtain_face" not in z:
             return None
-        return cls(Binding(z["curtain_face"].astype(np.int64), z["curtain_bary"].astype(np.float64),
-                           z["curtain_offset"].astype(np.float64)),
+        if "curtain_local" not in z:
+            raise KeyError("curtain_local (the curtain was bound by an older build)")
+        return cls(Binding(z["curtain_face"].astype(np.int64), z["curtain_local"].astype(np.float64)),
                    z["curtain_faces"].astype(np.int64), z["curtain_uvs"].astype(np.float64),
                    z["curtain_shade"].astype(np.float64))
 
@@ -84,13 +86,13 @@ class HairCurtain:
         """'' when consistent (with a head of `num_faces` triangles, if given), else what is wrong."""
         n = self.num_vertices
         b = self.binding
-        if b.face.shape != (n,) or b.bary.shape != (n, 3) or b.offset.shape != (n,) or self.shade.shape != (n,):
+        if b.face.shape != (n,) or b.local.shape != (n, 3) or self.shade.shape != (n,):
             return "its curtain arrays disagree in length"
         if n and (b.face.min() < 0 or (num_faces is not None and b.face.max() >= num_faces)):
             return "its curtain is bound to triangles the head does not have"
         if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
             return "its curtain faces index missing vertices"
-        if not all(np.isfinite(a).all() for a in (b.bary, b.offset, self.uvs, self.shade)):
+        if not all(np.isfinite(a).all() for a in (b.local, self.uvs, self.shade)):
             return "its curtain holds non-finite values"
         return ""
 
@@ -325,10 +327,11 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     # Texture: the shell texel above each column (straight down the column: strands).
     tops_world = from_cylinder(azimuth, top_y, top_r) @ rotation.T + centre
     shell_world = vertices + thickness[:, None] * normals
-    top_bind = bind_to_mesh(tops_world, shell_world, faces, face_mask=shell_faces)
-    bary = np.clip(top_bind.bary, 0.0, None)
+    top_face = bind_to_mesh(tops_world, shell_world, faces, face_mask=shell_faces).face
+    a, b, c = (shell_world[faces[top_face, i]] for i in range(3))
+    bary = np.clip(barycentric(closest_point_on_triangles(tops_world, a, b, c), a, b, c), 0.0, None)
     bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
-    column_uv = (bary[..., None] * uvs[uv_faces[top_bind.face]]).sum(axis=1)  # (J, 2)
+    column_uv = (bary[..., None] * uvs[uv_faces[top_face]]).sum(axis=1)  # (J, 2)
     column_uv = np.broadcast_to(column_uv[None], (ROWS, COLUMNS, 2)).reshape(-1, 2)
     shade = strand_shade(azimuth, t, seed).reshape(-1)
     return HairCurtain(binding=binding, faces=grid_faces(ROWS, COLUMNS, wrap_cols=False).astype(np.int64), uvs=column_uv.copy(), shade=shade)

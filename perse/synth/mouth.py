@@ -170,9 +170,9 @@ class MouthInterior:
         bag = Accessory("cavity", "mouth", bv, facing_cavity(bv, bf, pocket), lining_colors(depth, side), 1.0, 0.0)
         upper_b = bind_to_mesh(bv[~lower], anatomy.vertices, F_all, face_mask=self._anchors(True))
         lower_b = bind_to_mesh(bv[lower], anatomy.vertices, F_all, face_mask=self._anchors(False))
-        bag.binding = Binding(np.zeros(len(bv), np.int64), np.zeros((len(bv), 3)), np.zeros(len(bv)))
+        bag.binding = Binding(np.zeros(len(bv), np.int64), np.zeros((len(bv), 3)))
         for rows, b in ((~lower, upper_b), (lower, lower_b)):
-            bag.binding.face[rows], bag.binding.bary[rows], bag.binding.offset[rows] = b.face, b.bary, b.offset
+            bag.binding.take(rows, b)
         bag._head_faces = F_all
         self.bag = bag
 
