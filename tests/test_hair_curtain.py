@@ -14,7 +14,7 @@ from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
 from perse.synth.anatomy import fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, segment_hair
-from perse.synth.hair_curtain import (CLEARANCE_M, FRONT_AZIMUTH_RAD, HairCurtain, build_curtain, hair_bottom_row,
+from perse.synth.hair_curtain import (CLEARANCE_M, FRONT_MIN_RAD, HairCurtain, build_curtain, hair_bottom_row,
                                       outline_extent, rigid_rotation, to_head_frame)
 from perse.track import detect_largest_face, fit_head
 
@@ -104,7 +104,7 @@ def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, head):
     R = rigid_rotation(a.vertices[on], v[on])
     pts = to_head_frame(result.hair.curtain.posed(v, a.faces), centre, R)
     azimuth = np.abs(np.arctan2(pts[:, 0], pts[:, 2]))
-    assert azimuth.min() > FRONT_AZIMUTH_RAD - np.radians(3)           # never over the face
+    assert azimuth.min() > FRONT_MIN_RAD - np.radians(3)               # beside the face, never over it
     from scipy.spatial import cKDTree
 
     gap, _ = cKDTree(v[~a.vertex_mask(["eyeballs"])]).query(result.hair.curtain.posed(v, a.faces))

@@ -2,8 +2,8 @@
 
 The hair shell (`perse.synth.hair`) offsets the scalp and the back of the head, so it ends where those
 regions end, above the ears. Hair that hangs lower (a bob down to the jaw, long hair behind the neck) is
-a *curtain*: a sheet of columns around the back half of the head, from in front of the ears round the
-back, each hanging straight down (along the head's up axis) from the shell's widest point, so it
+a *curtain*: a sheet of columns from beside the face (in front of the ears, or as far forward as the
+portrait's hair frames the cheeks: `hair_front_azimuths`) round the back, each hanging straight down (along the head's up axis) from the shell's widest point, so it
 continues the shell's outer surface and hides its lower edge. (Tucked behind the ears instead, a draft
 avatar showed bare skin from the cheek to the back of the ear at 45 and 90 degrees.)
 
@@ -35,7 +35,8 @@ from perse.geometry.triangles import barycentric, closest_point_on_triangles
 from perse.synth.binding import Binding, apply_binding, bind_to_mesh
 from perse.synth.mesh_primitives import grid_faces
 
-FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face, over the ears) round the back
+FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face, over the ears) round the back,
+FRONT_MIN_RAD = np.radians(55.0)       # or from as far forward as this where the portrait's hair frames the face
 CLEARANCE_M = 0.004                    # closest approach of the curtain to the head surface
 MAX_REACH_M = 0.08                     # farthest the curtain stands off the head
 MAX_DROP_M = 0.25                      # longest curtain, below the skull centre
@@ -259,67 +260,19 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     head = to_head_frame(vertices if exclude is None else vertices[~exclude], centre, rotation)
     on = shell_mask & (thickness > 0)
     shell = to_head_frame(vertices[on] + thickness[on, None] * normals[on], centre, rotation)
-    azimuth = np.linspace(FRONT_AZIMUTH_RAD, 2 * np.pi - FRONT_AZIMUTH_RAD, COLUMNS)
-    top_y, top_r = column_tops(shell, thickness[on], azimuth)
-    if np.isnan(top_y).all():
-        return None
-    top_y = _fill_nan_circular(top_y)
-    top_r = _fill_nan_circular(top_r)
-
     project = ViewProjector(camera, centre, rotation)
-    mpp = project.metres_per_px()
     head_px = head_alpha > 0.5
     outline = head_px | (hair > 0.5) | (False if person_outline is None else person_outline)
-    hair_outside = outline & ~head_px
-    weights = side_weights(azimuth)
-    plus_side = int(np.sign(project(from_cylinder(np.array([np.pi / 2]), np.zeros(1), np.ones(1) * 0.1))[0, 0]
-                            - project(np.zeros((1, 3)))[0, 0]) or 1)
-
-    # Length: per side, from the image; the back in between.
-    bottoms = []
-    for s, sign in enumerate((plus_side, -plus_side)):
-        j = int(np.argmin(angle_gap(azimuth, np.pi / 2 if s == 0 else 3 * np.pi / 2)))
-        top_pt = from_cylinder(azimuth[j:j + 1], top_y[j:j + 1], top_r[j:j + 1])
-        top_px = project(top_pt)[0]
-        axis_x = project(np.array([[0.0, top_y[j], 0.0]]))[0, 0]
-        bottom_row = hair_bottom_row(hair_outside, top_px[1], axis_x, sign, gap_px=max(2, int(0.005 / mpp)))
-        bottoms.append(top_y[j] - (bottom_row - top_px[1]) * mpp)
-    if max(top_y[np.argmin(angle_gap(azimuth, np.pi / 2))] - bottoms[0],
-           top_y[np.argmin(angle_gap(azimuth, 3 * np.pi / 2))] - bottoms[1]) < MIN_LENGTH_M:
+    view = _View(project, outline, outline & ~head_px, hair > 0.5, project.metres_per_px(),
+                 int(np.sign(project(from_cylinder(np.array([np.pi / 2]), np.zeros(1), np.ones(1) * 0.1))[0, 0]
+                             - project(np.zeros((1, 3)))[0, 0]) or 1))
+    sheet = _fit_sheet(shell, thickness[on], head, view, (FRONT_AZIMUTH_RAD, FRONT_AZIMUTH_RAD), seed)
+    if sheet is None:
         return None
-    bottom = weights @ np.array(bottoms) + ragged_ends(azimuth, seed)
-    bottom = np.clip(bottom, -MAX_DROP_M, None)
-    bottom = np.minimum(bottom, top_y)                                   # zero-length columns stay at the top
-
-    t = np.linspace(0.0, 1.0, ROWS)[:, None]
-    height = top_y[None] + t * (bottom - top_y)[None]                    # (I, J)
-    # Hair that falls over an ear does not tuck back in below it: the clearance only grows downward.
-    lo = np.maximum.accumulate(clearance_radius(head, azimuth, height), axis=0)
-    radius = np.maximum(top_r[None].repeat(ROWS, 0), lo)
-    hi = np.maximum(lo, top_r[None]) + MAX_REACH_M
-
-    # Radius: scale each side's rows until the outermost projected point meets the outline.
-    for _ in range(3):
-        pts = from_cylinder(azimuth[None], height, radius)               # (I, J, 3)
-        px = project(pts)
-        axis = project(from_cylinder(azimuth[None], height, np.zeros_like(radius)))
-        lateral = (px[..., 0] - axis[..., 0])
-        scale = np.ones((ROWS, 2))
-        for s, sign in enumerate((plus_side, -plus_side)):
-            mine = weights[:, s] > 0.5
-            reach = np.where(mine[None], lateral * sign, -np.inf)
-            jj = np.argmax(reach, axis=1)
-            cur = reach[np.arange(ROWS), jj]
-            rows = px[np.arange(ROWS), jj, 1]
-            target = outline_extent(outline, rows, axis[np.arange(ROWS), jj, 0], sign)
-            ok = (cur > 1.0) & (target > 0)
-            scale[ok, s] = target[ok] / cur[ok]
-        log_scale = np.log(np.clip(scale, 0.5, 2.0)) @ weights.T          # (I, J)
-        radius = np.clip(radius * np.exp(log_scale), lo, hi)
-    # The front edges turn in toward the face, so the sheet reads as a lock, not a card seen edge-on.
-    tuck = FRONT_TUCK * (1.0 - smoothstep(0.0, FRONT_TUCK_RAD, angle_gap(azimuth, 0.0) - FRONT_AZIMUTH_RAD))
-    radius = _smooth_rows(radius + tuck[None] * (lo - radius))
-
+    # Where the portrait's hair frames the face, the sheet starts further forward, over the cheeks' sides.
+    sheet = _fit_sheet(shell, thickness[on], head, view, hair_front_azimuths(sheet, view), seed) or sheet
+    azimuth, top_y, top_r, height, radius, t = (sheet[k] for k in ("azimuth", "top_y", "top_r", "height",
+                                                                    "radius", "t"))
     points = from_cylinder(azimuth[None], height, radius).reshape(-1, 3)
     world = points @ rotation.T + centre
     shell_faces = shell_mask[faces].all(axis=1)
@@ -334,7 +287,104 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     column_uv = (bary[..., None] * uvs[uv_faces[top_face]]).sum(axis=1)  # (J, 2)
     column_uv = np.broadcast_to(column_uv[None], (ROWS, COLUMNS, 2)).reshape(-1, 2)
     shade = strand_shade(azimuth, t, seed).reshape(-1)
-    return HairCurtain(binding=binding, faces=grid_faces(ROWS, COLUMNS, wrap_cols=False).astype(np.int64), uvs=column_uv.copy(), shade=shade)
+    return HairCurtain(binding=binding, faces=grid_faces(ROWS, COLUMNS, wrap_cols=False).astype(np.int64),
+                       uvs=column_uv.copy(), shade=shade)
+
+
+@dataclass
+class _View:
+    """The reference view as the sheet fit reads it: projection, outline (head ∪ hair ∪ person), hair
+    outside the head, the hair mask, metres per pixel at the skull centre, and the image x direction
+    (+1 / -1) of the head's +side."""
+
+    project: ViewProjector
+    outline: np.ndarray
+    hair_outside: np.ndarray
+    hair: np.ndarray
+    mpp: float
+    plus_side: int
+
+
+def _fit_sheet(shell: np.ndarray, thickness: np.ndarray, head: np.ndarray, view: _View,
+               front: tuple[float, float], seed: int) -> dict | None:
+    """Columns from azimuth front[0] (the +side) round the back to 2 pi - front[1], fitted to the view:
+    {"azimuth" (J,), "top_y", "top_r" (J,), "height", "radius" (I, J), "t" (I, 1)}; None without hair
+    below the shell."""
+    azimuth = np.linspace(front[0], 2 * np.pi - front[1], COLUMNS)
+    top_y, top_r = column_tops(shell, thickness, azimuth)
+    if np.isnan(top_y).all():
+        return None
+    top_y, top_r = _fill_nan_circular(top_y), _fill_nan_circular(top_r)
+    project, mpp = view.project, view.mpp
+    signs = (view.plus_side, -view.plus_side)
+    weights = side_weights(azimuth)
+
+    # Length: per side, from the image; the back in between.
+    bottoms, lengths = [], []
+    for s, sign in enumerate(signs):
+        j = int(np.argmin(angle_gap(azimuth, np.pi / 2 if s == 0 else 3 * np.pi / 2)))
+        top_px = project(from_cylinder(azimuth[j:j + 1], top_y[j:j + 1], top_r[j:j + 1]))[0]
+        axis_x = project(np.array([[0.0, top_y[j], 0.0]]))[0, 0]
+        bottom_row = hair_bottom_row(view.hair_outside, top_px[1], axis_x, sign, gap_px=max(2, int(0.005 / mpp)))
+        bottoms.append(top_y[j] - (bottom_row - top_px[1]) * mpp)
+        lengths.append(top_y[j] - bottoms[-1])
+    if max(lengths) < MIN_LENGTH_M:
+        return None
+    bottom = weights @ np.array(bottoms) + ragged_ends(azimuth, seed)
+    bottom = np.minimum(np.clip(bottom, -MAX_DROP_M, None), top_y)     # zero-length columns stay at the top
+
+    t = np.linspace(0.0, 1.0, ROWS)[:, None]
+    height = top_y[None] + t * (bottom - top_y)[None]                    # (I, J)
+    # Hair that falls over an ear does not tuck back in below it: the clearance only grows downward.
+    lo = np.maximum.accumulate(clearance_radius(head, azimuth, height), axis=0)
+    radius = np.maximum(top_r[None].repeat(ROWS, 0), lo)
+    hi = np.maximum(lo, top_r[None]) + MAX_REACH_M
+
+    # Radius: scale each side's rows until the outermost projected point meets the outline.
+    for _ in range(3):
+        px = project(from_cylinder(azimuth[None], height, radius))       # (I, J, 2)
+        axis = project(from_cylinder(azimuth[None], height, np.zeros_like(radius)))
+        lateral = px[..., 0] - axis[..., 0]
+        scale = np.ones((ROWS, 2))
+        for s, sign in enumerate(signs):
+            reach = np.where((weights[:, s] > 0.5)[None], lateral * sign, -np.inf)
+            jj = np.argmax(reach, axis=1)
+            cur = reach[np.arange(ROWS), jj]
+            target = outline_extent(view.outline, px[np.arange(ROWS), jj, 1], axis[np.arange(ROWS), jj, 0], sign)
+            ok = (cur > 1.0) & (target > 0)
+            scale[ok, s] = target[ok] / cur[ok]
+        radius = np.clip(radius * np.exp(np.log(np.clip(scale, 0.5, 2.0)) @ weights.T), lo, hi)
+    # The front edges turn in toward the face, so the sheet reads as a lock, not a card seen edge-on.
+    from_front = np.minimum(azimuth - front[0], 2 * np.pi - front[1] - azimuth)
+    tuck = FRONT_TUCK * (1.0 - smoothstep(0.0, FRONT_TUCK_RAD, from_front))
+    radius = _smooth_rows(radius + tuck[None] * (lo - radius))
+    return {"azimuth": azimuth, "top_y": top_y, "top_r": top_r, "height": height, "radius": radius, "t": t}
+
+
+def hair_front_azimuths(sheet: dict, view: _View) -> tuple[float, float]:
+    """Per side, the azimuth where the portrait's hair begins beside the face, from the sheet's lower
+    rows: the innermost hair pixel of each row, seen on a cylinder of the sheet's radius there; clipped
+    to [FRONT_MIN_RAD, FRONT_AZIMUTH_RAD]."""
+    out = []
+    azimuth, height, radius = sheet["azimuth"], sheet["height"], sheet["radius"]
+    lower = sheet["t"][:, 0] >= 0.35
+    for s, sign in enumerate((view.plus_side, -view.plus_side)):
+        j = int(np.argmin(angle_gap(azimuth, np.pi / 2 if s == 0 else 3 * np.pi / 2)))
+        pts = from_cylinder(np.full(lower.sum(), azimuth[j]), height[lower, j], radius[lower, j])
+        px = view.project(pts)
+        axis = view.project(from_cylinder(np.zeros(lower.sum()), height[lower, j], np.zeros(lower.sum())))
+        angles = []
+        for (x, y), (x0, _), r in zip(px, axis, radius[lower, j]):
+            row = int(round(y))
+            if not 0 <= row < view.hair.shape[0]:
+                continue
+            xs = np.nonzero(view.hair[row])[0]
+            xs = xs[((xs - x0) * sign > 0) & (np.abs(xs - x0) <= abs(x - x0))]
+            if xs.size:
+                angles.append(np.arcsin(np.clip(np.abs(xs - x0).min() * view.mpp / r, 0.0, 1.0)))
+        out.append(float(np.clip(np.median(angles), FRONT_MIN_RAD, FRONT_AZIMUTH_RAD)) if angles
+                   else FRONT_AZIMUTH_RAD)
+    return out[0], out[1]
 
 
 def _fill_nan_circular(values: np.ndarray) -> np.ndarray:
