@@ -3,8 +3,9 @@
 The hair shell (`perse.synth.hair`) offsets the scalp and the back of the head, so it ends where those
 regions end, above the ears. Hair that hangs lower (a bob down to the jaw, long hair behind the neck) is
 a *curtain*: a sheet of columns from beside the face (in front of the ears, or as far forward as the
-portrait's hair frames the cheeks: `hair_front_azimuths`) round the back, each hanging straight down (along the head's up axis) from the shell's widest point, so it
-continues the shell's outer surface and hides its lower edge. (Tucked behind the ears instead, a draft
+portrait's hair frames the cheeks: `hair_front_azimuths`) round the back, each hanging straight down
+(along the head's up axis) from the shell's widest point, so it continues the shell's outer surface and
+hides its lower edge. (Tucked behind the ears instead, a draft
 avatar showed bare skin from the cheek to the back of the ear at 45 and 90 degrees.)
 
 Fitting it to the portrait (`build_curtain`), in the reference view:
