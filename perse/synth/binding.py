@@ -32,6 +32,13 @@ class Binding:
     face: np.ndarray
     local: np.ndarray
 
+    def normal_offsets(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """(N,) signed distance (metres) of the points from their triangles' planes, along the normals,
+        on the mesh (V, 3), (F, 3): the frame's third axis is the normal."""
+        scales = triangle_frames(torch.from_numpy(np.asarray(vertices, np.float64)),
+                                 torch.from_numpy(np.asarray(faces, np.int64))).scales.numpy()
+        return self.local[:, 2] * scales[self.face]
+
     def take(self, rows: np.ndarray, other: "Binding") -> None:
         """Overwrite `rows` with the points of `other` (same count as rows)."""
         self.face[rows], self.local[rows] = other.face, other.local

@@ -40,6 +40,7 @@ from perse.io_utils import atomic_write_bytes
 from perse.geometry.easing import smoothstep
 from perse.landmarks import BROW_UPPER, CHEEK, CHEEK_UPPER, CHEEKBONE, EYE_OUTER, MOUTH_CORNER
 from perse.synth.hair_curtain import HairCurtain
+from perse.synth.noise import periodic_value_noise
 from perse.synth.palette import BT601_LUMA
 
 SHELL_REGIONS = ("scalp", "back_of_head")
@@ -288,19 +289,6 @@ def fold_into(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     span = max(hi - lo, 1e-6)
     t = np.mod(x - lo, 2.0 * span)
     return lo + np.where(t <= span, t, 2.0 * span - t)
-
-
-def periodic_value_noise(u: np.ndarray, v: np.ndarray, period: int, seed: int) -> np.ndarray:
-    """(N,) smooth noise in [0, 1] on a lattice of `period` cells around u (periodic in [0, period)) and
-    unit cells along v: random lattice values, smoothstep-interpolated. Deterministic in `seed`."""
-    rows = int(np.floor(v.min())) - 1, int(np.floor(v.max())) + 2
-    table = np.random.default_rng(seed).random((rows[1] - rows[0] + 1, period))
-    iu, iv = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    fu, fv = smoothstep(0.0, 1.0, u - iu), smoothstep(0.0, 1.0, v - iv)
-    iv = iv - rows[0]
-    a, b = table[iv, iu % period], table[iv, (iu + 1) % period]
-    c, d = table[iv + 1, iu % period], table[iv + 1, (iu + 1) % period]
-    return (a + (b - a) * fu) * (1 - fv) + (c + (d - c) * fu) * fv
 
 
 def strand_field(position: np.ndarray, centre: np.ndarray) -> np.ndarray:

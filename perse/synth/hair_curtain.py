@@ -35,6 +35,7 @@ from perse.geometry.easing import smoothstep
 from perse.geometry.triangles import barycentric, closest_point_on_triangles
 from perse.synth.binding import Binding, apply_binding, bind_to_mesh
 from perse.synth.mesh_primitives import grid_faces
+from perse.synth.noise import periodic_value_noise
 
 FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face, over the ears) round the back,
 FRONT_MIN_RAD = np.radians(55.0)       # or from as far forward as this where the portrait's hair frames the face
@@ -226,16 +227,12 @@ def hair_bottom_row(hair_outside: np.ndarray, top_row: float, axis_x: float, sid
 
 def ragged_ends(azimuth: np.ndarray, seed: int) -> np.ndarray:
     """(J,) smooth offsets in [-RAGGED_M, RAGGED_M]: uneven strand ends, periodic around the head."""
-    from perse.synth.hair import periodic_value_noise
-
     turn = azimuth / (2 * np.pi) * 40.0
     return RAGGED_M * (2.0 * periodic_value_noise(turn, np.zeros_like(turn), 40, seed) - 1.0)
 
 
 def strand_shade(azimuth: np.ndarray, t: np.ndarray, seed: int) -> np.ndarray:
     """(I, J) albedo multiplier: strands of slightly varying brightness, darker toward their ends."""
-    from perse.synth.hair import periodic_value_noise
-
     turn = azimuth / (2 * np.pi) * 300.0
     grain = periodic_value_noise(turn, np.zeros_like(turn), 300, seed + 1)           # (J,)
     return (0.88 + 0.12 * grain)[None] * (1.0 - 0.15 * smoothstep(0.6, 1.0, t))
