@@ -7,47 +7,24 @@ import numpy as np
 import pytest
 import torch
 
-from perse.create.portrait_texture import portrait_texture
 from perse.errors import PerseError
-from perse.head import load_builtin_head
 from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
 from perse.synth.anatomy import fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, segment_hair
 from perse.synth.hair_curtain import (CLEARANCE_M, FRONT_MIN_RAD, HairCurtain, build_curtain, hair_bottom_row,
                                       outline_extent, rigid_rotation, to_head_frame)
-from perse.track import detect_largest_face, fit_head
+from portrait_variants import FRAMINGS, textured_case
 
-skdata = pytest.importorskip("skimage.data")
-
+pytest.importorskip("skimage.data")
 pytestmark = pytest.mark.gui  # the GL mesh renderer needs a display (Xvfb in CI)
 
 
-def reframed(image: np.ndarray, name: str) -> np.ndarray:
-    from PIL import Image
-
-    if name == "mirror":
-        return np.ascontiguousarray(image[:, ::-1])
-    if name == "offcentre":
-        return np.asarray(Image.fromarray(image[0:400, 112:512]).resize((448, 448), Image.Resampling.LANCZOS))
-    if name == "small":
-        return np.asarray(Image.fromarray(image).resize((384, 384), Image.Resampling.LANCZOS))
-    return image
-
-
-@pytest.fixture(scope="module")
-def head():
-    return load_builtin_head()
-
-
-@pytest.fixture(scope="module", params=["original", "mirror", "offcentre", "small"])
-def case(request, head, renderer):
-    image = reframed(skdata.astronaut(), request.param)
-    face = detect_largest_face(image, request.param).face
-    fit = fit_head(head, face.points, (image.shape[1], image.shape[0]))
-    result = portrait_texture(image, head, fit, size=256, renderer=renderer, landmarks=face.points)
+@pytest.fixture(scope="module", params=FRAMINGS)
+def case(request, builtin_head, renderer):
+    image, face, fit, result = textured_case(request.param, builtin_head, renderer)
     with torch.no_grad():
-        verts = head(fit.params).vertices[0].double().numpy()
+        verts = builtin_head(fit.params).vertices[0].double().numpy()
     return image, face, fit, result, verts
 
 
@@ -78,13 +55,13 @@ def test_outline_extent_and_hair_bottom_row():
 
 
 # -- on the portrait -----------------------------------------------------------------------------
-def test_curtain_brings_the_head_outline_to_the_portraits(case, head, renderer):
+def test_curtain_brings_the_head_outline_to_the_portraits(case, builtin_head, renderer):
     """The astronaut's bob falls to her jaw: with the curtain the head ∪ hair silhouette above the mouth
     matches the portrait's person outline better than the shell alone does."""
     image, face, fit, result, v = case
     curtain = result.hair.curtain
     assert curtain is not None
-    a = head_anatomy(head)
+    a = head_anatomy(builtin_head)
     shell = result.hair.shell_vertices(v, vertex_normals(v, a.faces))
     meshes = [Mesh(vertices=shell.astype(np.float32), faces=a.faces)]
     alone = renderer.render(meshes, fit.camera).alpha > 0.5
@@ -96,9 +73,9 @@ def test_curtain_brings_the_head_outline_to_the_portraits(case, head, renderer):
     assert after > before + 0.02 and after > 0.9, (before, after)
 
 
-def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, head):
+def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, builtin_head):
     _, _, _, result, v = case
-    a = head_anatomy(head)
+    a = head_anatomy(builtin_head)
     on = a.vertex_mask(SHELL_REGIONS)
     centre, _ = fit_sphere(v[on])
     R = rigid_rotation(a.vertices[on], v[on])
@@ -112,10 +89,10 @@ def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, head):
     assert pts[:, 1].min() > -0.25 and pts[:, 1].min() < -0.03           # down to about the jaw, no further
 
 
-def test_short_hair_gets_no_curtain(case, head, renderer):
+def test_short_hair_gets_no_curtain(case, builtin_head, renderer):
     """Hair that ends at the hairline's height (short hair: nothing beside the temples or the ears): no curtain."""
     image, face, fit, result, v = case
-    a = head_anatomy(head)
+    a = head_anatomy(builtin_head)
     mask, _ = segment_hair(image, face.points, result.foreground)
     mask[int(face.points[10, 1]):] = 0                                     # nothing below the hairline
     on = a.vertex_mask(SHELL_REGIONS)
@@ -140,7 +117,7 @@ def test_hair_layer_keeps_its_curtain_and_rejects_a_damaged_one(case, tmp_path):
         HairLayer.load(tmp_path / "b.npz", layer.thickness.shape[0])
 
 
-def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, head, renderer):
+def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, builtin_head, renderer):
     from dataclasses import replace
 
     from perse.synth.frame_renderer import FrameRenderer
@@ -149,9 +126,9 @@ def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, hea
 
     image, face, fit, result, v = case
     ref = {c.name: c.reference for c in CATEGORIES}
-    with_curtain = FrameRenderer(head, CATEGORIES, base_texture=result.texture, hair_layer=result.hair,
+    with_curtain = FrameRenderer(builtin_head, CATEGORIES, base_texture=result.texture, hair_layer=result.hair,
                                  renderer=renderer)
-    without = FrameRenderer(head, CATEGORIES, base_texture=result.texture,
+    without = FrameRenderer(builtin_head, CATEGORIES, base_texture=result.texture,
                             hair_layer=replace(result.hair, curtain=None), renderer=renderer)
     rgba, _, _ = with_curtain.render(ref, v, fit.camera, 0)
     plain, _, _ = without.render(ref, v, fit.camera, 0)
@@ -162,7 +139,7 @@ def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, hea
     assert lum(black)[hung].mean() < 0.6 * lum(rgba)[hung].mean()
     # Seeds: the curtain's Gaussians are anatomy (always shown), bound to the hair's own triangles.
     neutral = with_curtain.posed_vertices(replace(fit.params, expression=torch.zeros_like(fit.params.expression)))
-    a = head_anatomy(head)
+    a = head_anatomy(builtin_head)
     seeds = dataset_seeds(with_curtain, neutral, np.random.default_rng(0))
     fewer = dataset_seeds(without, neutral, np.random.default_rng(0))
     extra = len(seeds) - len(fewer)

@@ -15,24 +15,11 @@ from perse.render.gl import Mesh
 from perse.synth.hair import HairLayer, fold_into, ray_extent, segment_hair, synthesize_unseen_hair
 from perse.synth.anatomy import head_anatomy
 from perse.track import detect_largest_face, fit_head
+from portrait_variants import FRAMINGS, textured_case
 
 skdata = pytest.importorskip("skimage.data")
 
 pytestmark = pytest.mark.gui  # the GL mesh renderer needs a display (Xvfb in CI)
-
-
-def reframed(image: np.ndarray, name: str) -> np.ndarray:
-    """Variants of a portrait: mirrored, cropped to a 3/4 framing (face off-centre), scaled."""
-    from PIL import Image
-
-    if name == "mirror":
-        return np.ascontiguousarray(image[:, ::-1])
-    if name == "offcentre":
-        crop = image[0:400, 112:512]
-        return np.asarray(Image.fromarray(crop).resize((448, 448), Image.Resampling.LANCZOS))
-    if name == "small":
-        return np.asarray(Image.fromarray(image).resize((384, 384), Image.Resampling.LANCZOS))
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +27,9 @@ def head():
     return load_builtin_head()
 
 
-@pytest.fixture(scope="module", params=["original", "mirror", "offcentre", "small"])
+@pytest.fixture(scope="module", params=FRAMINGS)
 def case(request, head, renderer):
-    image = reframed(skdata.astronaut(), request.param)
-    face = detect_largest_face(image, request.param).face
-    fit = fit_head(head, face.points, (image.shape[1], image.shape[0]))
-    result = portrait_texture(image, head, fit, size=256, renderer=renderer, landmarks=face.points)
-    return image, face, fit, result
+    return textured_case(request.param, head, renderer)
 
 
 # -- pure functions ------------------------------------------------------------------------------

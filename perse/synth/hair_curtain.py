@@ -70,7 +70,8 @@ class HairCurtain:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays `from_arrays` reads, with a ``curtain_`` prefix (for the hair layer's .npz)."""
-        return {"curtain_face": self.binding.face.astype(np.int64), "curtain_local": self.binding.local.astype(np.float32),
+        return {"curtain_face": self.binding.face.astype(np.int64),
+                "curtain_local": self.binding.local.astype(np.float32),
                 "curtain_faces": self.faces.astype(np.int64), "curtain_uvs": self.uvs.astype(np.float32),
                 "curtain_shade": self.shade.astype(np.float32)}
 
