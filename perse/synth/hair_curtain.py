@@ -81,7 +81,7 @@ class HairCurtain:
         if "curtain_face" not in z:
             return None
         if "curtain_local" not in z:
-            raise KeyError("curtain_local (the curtain was bound by an older build)")
+            raise ValueError("its curtain was bound by an older build")
         return cls(Binding(z["curtain_face"].astype(np.int64), z["curtain_local"].astype(np.float64)),
                    z["curtain_faces"].astype(np.int64), z["curtain_uvs"].astype(np.float64),
                    z["curtain_shade"].astype(np.float64))
