@@ -135,6 +135,9 @@ def test_regions_sit_on_the_rendered_face(avatar):
     assert at("lips", 13) and at("glasses", 33) and at("glasses", 263) and at("eyebrows", 105)
     assert at("beard", 152) and at("skin", 1) and not at("hair", 1) and not at("hat", 1)
     assert r["hat"].inside[: int(lm[10, 1])].any() and not r["hat"].inside[int(lm[13, 1]):].any()
+    # A hat's rim comes down the sides beside the face (to the ears' line), never over the face.
+    eyes_row = int(lm[[33, 263], 1].mean())
+    assert r["hat"].inside[eyes_row].any() and not at("hat", 33) and not at("hat", 263)
     for region in r.values():
         assert (region.allowed | ~region.inside).all()  # inside is always allowed
     # The neck's faded end (touched, below the silhouette's alpha 0.5) is skin: the skin variants may

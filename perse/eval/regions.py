@@ -121,10 +121,13 @@ def category_regions(landmarks: np.ndarray, silhouette: np.ndarray, covered: np.
     x_lo, x_hi = landmarks[:, 0].min() - 0.25 * d, landmarks[:, 0].max() + 0.25 * d
     glasses = box_mask(x_lo, x_hi, band_top, band_bottom, shape)
 
-    hat = above_brows & dilate(silhouette, 0.6 * d)
-
     out_x, in_x, down = (f * d for f in EARLOBE_BOX_IOD)
     (rx, ry), (lx, ly) = landmarks[FACE_SIDE["R"]], landmarks[FACE_SIDE["L"]]
+    # A hat sits on the skull: its rim runs above the brows in front and down the sides, beside the face,
+    # to the line of the ears (FACE_SIDE).
+    beside_face = ~dilate(parts["face"], MARGIN_IOD * d) & rows_above(float(min(ry, ly)), shape)
+    hat = (above_brows | beside_face) & dilate(silhouette, 0.6 * d)
+
     side = np.sign(lx - rx) or 1.0  # +1 when the subject's left is on the image's right (a front view)
     earrings = (box_mask(rx - side * out_x, rx + side * in_x, ry, ry + down, shape)
                 | box_mask(lx + side * out_x, lx - side * in_x, ly, ly + down, shape))
