@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from perse.errors import PerseError
+from perse.geometry.rotations import best_rotation
 from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
 from perse.synth.anatomy import fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, segment_hair
 from perse.synth.hair_curtain import (CLEARANCE_M, FRONT_MIN_RAD, HairCurtain, build_curtain, hair_bottom_row,
-                                      outline_extent, rigid_rotation, to_head_frame)
+                                      outline_extent, to_head_frame)
 from portrait_variants import FRAMINGS, textured_case
 
 pytest.importorskip("skimage.data")
@@ -33,12 +34,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -- pure functions ------------------------------------------------------------------------------
-def test_rigid_rotation_recovers_a_turn():
+def test_best_rotation_recovers_a_turn():
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(200, 3))
     a = 0.4
     R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-    assert np.allclose(rigid_rotation(pts, pts @ R.T + [1.0, 2.0, 3.0]), R, atol=1e-9)
+    assert np.allclose(best_rotation(pts, pts @ R.T + [1.0, 2.0, 3.0]), R, atol=1e-9)
 
 
 def test_outline_extent_and_hair_bottom_row():
@@ -78,7 +79,7 @@ def test_curtain_hangs_beside_and_behind_the_head_off_its_surface(case, builtin_
     a = head_anatomy(builtin_head)
     on = a.vertex_mask(SHELL_REGIONS)
     centre, _ = fit_sphere(v[on])
-    R = rigid_rotation(a.vertices[on], v[on])
+    R = best_rotation(a.vertices[on], v[on])
     pts = to_head_frame(result.hair.curtain.posed(v, a.faces), centre, R)
     azimuth = np.abs(np.arctan2(pts[:, 0], pts[:, 2]))
     assert azimuth.min() > FRONT_MIN_RAD - np.radians(3)               # beside the face, never over it

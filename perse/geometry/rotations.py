@@ -4,7 +4,8 @@ Axis-angle -> matrix (Rodrigues) exists once and takes numpy arrays or torch ten
 numpy for the tracker's float64 solver and the build-time head generator, torch for skinning and the
 avatar (differentiable). The coefficients are free of cancellation at small angles, so the result and its
 derivative are smooth through zero. Quaternion helpers are torch; the few single-rotation conversions
-(matrix -> axis-angle, Euler -> axis-angle) are float64 numpy.
+(matrix -> axis-angle, Euler -> axis-angle) and the best rotation between point sets (Kabsch) are
+float64 numpy.
 
 Model convention (the head's): +x is the subject's left, +y up, +z out of the face.
 """
@@ -166,3 +167,12 @@ def euler_to_axis_angle(yaw: float, pitch: float, roll: float) -> np.ndarray:
 def relative_rotation(rotvec: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """Axis-angle of R(rotvec) @ R(rest)^T: the turn from a rest orientation, in the world frame."""
     return matrix_to_axis_angle(axis_angle_to_matrix(rotvec) @ axis_angle_to_matrix(rest).T)
+
+
+def best_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation R best mapping centred (N, 3) `source` onto centred `target` (target ≈ source @ R.T
+    up to a translation): Kabsch, with the reflection removed."""
+    a, b = source - source.mean(axis=0), target - target.mean(axis=0)
+    u, _, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt

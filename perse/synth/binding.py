@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from perse.errors import PerseError
-from perse.geometry.triangles import closest_point_on_triangles, from_frame, to_frame, triangle_frames
+from perse.geometry.triangles import TriangleFrames, closest_point_on_triangles, from_frame, to_frame, triangle_frames
 
 
 @dataclass
@@ -35,9 +35,8 @@ class Binding:
     def normal_offsets(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """(N,) signed distance (metres) of the points from their triangles' planes, along the normals,
         on the mesh (V, 3), (F, 3): the frame's third axis is the normal."""
-        scales = triangle_frames(torch.from_numpy(np.asarray(vertices, np.float64)),
-                                 torch.from_numpy(np.asarray(faces, np.int64))).scales.numpy()
-        return self.local[:, 2] * scales[self.face]
+        frames = bound_frames(torch.from_numpy(np.asarray(vertices, np.float64)), faces, self.face)
+        return self.local[:, 2] * frames.scales.numpy()
 
     def take(self, rows: np.ndarray, other: "Binding") -> None:
         """Overwrite `rows` with the points of `other` (same count as rows)."""
@@ -71,8 +70,8 @@ def bind_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     q = closest_point_on_triangles(points[:, None], a[cand], b[cand], c[cand])
     dist = np.linalg.norm(q - points[:, None], axis=-1)
     face = allowed[cand[np.arange(points.shape[0]), dist.argmin(axis=1)]]
-    frames = triangle_frames(torch.from_numpy(vertices), torch.from_numpy(faces))
-    local = to_frame(torch.from_numpy(points), torch.from_numpy(face), frames)
+    frames = bound_frames(torch.from_numpy(vertices), faces, face)
+    local = to_frame(torch.from_numpy(points), torch.arange(len(face)), frames)
     return Binding(face=face, local=local.numpy())
 
 
@@ -84,9 +83,15 @@ def apply_binding(binding: Binding, vertices, faces):
     """
     is_torch = isinstance(vertices, torch.Tensor)
     v = vertices if is_torch else torch.from_numpy(np.asarray(vertices, dtype=np.float64))
-    f = torch.as_tensor(np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces, dtype=np.int64), device=v.device)
-    face = torch.as_tensor(binding.face, device=v.device)
     local = torch.as_tensor(binding.local, dtype=v.dtype, device=v.device)
-    posed = [from_frame(local, face, triangle_frames(m, f)) for m in (v if v.dim() == 3 else v[None])]
+    rows = torch.arange(len(binding.face), device=v.device)
+    posed = [from_frame(local, rows, bound_frames(m, faces, binding.face)) for m in (v if v.dim() == 3 else v[None])]
     out = torch.stack(posed) if v.dim() == 3 else posed[0]
     return out if is_torch else out.numpy()
+
+
+def bound_frames(vertices: torch.Tensor, faces, face: np.ndarray) -> TriangleFrames:
+    """Frames (one row per bound point) of the triangles `face` (N,) of the mesh (V, 3) tensor with faces
+    (F, 3): only the triangles the points use, not the whole mesh (a frame's hot path)."""
+    f = np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces, dtype=np.int64)[np.asarray(face)]
+    return triangle_frames(vertices, torch.as_tensor(f, device=vertices.device))

@@ -27,11 +27,13 @@ ends and varies strand brightness a little.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from perse.geometry.easing import smoothstep
+from perse.geometry.rotations import best_rotation
 from perse.geometry.triangles import barycentric, closest_point_on_triangles
 from perse.synth.binding import Binding, apply_binding, bind_to_mesh
 from perse.synth.mesh_primitives import grid_faces
@@ -104,15 +106,6 @@ class HairCurtain:
 # --------------------------------------------------------------------------------------------------
 # Head frame
 # --------------------------------------------------------------------------------------------------
-def rigid_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation R best mapping centred (N, 3) `source` onto `target` (target ≈ source @ R.T):
-    Kabsch, with the reflection removed."""
-    a, b = source - source.mean(axis=0), target - target.mean(axis=0)
-    u, _, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
-
-
 def to_head_frame(points: np.ndarray, centre: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, 3) (side, up, front) coordinates of world points in the frame of the posed head."""
     return (points - centre) @ rotation
@@ -166,6 +159,11 @@ def clearance_radius(head: np.ndarray, azimuth: np.ndarray, height: np.ndarray, 
     return np.where(out > 0, out + CLEARANCE_M, 0.0)
 
 
+def side_column(azimuth: np.ndarray, side: int) -> int:
+    """Index of the column nearest the middle of the +side (side 0, azimuth pi/2) or -side (1, 3 pi/2)."""
+    return int(np.argmin(angle_gap(azimuth, np.pi / 2 if side == 0 else 3 * np.pi / 2)))
+
+
 def side_weights(azimuth: np.ndarray) -> np.ndarray:
     """(J, 2) weights of the +side and -side fits for columns at azimuths in [0, 2 pi): each side alone
     on its own half, blended across the back."""
@@ -177,21 +175,28 @@ def side_weights(azimuth: np.ndarray) -> np.ndarray:
 # The reference view
 # --------------------------------------------------------------------------------------------------
 class ViewProjector:
-    """Projection of head-frame points into the reference image (pixels)."""
+    """Projection of head-frame points into the reference image (pixels), in float64."""
 
     def __init__(self, camera, centre: np.ndarray, rotation: np.ndarray):
-        w2c = camera.world_to_cam.detach().cpu().double().numpy()
-        self.R, self.t = w2c[:3, :3], w2c[:3, 3]
-        self.K = camera.K.detach().cpu().double().numpy()
+        self.camera = replace(camera, K=camera.K.detach().cpu().double(),
+                              world_to_cam=camera.world_to_cam.detach().cpu().double())
         self.centre, self.rotation = centre, rotation
 
     def __call__(self, head_points: np.ndarray) -> np.ndarray:
+        """(..., 3) head-frame points -> (..., 2) pixels."""
         world = head_points @ self.rotation.T + self.centre
-        cam = world @ self.R.T + self.t
-        return cam[..., :2] / np.maximum(cam[..., 2:3], 1e-6) * [self.K[0, 0], self.K[1, 1]] + self.K[:2, 2]
+        px = self.camera.project(torch.from_numpy(world.reshape(-1, 3))).numpy()
+        return px.reshape(world.shape[:-1] + (2,))
 
     def metres_per_px(self) -> float:
-        return float((self.centre @ self.R.T + self.t)[2] / self.K[0, 0])
+        """Metres one pixel spans at the skull centre's depth."""
+        w2c = self.camera.world_to_cam.numpy()
+        return float((w2c[:3, :3] @ self.centre + w2c[:3, 3])[2] / self.camera.K[0, 0])
+
+    def side_sign(self) -> int:
+        """+1 when the head's +side lies toward larger image x, else -1."""
+        side = self(from_cylinder(np.array([np.pi / 2]), np.zeros(1), np.full(1, 0.1)))[0, 0]
+        return int(np.sign(side - self(np.zeros((1, 3)))[0, 0]) or 1)
 
 
 def outline_extent(outline: np.ndarray, rows: np.ndarray, axis_x: np.ndarray, side: int) -> np.ndarray:
@@ -255,16 +260,15 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     corners): the radius fit takes it too, as the colour-modelled hair mask stops short of soft hair
     edges; exclude: (V,) bool vertices the clearance ignores (eyeballs).
     """
-    rotation = rigid_rotation(canonical[shell_mask], vertices[shell_mask])
+    rotation = best_rotation(canonical[shell_mask], vertices[shell_mask])
     head = to_head_frame(vertices if exclude is None else vertices[~exclude], centre, rotation)
     on = shell_mask & (thickness > 0)
-    shell = to_head_frame(vertices[on] + thickness[on, None] * normals[on], centre, rotation)
+    shell_world = vertices + thickness[:, None] * normals
+    shell = to_head_frame(shell_world[on], centre, rotation)
     project = ViewProjector(camera, centre, rotation)
     head_px = head_alpha > 0.5
     outline = head_px | (hair > 0.5) | (False if person_outline is None else person_outline)
-    view = _View(project, outline, outline & ~head_px, hair > 0.5, project.metres_per_px(),
-                 int(np.sign(project(from_cylinder(np.array([np.pi / 2]), np.zeros(1), np.ones(1) * 0.1))[0, 0]
-                             - project(np.zeros((1, 3)))[0, 0]) or 1))
+    view = _View(project, outline, outline & ~head_px, hair > 0.5, project.metres_per_px(), project.side_sign())
     sheet = _fit_sheet(shell, thickness[on], head, view, (FRONT_AZIMUTH_RAD, FRONT_AZIMUTH_RAD), seed)
     if sheet is None:
         return None
@@ -278,7 +282,6 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     binding = bind_to_mesh(world, vertices, faces, face_mask=shell_faces)
     # Texture: the shell texel above each column (straight down the column: strands).
     tops_world = from_cylinder(azimuth, top_y, top_r) @ rotation.T + centre
-    shell_world = vertices + thickness[:, None] * normals
     top_face = bind_to_mesh(tops_world, shell_world, faces, face_mask=shell_faces).face
     a, b, c = (shell_world[faces[top_face, i]] for i in range(3))
     bary = np.clip(barycentric(closest_point_on_triangles(tops_world, a, b, c), a, b, c), 0.0, None)
@@ -313,7 +316,7 @@ def _fit_sheet(shell: np.ndarray, thickness: np.ndarray, head: np.ndarray, view:
     top_y, top_r = column_tops(shell, thickness, azimuth)
     if np.isnan(top_y).all():
         return None
-    top_y, top_r = _fill_nan_circular(top_y), _fill_nan_circular(top_r)
+    top_y, top_r = _fill_nan_nearest(top_y), _fill_nan_nearest(top_r)
     project, mpp = view.project, view.mpp
     signs = (view.plus_side, -view.plus_side)
     weights = side_weights(azimuth)
@@ -321,7 +324,7 @@ def _fit_sheet(shell: np.ndarray, thickness: np.ndarray, head: np.ndarray, view:
     # Length: per side, from the image; the back in between.
     bottoms, lengths = [], []
     for s, sign in enumerate(signs):
-        j = int(np.argmin(angle_gap(azimuth, np.pi / 2 if s == 0 else 3 * np.pi / 2)))
+        j = side_column(azimuth, s)
         top_px = project(from_cylinder(azimuth[j:j + 1], top_y[j:j + 1], top_r[j:j + 1]))[0]
         axis_x = project(np.array([[0.0, top_y[j], 0.0]]))[0, 0]
         bottom_row = hair_bottom_row(view.hair_outside, top_px[1], axis_x, sign, gap_px=max(2, int(0.005 / mpp)))
@@ -368,7 +371,7 @@ def hair_front_azimuths(sheet: dict, view: _View) -> tuple[float, float]:
     azimuth, height, radius = sheet["azimuth"], sheet["height"], sheet["radius"]
     lower = sheet["t"][:, 0] >= 0.35
     for s, sign in enumerate((view.plus_side, -view.plus_side)):
-        j = int(np.argmin(angle_gap(azimuth, np.pi / 2 if s == 0 else 3 * np.pi / 2)))
+        j = side_column(azimuth, s)
         pts = from_cylinder(np.full(lower.sum(), azimuth[j]), height[lower, j], radius[lower, j])
         px = view.project(pts)
         axis = view.project(from_cylinder(np.zeros(lower.sum()), height[lower, j], np.zeros(lower.sum())))
@@ -386,7 +389,7 @@ def hair_front_azimuths(sheet: dict, view: _View) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _fill_nan_circular(values: np.ndarray) -> np.ndarray:
+def _fill_nan_nearest(values: np.ndarray) -> np.ndarray:
     """Fill NaNs of a (J,) column signal from the nearest valid column."""
     ok = ~np.isnan(values)
     idx = np.arange(len(values))

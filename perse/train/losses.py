@@ -160,5 +160,5 @@ def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tenso
     if base_colors is None or target_colors is None or color_weight == 0:
         return loss
     m = torch.arange(features.shape[0], device=features.device)
-    color = base_colors + gate[:, None] * offsets[variant.clamp(0, codes.shape[0] - 1), m][:, col]  # (M, 3)
+    color = base_colors + gate[:, None] * offsets[variant, m][:, col]                           # (M, 3)
     return loss + color_weight * (color - target_colors).pow(2).mean()
