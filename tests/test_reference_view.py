@@ -145,3 +145,54 @@ def test_the_iris_size_follows_the_photo():
     small, large = photo_iris_angle(landmarks(0.17), anatomy, 0.5), photo_iris_angle(landmarks(0.21), anatomy, 0.5)
     assert 0.35 <= small < large <= 0.70
     assert photo_iris_angle(np.full((478, 2), np.nan), anatomy, 0.47) == 0.47
+
+
+def test_turned_frames_show_the_photos_expression_from_orbited_cameras_without_its_pixels(
+        tmp_path, builtin_head, renderer):
+    import json
+
+    import imageio.v2 as imageio
+
+    from perse.render.camera import Camera
+    from perse.render.framing import head_bounds
+    from perse.synth.generator import generate_dataset
+    from perse.synth.reference import TURNED_MAX_YAW_DEG, turned_yaws
+    from perse.synth.sampling import SynthSettings
+
+    head = builtin_head
+    cam = orbit_camera(0.0, 0.0, 3.0, (0.0, 0.0, 0.0), 20.0, 96, 96)
+    params = head.zero_params()
+    params.expression[0, 0] = 0.8                       # an expression the sampled frames would not repeat
+    photo = np.zeros((96, 96, 3), np.uint8)
+    photo[..., 0] = photo[..., 2] = 255                 # magenta: easy to find where it was pasted
+    view = ReferenceView(cam, params, image=photo, landmarks=face_landmarks(1.5), frames=2, turned_frames=4)
+    out = generate_dataset(tmp_path / "ds", head, SynthSettings(num_frames_per_variant=1, image_size=64,
+                                                                texture_size=256, categories=["lips"],
+                                                                test_fraction=0.0),
+                           progress=False, renderer=renderer, reference=view)
+    data = json.loads((out / "dataset.json").read_text())
+    turned = [f for f in data["frames"] if "turned_yaw_deg" in f]
+    reference = [f for f in data["frames"] if f.get("reference")]
+    assert [f["turned_yaw_deg"] for f in turned] == turned_yaws(4) and len(reference) == 2
+    assert max(abs(y) for y in turned_yaws(4)) == TURNED_MAX_YAW_DEG and sorted(turned_yaws(4)) == [-35, -17.5, 17.5, 35]
+    assert data["generator"]["turned_frames"] == 4 and data["generator"]["reference_frames"] == 2
+    centre, _ = head_bounds(head(params).vertices[0].detach())
+
+    def magenta(frame) -> int:
+        img = imageio.imread(out / frame["image"]).astype(int)
+        return int(((img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] > 200)).sum())
+
+    crop = Camera.from_dict(reference[1]["camera"])      # the reference view cropped on the head
+    for frame in turned:
+        assert frame["params"]["expression"] == reference[0]["params"]["expression"]   # the photo's expression
+        assert frame["split"] == "train" and magenta(frame) == 0                       # no photo pixels
+        turned_cam = Camera.from_dict(frame["camera"])
+        # orbited about the head: same distance to its centre, view direction turned by the frame's yaw
+        dist = lambda c: float((c.world_to_cam[:3, :3] @ centre + c.world_to_cam[:3, 3]).norm())  # noqa: E731
+        assert dist(turned_cam) == pytest.approx(dist(crop), rel=1e-4)
+        forward = lambda c: c.world_to_cam[2, :3]                                      # noqa: E731
+        angle = np.degrees(np.arccos(float(forward(turned_cam) @ forward(crop))))
+        assert angle == pytest.approx(abs(frame["turned_yaw_deg"]), abs=0.1)
+    assert sum(magenta(f) for f in reference) > 0        # while the head-on frames take the photo's eyes and mouth
+    with pytest.raises(PerseError, match="turned-frame count"):
+        ReferenceView(cam, params, turned_frames=65).validate()

@@ -15,6 +15,7 @@ from perse.avatar.model import Avatar
 from perse.errors import PerseError
 from perse.eval import attributes, backview, identity, portrait as portrait_mod, regions, silhouette, views
 from perse.landmarks import FACE_SIDE
+from perse.render.framing import yawed_camera
 
 IDENTITY_YAWS = (20.0, -20.0)
 TARGETS = {"identity_reference": 0.40, "identity_yaw20": 0.45, "silhouette_iou": 0.92,
@@ -53,7 +54,7 @@ def identity_section(avatar: Avatar, photo: np.ndarray, size: int, backend: str)
     centre = views.head_centre(avatar, state)
     out = {}
     for name, yaw in (("reference", 0.0),) + tuple((f"yaw{y:+.0f}", y) for y in IDENTITY_YAWS):
-        view = views.render_view(avatar, state, views.yawed_camera(camera, centre, yaw), backend)
+        view = views.render_view(avatar, state, yawed_camera(camera, centre, yaw), backend)
         out[name] = identity.identity_distance(identity.face_descriptor(views.to_uint8(view.rgb)), target)
     return out
 

@@ -6,8 +6,7 @@ reference view is the portrait's fitted camera and parameters stored in ``avatar
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -80,20 +79,6 @@ def reference_state(avatar: Avatar, look: Look | None = None) -> AvatarState:
 def head_centre(avatar: Avatar, state: AvatarState) -> torch.Tensor:
     """(3,) world-space centre of the posed head (the neck excluded, as the front framing does)."""
     return head_bounds(avatar.head_vertices(state.head))[0]
-
-
-def yawed_camera(camera: Camera, centre: torch.Tensor, yaw_deg: float) -> Camera:
-    """`camera` orbited by `yaw_deg` about the world vertical axis (+y) through `centre` (3,): the head
-    seen turned by that angle, framing kept. Positive yaw turns toward the subject's left, as
-    `front_camera` does."""
-    a = math.radians(yaw_deg)
-    c, s = math.cos(a), math.sin(a)
-    rot = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=camera.world_to_cam.dtype)
-    # world -> world: rotate the scene by -yaw about the centre (the camera moves by +yaw around it)
-    m = torch.eye(4, dtype=rot.dtype)
-    m[:3, :3] = rot.T
-    m[:3, 3] = centre.to(rot.dtype) - rot.T @ centre.to(rot.dtype)
-    return replace(camera, world_to_cam=camera.world_to_cam @ m)
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -49,3 +50,17 @@ def framed_on_head(camera: Camera, centre: torch.Tensor, radius: float, size: in
     K[0, 2] = (K[0, 2] - (uv[0] - half)) * scale
     K[1, 2] = (K[1, 2] - (uv[1] - half)) * scale
     return Camera(K, camera.world_to_cam.clone(), size, size, camera.near, camera.far)
+
+
+def yawed_camera(camera: Camera, centre: torch.Tensor, yaw_deg: float) -> Camera:
+    """`camera` orbited by `yaw_deg` about the world vertical axis (+y) through `centre` (3,): the head
+    seen turned by that angle, framing kept. Positive yaw turns toward the subject's left, as
+    `perse.eval.views.front_camera` does."""
+    a = math.radians(yaw_deg)
+    c, s = math.cos(a), math.sin(a)
+    rot = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=camera.world_to_cam.dtype)
+    # world -> world: rotate the scene by -yaw about the centre (the camera moves by +yaw around it)
+    m = torch.eye(4, dtype=rot.dtype)
+    m[:3, :3] = rot.T
+    m[:3, 3] = centre.to(rot.dtype) - rot.T @ centre.to(rot.dtype)
+    return replace(camera, world_to_cam=camera.world_to_cam @ m)
