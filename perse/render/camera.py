@@ -39,6 +39,11 @@ class Camera:
     def to(self, device: torch.device | str) -> "Camera":
         return Camera(self.K.to(device), self.world_to_cam.to(device), self.width, self.height, self.near, self.far)
 
+    def float64(self) -> "Camera":
+        """The same camera on the CPU in float64 (for numpy geometry that must not lose precision)."""
+        return Camera(self.K.detach().cpu().double(), self.world_to_cam.detach().cpu().double(), self.width,
+                      self.height, self.near, self.far)
+
     def resized(self, width: int, height: int) -> "Camera":
         """Same view at another resolution (intrinsics scaled)."""
         K = self.K.clone()

@@ -27,7 +27,7 @@ ends and varies strand brightness a little.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -178,8 +178,7 @@ class ViewProjector:
     """Projection of head-frame points into the reference image (pixels), in float64."""
 
     def __init__(self, camera, centre: np.ndarray, rotation: np.ndarray):
-        self.camera = replace(camera, K=camera.K.detach().cpu().double(),
-                              world_to_cam=camera.world_to_cam.detach().cpu().double())
+        self.camera = camera.float64()
         self.centre, self.rotation = centre, rotation
 
     def __call__(self, head_points: np.ndarray) -> np.ndarray:
