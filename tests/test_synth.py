@@ -578,3 +578,21 @@ def test_dataset_with_base_texture_and_identity(tmp_path, head, renderer, base_t
         generate_dataset(tmp_path / "y", head, progress=False, identity=bad,
                          reference=ReferenceView(ref_cam, ref_params))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_the_goatee_is_a_moustache_and_a_rounded_chin_tuft_joined_past_the_mouth_corners():
+    from perse.synth.paint_procedural import goatee_shape
+
+    mouth_y, hw, lip_y, chin_y = -0.060, 0.025, -0.070, -0.105
+    centre = 0.5 * ((lip_y - 0.002) + (chin_y - 0.004))
+    half_w = 0.85 * hw + 0.004
+
+    def at(x, y):
+        return float(goatee_shape(np.array([[x, y]]), mouth_y, hw, lip_y, chin_y)[0])
+
+    assert at(0.0, mouth_y + 0.008) == 1.0 and at(0.0, centre) == 1.0          # moustache, tuft
+    assert at(-0.0, centre) == at(0.01, centre) == at(-0.01, centre)           # symmetric
+    assert at(hw + 0.002, mouth_y - 0.006) == 1.0                              # the bar past the corner
+    assert at(hw + 0.015, mouth_y) == 0.0 and at(hw + 0.015, centre) == 0.0    # the cheeks stay bare
+    assert at(half_w, chin_y - 0.004) == 0.0                                   # rounded: no box corner
+    assert at(0.5 * hw, mouth_y - 0.004) == 0.0                                # the lower lip is the lips'

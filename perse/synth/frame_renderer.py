@@ -25,7 +25,8 @@ from perse.synth.anatomy import HeadAnatomy, head_anatomy
 from perse.synth.hair import HairLayer
 from perse.synth.mouth import build_mouth
 from perse.synth.paint_procedural import TexturePainter
-from perse.synth.variants import Category
+from perse.synth.reference import ReferenceView, mouth_opening_mask
+from perse.synth.variants import Category, reference_look
 
 NECK_FADE_M = (0.03, 0.08)   # the neck fades out from this far below the chin to this far
 
@@ -151,6 +152,17 @@ class FrameRenderer:
         """(V, 3) float64 head vertices for `params` (batch 1)."""
         with torch.no_grad():
             return self.head(params).vertices[0].cpu().numpy().astype(np.float64)
+
+    def use_photo_teeth(self, view: ReferenceView) -> int:
+        """Paint the crowns the portrait shows with its pixels (`MouthInterior.use_photo_teeth`), the
+        head posed as in the photo. Returns the number of crown vertices painted (0 without a mouth or
+        without the photo)."""
+        if self.mouth is None or view.image is None:
+            return 0
+        verts = self.posed_vertices(view.params)
+        _, _, result = self.render(reference_look(self.categories), verts, view.camera, 0)
+        mask = mouth_opening_mask(view.landmarks, view.image.shape[:2])
+        return self.mouth.use_photo_teeth(view.image, mask, view.camera, verts, result.depth)
 
     def render(self, look: dict[str, str], verts: np.ndarray, camera: Camera, dilation: int,
                head_rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, object]:

@@ -34,7 +34,8 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                   "turned_yaw_deg": float,  # only on frames of its expression from a turned camera
                   "wide": true}],        # only on views from any angle around the head (sides, back)
       "generator": {settings, seed, ..., "base_texture": {"file", "size", "sha256"} | null,
-                    "identity_shape": [S floats] | null, "reference_frames": int, "turned_frames": int}
+                    "identity_shape": [S floats] | null, "reference_frames": int, "turned_frames": int,
+                    "photo_teeth_vertices": int}   # crown vertices painted from the photo
     }
     seeds.npz           surface samples of every accessory variant and of the mouth, bound to head
                         triangles, for the avatar's initial Gaussians (`perse.avatar.seeds`).
@@ -159,6 +160,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, settings: Synt
                                        base_texture=base_texture, variant_textures=variant_textures,
                                        hair_layer=hair_layer, neck_fade_m=settings.neck_fade_m,
                                        teeth_color=None if reference is None else reference.teeth_color())
+        photo_teeth = 0 if reference is None else frame_renderer.use_photo_teeth(reference)
         paint_all(frame_renderer, [job.plan for job in jobs], progress)
         variant_files = write_inputs(partial, frame_renderer, base_texture, hair_layer)
         t_render = time.perf_counter()
@@ -167,6 +169,7 @@ def generate_dataset(out_dir: str | os.PathLike, head: HeadModel, settings: Synt
         write_seeds(partial, frame_renderer, identity, settings.seed)
         generator = generator_record(settings, jobs, base_texture, variant_files, identity, render_s,
                                      time.perf_counter() - t_start)
+        generator["photo_teeth_vertices"] = photo_teeth
         write_metadata(partial, dataset_meta(head, cats, settings, frames, generator))
         if out.exists():
             shutil.rmtree(out)

@@ -131,7 +131,8 @@ def facing_cavity(vertices: np.ndarray, faces: np.ndarray, pocket: MouthPocket) 
     return orient_faces(vertices, faces, 2 * c - axis)
 
 
-TEETH_PARTS = ("teeth_upper", "teeth_lower")  # the parts `MouthInterior.use_teeth_color` tints
+TEETH_PARTS = ("teeth_upper", "teeth_lower")  # the parts `use_teeth_color` tints, `use_photo_teeth` paints
+PHOTO_DEPTH_TOLERANCE_M = 0.0015  # a crown vertex is what the photo shows if it is this close to the front surface
 
 
 class MouthInterior:
@@ -183,6 +184,39 @@ class MouthInterior:
         for part in self.parts:
             if part.name in TEETH_PARTS:
                 part.colors = np.clip(part.colors * gain[None], 0.0, 1.0)
+
+    def use_photo_teeth(self, photo: np.ndarray, mouth_mask: np.ndarray, camera, head_vertices: np.ndarray,
+                        depth: np.ndarray) -> int:
+        """Give the crowns a portrait shows the portrait's own colours (its teeth's shade, gaps and
+        light), so every view shows the person's teeth, not only the photo's own view. Returns the
+        number of crown vertices painted.
+
+        photo: (H, W, 3) uint8; mouth_mask: (H, W) float in [0, 1], the photo's mouth opening (inside
+        its inner lips); camera: the photo's fitted `Camera`; head_vertices: (V, 3) the head posed with
+        the photo's fitted parameters; depth: (H, W) camera-space z of the front-most surface of the
+        head with its mouth at that pose (0 = background), for the visibility test."""
+        import torch
+
+        from perse.geometry.sampling import bilinear_sample
+
+        cam = camera.float64()
+        R, t = cam.world_to_cam[:3, :3].numpy(), cam.world_to_cam[:3, 3].numpy()
+        h, w = depth.shape
+        painted = 0
+        for part in self.parts:
+            if part.name not in TEETH_PARTS:
+                continue
+            posed = part.posed(np.asarray(head_vertices, dtype=np.float64))
+            px = cam.project(torch.from_numpy(posed)).numpy()
+            z = (posed @ R.T + t)[:, 2]
+            ij = np.clip(np.round(px).astype(np.int64), 0, [w - 1, h - 1])
+            front = depth[ij[:, 1], ij[:, 0]]
+            visible = (front > 0) & (np.abs(z - front) < PHOTO_DEPTH_TOLERANCE_M)
+            weight = bilinear_sample(mouth_mask, px) * visible
+            colors = bilinear_sample(photo, px) / 255.0
+            part.colors = np.clip(part.colors * (1.0 - weight[:, None]) + colors * weight[:, None], 0.0, 1.0)
+            painted += int((weight > 0.5).sum())
+        return painted
 
     def _touching(self, ids: np.ndarray, among: np.ndarray) -> np.ndarray:
         """(F,) bool: pocket triangles flagged in `among` (P,) that have a corner in `ids`."""

@@ -20,7 +20,8 @@ import numpy as np
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.landmarks import (BROW_LOWER, BROW_UPPER, CHEEKBONE, CHIN_BOTTOM, EYE_LOWER_LID, EYE_UPPER_LID, FACE_SIDE,
-                             FOREHEAD_TOP, LIPS_INNER, LIPS_OUTER, MOUTH_CORNER, NOSE_TIP, SUBNASALE)
+                             FOREHEAD_TOP, LIPS_INNER, LIPS_OUTER, LOWER_LIP_BOTTOM, MOUTH_CORNER, NOSE_TIP,
+                             SUBNASALE)
 from perse.synth.anatomy import HeadAnatomy, eye_coordinates, head_anatomy
 from perse.synth.paint_portrait import BaseTextureFields
 from perse.synth.palette import (BROW_COLORS, HAIR_COLORS, LIP_COLORS, SCLERA_COLOR, SKIN_TONES, TEXTURE_CATEGORIES,
@@ -47,6 +48,25 @@ def sine_noise(points: np.ndarray, rng: np.random.Generator, wavelength: float, 
     phase = rng.uniform(0, 2 * np.pi, size=waves)
     out = np.sin(points @ (dirs * freq[:, None]).T + phase).sum(axis=1)
     return (out / np.sqrt(waves / 2)).astype(np.float32)
+
+
+
+def goatee_shape(xy: np.ndarray, mouth_y: float, mouth_hw: float, lower_lip_y: float, chin_y: float) -> np.ndarray:
+    """(N,) in [0, 1]: a circle beard on the face's front, from template positions xy (N, 2) in metres.
+
+    A moustache over the upper lip that narrows toward the mouth corners, a rounded tuft from under the
+    lower lip to the chin, and thin bars past the mouth corners joining the two. The caller limits it to
+    the full beard's area (below the nose, above the neck, no lips). mouth_y, lower_lip_y, chin_y: rows
+    of the mouth corners, the lower lip's bottom and the chin's bottom; mouth_hw: half the mouth width."""
+    x, y = np.abs(xy[:, 0]), xy[:, 1]
+    moustache = smoothstep(mouth_hw + 0.004, mouth_hw - 0.001, x) * smoothstep(mouth_y - 0.001, mouth_y + 0.003, y)
+    top, bottom = lower_lip_y - 0.002, chin_y - 0.004
+    centre, half_h = 0.5 * (top + bottom), 0.5 * (top - bottom)
+    radius = np.hypot(x / (0.85 * mouth_hw + 0.004), (y - centre) / max(half_h, 1e-6))
+    tuft = smoothstep(1.0, 0.85, radius)
+    bars = smoothstep(0.004, 0.002, np.abs(x - mouth_hw - 0.002)) * smoothstep(centre, centre + 0.004, y) \
+        * smoothstep(mouth_y + 0.004, mouth_y, y)
+    return np.clip(np.maximum(np.maximum(moustache, tuft), bars), 0.0, 1.0)
 
 
 def hash01(cells: np.ndarray, seed: int) -> np.ndarray:
@@ -304,10 +324,8 @@ class TexturePainter:
         skin_ok = np.clip(self.reg["beard"] + self.reg["face"] + self.reg["neck"], 0, 1)
         no_lips = 1.0 - smoothstep(0.0, 0.5, self.lips)
         self.beard_full = below_top * above_neck * front * skin_ok * no_lips
-        central = smoothstep(mouth_hw + 0.009, mouth_hw + 0.003, ax)
-        chin_zone = smoothstep(mouth_y - 0.004, mouth_y - 0.010, P[:, 1])
-        moustache = smoothstep(mouth_y - 0.001, mouth_y + 0.004, P[:, 1])
-        self.beard_goatee = self.beard_full * central * np.clip(chin_zone + moustache, 0, 1) * above_neck
+        self.beard_goatee = self.beard_full * goatee_shape(P[:, :2] + jag[:, None], mouth_y, mouth_hw,
+                                                           a.landmarks[LOWER_LIP_BOTTOM][1], chin[1])
         cells = np.floor(P / max(1.5 * self.texel, 0.0009)).astype(np.int64)
         self.stubble_dots = (hash01(cells, self.seed + 3) > 0.55).astype(np.float64)
         period = max(3.0 * self.texel, 0.0012)

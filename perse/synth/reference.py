@@ -100,6 +100,15 @@ def feature_polygons(landmarks: np.ndarray) -> list[np.ndarray]:
     return [eye_opening_polygon(landmarks, "R"), eye_opening_polygon(landmarks, "L"), landmarks[list(LIPS_INNER)]]
 
 
+def mouth_opening_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: inside the inner-lip contour of landmarks (478, 2), pulled in by a
+    pixel so the lips' own colour stays out (what the photo shows of the teeth and the mouth)."""
+    import cv2
+
+    inside = polygons_mask([np.asarray(landmarks, np.float64)[list(LIPS_INNER)]], shape, feather_px=0.0)
+    return cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(np.float32)
+
+
 def polygons_mask(polygons: list[np.ndarray], shape: tuple[int, int], feather_px: float = FEATHER_PX) -> np.ndarray:
     """(H, W) float32 in [0, 1]: the union of the polygons, its edge blurred over `feather_px`."""
     import cv2
