@@ -245,3 +245,24 @@ def test_seed_gaussians_stretch_along_the_seeds_axis(builtin_head):
     assert s[0].max() / s[0].min() == pytest.approx(2.0 / 0.25, rel=1e-4)                 # long / flat
     assert s[2, 0] == pytest.approx(s[2, 1], rel=1e-5)                                     # round
 
+
+
+def test_an_open_rim_gets_a_row_of_small_seeds_and_the_seeds_near_it_shrink():
+    from perse.synth.mesh_primitives import grid_faces
+    from perse.synth.seeding import RIM_INSET, RIM_SCALE, rim_falloff, rim_samples
+
+    # A 40 mm x 40 mm open sheet (10 x 10 quads) and a closed box without a rim.
+    g = np.linspace(-0.02, 0.02, 11)
+    xx, yy = np.meshgrid(g, g)
+    sheet = np.stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)], 1)
+    faces = grid_faces(11, 11, wrap_cols=False)
+    tri, bary = rim_samples(sheet, faces, 0.002)
+    points = (bary[..., None] * sheet[faces[tri]]).sum(axis=1)
+    edge = 0.02 - np.abs(points[:, :2]).max(axis=1)             # distance inside the square's border
+    assert len(points) == pytest.approx(4 * 0.04 / 0.002, rel=0.1)   # every 2 mm around the 160 mm rim
+    assert edge.min() >= 0 and edge.max() <= RIM_INSET * 0.004 + 1e-9
+    factor = rim_falloff(np.array([[0.0, 0.0, 0.0], [0.0199, 0.0, 0.0]]), points, 0.003)
+    assert factor[0] == 1.0 and factor[1] == pytest.approx(RIM_SCALE)
+    from perse.synth.mesh_primitives import uv_sphere
+    ball_v, ball_f = uv_sphere(np.zeros(3), 0.01, 8, 12)
+    assert len(rim_samples(ball_v, ball_f, 0.002)[0]) == 0     # a closed mesh has no rim

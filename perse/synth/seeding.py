@@ -30,6 +30,11 @@ SCALE = 0.6  # Gaussian scale / sample spacing: neighbours overlap, yet a 2 mm f
 # Samples on a thin tube (a frame, a hoop) become Gaussians long along it: round ones of a 2 mm frame
 # left gaps along the tube after training and the frame read as a string of beads.
 MAX_ELONGATION = 2.5
+# A mesh's open rim (a hat's band, a brim's edge) gets a row of small Gaussians along it, and the area
+# samples near it shrink: big ones straddling the rim trained into a fuzzy edge with specks below it.
+RIM_SCALE = 0.35          # rim Gaussians' scale over the area samples'
+RIM_INSET = 0.05          # rim samples sit this far (barycentric) into their triangle
+RIM_MESHES = ("hat",)     # meshes (name prefixes) whose rim gets them: the others' rims are hidden or soft
 NEIGHBOUR_RADIUS = 2.5   # in sample spacings: the neighbourhood whose spread gives the long axis
 
 
@@ -62,6 +67,15 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
     area = 0.5 * np.linalg.norm(np.cross(posed[f[:, 1]] - posed[f[:, 0]], posed[f[:, 2]] - posed[f[:, 0]]), axis=1).sum()
     count = int(np.clip(round(area / spacing ** 2), 16, most))
     tri, bary, normals = sample_mesh(posed, f, count, rng)
+    step = np.sqrt(area / count)
+    rim_tri, rim_bary = rim_samples(posed, f, RIM_SCALE * step) if acc.name.startswith(RIM_MESHES) \
+        else (np.zeros(0, np.int64), np.zeros((0, 3)))
+    a_, b_, c_ = (posed[f[rim_tri, k]] for k in range(3))
+    rim_normals = np.cross(b_ - a_, c_ - a_)
+    rim_normals /= np.maximum(np.linalg.norm(rim_normals, axis=1, keepdims=True), 1e-20)
+    tri, bary = np.concatenate([tri, rim_tri]), np.concatenate([bary, rim_bary])
+    normals = np.concatenate([normals, rim_normals])
+    count = len(tri)
     corners = f[tri]
     points = (bary[..., None] * posed[corners]).sum(axis=1)
     colors = (bary[..., None] * acc.colors[corners]).sum(axis=1)
@@ -71,13 +85,45 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
         canonical = (bary[bad, :, None] * acc.vertices[corners[bad]]).sum(axis=1)
         face[bad] = bind_to_mesh(canonical, anatomy.vertices, anatomy.faces, face_mask=allowed).face
     n = np.full(count, 1, np.int64)
-    step = np.sqrt(area / count)
     axis, elongation = long_axes(points, normals, NEIGHBOUR_RADIUS * step)
+    scale = SCALE * step * rim_falloff(points, points[len(tri) - len(rim_tri):], SCALE * step)
     return SeedSet(points=points.astype(np.float32), normals=normals.astype(np.float32),
                    colors=np.clip(colors, 0, 1).astype(np.float32), opacity=np.full(count, acc.opacity, np.float32),
-                   scale=np.full(count, SCALE * step, np.float32), face=face.astype(np.int64),
+                   scale=scale.astype(np.float32), face=face.astype(np.int64),
                    category=n * category, variant=n * variant, axis=axis.astype(np.float32),
                    elongation=elongation.astype(np.float32))
+
+
+def rim_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Samples every `spacing` metres along a mesh's open boundary: triangle (M,) and barycentrics
+    (M, 3), just inside the triangle each boundary edge belongs to. None on a closed mesh (M = 0)."""
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    owner = np.tile(np.arange(len(faces)), 3)
+    slot = np.repeat([0, 1, 2], len(faces))                     # the edge's first corner in its face
+    _, inverse, counts = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
+    rim = counts[inverse.ravel()] == 1
+    if not rim.any():
+        return np.zeros(0, np.int64), np.zeros((0, 3))
+    tris, bars = [], []
+    for (a, b), tri, k in zip(directed[rim], owner[rim], slot[rim]):
+        length = float(np.linalg.norm(vertices[b] - vertices[a]))
+        t = (np.arange(max(int(round(length / spacing)), 1)) + 0.5) / max(int(round(length / spacing)), 1)
+        bary = np.zeros((len(t), 3))
+        bary[:, k], bary[:, (k + 1) % 3], bary[:, (k + 2) % 3] = (1 - t) * (1 - RIM_INSET), t * (1 - RIM_INSET), RIM_INSET
+        tris.append(np.full(len(t), tri))
+        bars.append(bary)
+    return np.concatenate(tris), np.concatenate(bars)
+
+
+def rim_falloff(points: np.ndarray, rim_points: np.ndarray, scale: float) -> np.ndarray:
+    """(N,) factor in [RIM_SCALE, 1] on the Gaussians' scale: a Gaussian keeps two scales clear of the
+    rim (rim_points (M, 3)); all 1 without a rim."""
+    if not len(rim_points):
+        return np.ones(len(points))
+    from scipy.spatial import cKDTree
+
+    distance, _ = cKDTree(rim_points).query(points)
+    return np.clip(distance / (2.0 * scale), RIM_SCALE, 1.0)
 
 
 def long_axes(points: np.ndarray, normals: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
