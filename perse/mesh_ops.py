@@ -71,10 +71,18 @@ def unique_edges(faces: np.ndarray) -> np.ndarray:
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
     """(B, 2) directed edges used by exactly one face, in that face's orientation."""
+    return boundary_edge_faces(faces)[0]
+
+
+def boundary_edge_faces(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The boundary edges (B, 2) (directed as in their face), the face (B,) each belongs to, and the
+    corner slot (B,) in 0..2 of the edge's first vertex in that face."""
     directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.sort(directed, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    return directed[counts[inverse.ravel()] == 1]
+    owner = np.tile(np.arange(len(faces)), 3)
+    slot = np.repeat(np.arange(3), len(faces))
+    _, inverse, counts = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
+    once = counts[inverse.ravel()] == 1
+    return directed[once], owner[once], slot[once]
 
 
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from perse.avatar.seeds import SeedSet, tangent_of
+from perse.mesh_ops import boundary_edge_faces, face_normals
 from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, face_mask
 from perse.synth.binding import bind_to_mesh
 from perse.synth.uv_atlas import uv_to_texel
@@ -68,13 +69,11 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
     count = int(np.clip(round(area / spacing ** 2), 16, most))
     tri, bary, normals = sample_mesh(posed, f, count, rng)
     step = np.sqrt(area / count)
-    rim_tri, rim_bary = rim_samples(posed, f, RIM_SCALE * step) if acc.name.startswith(RIM_MESHES) \
-        else (np.zeros(0, np.int64), np.zeros((0, 3)))
-    a_, b_, c_ = (posed[f[rim_tri, k]] for k in range(3))
-    rim_normals = np.cross(b_ - a_, c_ - a_)
-    rim_normals /= np.maximum(np.linalg.norm(rim_normals, axis=1, keepdims=True), 1e-20)
-    tri, bary = np.concatenate([tri, rim_tri]), np.concatenate([bary, rim_bary])
-    normals = np.concatenate([normals, rim_normals])
+    if acc.name.startswith(RIM_MESHES):
+        rim_tri, rim_bary = rim_samples(posed, f, RIM_SCALE * step)
+        tri, bary = np.concatenate([tri, rim_tri]), np.concatenate([bary, rim_bary])
+        normals = np.concatenate([normals, face_normals(posed, f)[rim_tri]])
+    on_rim = np.arange(len(tri)) >= count
     count = len(tri)
     corners = f[tri]
     points = (bary[..., None] * posed[corners]).sum(axis=1)
@@ -86,7 +85,7 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
         face[bad] = bind_to_mesh(canonical, anatomy.vertices, anatomy.faces, face_mask=allowed).face
     n = np.full(count, 1, np.int64)
     axis, elongation = long_axes(points, normals, NEIGHBOUR_RADIUS * step)
-    scale = SCALE * step * rim_falloff(points, points[len(tri) - len(rim_tri):], SCALE * step)
+    scale = SCALE * step * rim_falloff(points, points[on_rim], SCALE * step)
     return SeedSet(points=points.astype(np.float32), normals=normals.astype(np.float32),
                    colors=np.clip(colors, 0, 1).astype(np.float32), opacity=np.full(count, acc.opacity, np.float32),
                    scale=scale.astype(np.float32), face=face.astype(np.int64),
@@ -96,21 +95,16 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
 
 def rim_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """Samples every `spacing` metres along a mesh's open boundary: triangle (M,) and barycentrics
-    (M, 3), just inside the triangle each boundary edge belongs to. None on a closed mesh (M = 0)."""
-    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    owner = np.tile(np.arange(len(faces)), 3)
-    slot = np.repeat([0, 1, 2], len(faces))                     # the edge's first corner in its face
-    _, inverse, counts = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
-    rim = counts[inverse.ravel()] == 1
-    if not rim.any():
-        return np.zeros(0, np.int64), np.zeros((0, 3))
-    tris, bars = [], []
-    for (a, b), tri, k in zip(directed[rim], owner[rim], slot[rim]):
-        length = float(np.linalg.norm(vertices[b] - vertices[a]))
-        t = (np.arange(max(int(round(length / spacing)), 1)) + 0.5) / max(int(round(length / spacing)), 1)
-        bary = np.zeros((len(t), 3))
-        bary[:, k], bary[:, (k + 1) % 3], bary[:, (k + 2) % 3] = (1 - t) * (1 - RIM_INSET), t * (1 - RIM_INSET), RIM_INSET
-        tris.append(np.full(len(t), tri))
+    (M, 3), just inside the triangle each boundary edge belongs to; empty on a closed mesh."""
+    edges, owner, slot = boundary_edge_faces(faces)
+    tris, bars = [np.zeros(0, np.int64)], [np.zeros((0, 3))]
+    for (a, b), tri, k in zip(edges, owner, slot):
+        count = max(int(round(float(np.linalg.norm(vertices[b] - vertices[a])) / spacing)), 1)
+        t = (np.arange(count) + 0.5) / count
+        bary = np.zeros((count, 3))
+        bary[:, k], bary[:, (k + 1) % 3] = (1 - t) * (1 - RIM_INSET), t * (1 - RIM_INSET)
+        bary[:, (k + 2) % 3] = RIM_INSET
+        tris.append(np.full(count, tri))
         bars.append(bary)
     return np.concatenate(tris), np.concatenate(bars)
 
