@@ -153,3 +153,34 @@ def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, bui
     assert extra > 300
     on_shell = a.vertex_mask(SHELL_REGIONS)[a.faces].all(axis=1)
     assert on_shell[seeds.face[-extra:]].all() and (seeds.category[-extra:] == -1).all()
+
+
+def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builtin_head, renderer):
+    """Where the portrait's camera sees the curtain on the photo's hair, its brightness follows the
+    photo's (here a flat grey, so every seen vertex comes out at that grey); unseen vertices keep theirs."""
+    from perse.synth.hair_curtain import LOCK_SHADE_RANGE, photo_lock_shade
+    from perse.synth.palette import luminance
+    from perse.synth.uv_atlas import uv_to_texel
+
+    image, _, fit, result, v = case
+    curtain, a = result.hair.curtain, head_anatomy(builtin_head)
+    posed = curtain.posed(v, a.faces)
+    shell = result.hair.shell_vertices(v, vertex_normals(v, a.faces))
+    meshes = [Mesh(vertices=shell.astype(np.float32), faces=a.faces),
+              Mesh(vertices=posed.astype(np.float32), faces=curtain.faces)]
+    depth = renderer.render(meshes, fit.camera).depth
+    grey = np.full(image.shape, 120, np.uint8)
+    hair = np.ones(image.shape[:2], np.float32)
+    shade = photo_lock_shade(curtain, posed, fit.camera, grey, hair, depth, result.texture)
+    size = result.texture.shape[0]
+    col, row = np.clip(np.round(uv_to_texel(curtain.uvs, size)), 0, size - 1).astype(int).T
+    texel = luminance(result.texture[row, col].astype(np.float64) / 255.0)
+    changed = np.abs(shade - curtain.shade) > 1e-9
+    assert 30 < changed.sum() < 0.5 * curtain.num_vertices                  # the seen side hair, not the back
+    gain = shade / curtain.shade
+    free = changed & (gain > LOCK_SHADE_RANGE[0] + 1e-6) & (gain < LOCK_SHADE_RANGE[1] - 1e-6) \
+        & (shade < LOCK_SHADE_RANGE[1] - 1e-6)                                # not clipped
+    assert free.sum() > 10
+    np.testing.assert_allclose(np.median((texel * shade)[free]), 120 / 255, atol=0.01)  # drawn as the photo
+    none = photo_lock_shade(curtain, posed, fit.camera, grey, np.zeros_like(hair), depth, result.texture)
+    np.testing.assert_array_equal(none, np.clip(curtain.shade, 0.05, LOCK_SHADE_RANGE[1]))  # off the hair mask

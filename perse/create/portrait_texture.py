@@ -45,7 +45,7 @@ from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS, MOUTH_CORNER
 from perse.mesh_ops import uniform_laplacian, vertex_normals
 from perse.synth.anatomy import eye_coordinates, fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
-from perse.synth.hair_curtain import build_curtain
+from perse.synth.hair_curtain import build_curtain, photo_lock_shade
 from perse.synth.paint_procedural import sine_noise
 from perse.synth.palette import SCLERA_COLOR, eye_albedo, luminance
 from perse.synth.reference import eye_opening_polygon
@@ -202,11 +202,16 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     own = renderer is None
     renderer = MeshRenderer() if own else renderer
     try:
-        hair = None
+        hair = curtain_view = None
         if landmarks is not None:
             hair, hair_mask = _hair_layer(image, landmarks, foreground, verts, vn, anatomy, fit, renderer)
+            curtain_posed = None if hair.curtain is None else hair.curtain.posed(verts, anatomy.faces)
             verts = hair.shell_vertices(verts, vn)                              # the scalp moves out to the hair
-        render = renderer.render([Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)], fit.camera)
+        head_mesh = Mesh(vertices=verts.astype(np.float32), faces=anatomy.faces)
+        render = renderer.render([head_mesh], fit.camera)
+        if hair is not None and hair.curtain is not None:   # what the photo sees of the curtain, for its locks
+            curtain_mesh = Mesh(vertices=curtain_posed.astype(np.float32), faces=hair.curtain.faces)
+            curtain_view = (curtain_posed, renderer.render([head_mesh, curtain_mesh], fit.camera).depth)
     finally:
         if own:
             renderer.close()
@@ -250,7 +255,11 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     observed = np.zeros(S * S, np.float32)
     observed[atlas.index] = stats["observed"]
     outside = (foreground > 0.5) & (render.alpha < 0.5)
-    return PortraitTexture(texture=np.clip(np.round(tex * 255.0), 0, 255).astype(np.uint8).reshape(S, S, 3),
+    texture = np.clip(np.round(tex * 255.0), 0, 255).astype(np.uint8).reshape(S, S, 3)
+    if curtain_view is not None and hair.reliable:
+        hair.curtain.shade = photo_lock_shade(hair.curtain, curtain_view[0], fit.camera, image, hair_mask,
+                                              curtain_view[1], texture)
+    return PortraitTexture(texture=texture,
                            observed=observed.reshape(S, S), foreground=foreground, outside_head=outside,
                            skin_color=stats["skin"], hair_color=stats["hair"], hair=hair, notes=notes)
 

@@ -48,6 +48,8 @@ MIN_LENGTH_M = 0.02                    # a side whose hair ends within this of t
 RAGGED_M = 0.006                       # amplitude of the strand ends' raggedness
 COLUMNS, ROWS = 96, 28
 FRONT_TUCK, FRONT_TUCK_RAD = 0.7, np.radians(15.0)   # how far, and over what angle, the front edges turn in
+LOCK_SHADE_RANGE = (0.5, 1.6)          # how much darker / lighter the photo may make a curtain vertex
+PHOTO_DEPTH_TOLERANCE_M = 0.003        # a vertex is what the photo shows within this of the front surface
 TUCK_UNDER_M = 0.001                   # a column starts this far inside the shell's surface
 
 
@@ -55,7 +57,8 @@ TUCK_UNDER_M = 0.001                   # a column starts this far inside the she
 class HairCurtain:
     """A bound sheet of hair. binding: per-vertex `Binding` to the head mesh (N vertices); faces: (M, 3)
     int64 into those vertices; uvs: (N, 2) texture coordinates in the head's texture; shade: (N,) albedo
-    multiplier in (0, 1]."""
+    multiplier in (0, LOCK_SHADE_RANGE[1]] (above 1 where the photo shows a lock lighter than the
+    texture above it)."""
 
     binding: Binding
     faces: np.ndarray
@@ -241,6 +244,36 @@ def strand_shade(azimuth: np.ndarray, t: np.ndarray, seed: int) -> np.ndarray:
     turn = azimuth / (2 * np.pi) * 300.0
     grain = periodic_value_noise(turn, np.zeros_like(turn), 300, seed + 1)           # (J,)
     return (0.88 + 0.12 * grain)[None] * (1.0 - 0.15 * smoothstep(0.6, 1.0, t))
+
+
+def photo_lock_shade(curtain: HairCurtain, posed: np.ndarray, camera, photo: np.ndarray, hair_mask: np.ndarray,
+                     depth: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """(N,) the curtain's shade with the photo's own light and dark locks where the photo sees it.
+
+    A vertex the portrait's camera sees (depth test against `depth`, (H, W) camera-space z of the head
+    with the curtain, 0 = background) on the photo's hair (`hair_mask` (H, W) in [0, 1]) has its shade
+    scaled by the ratio of the photo's luminance there to the luminance its texture gives it, so the
+    side hair shows the portrait's locks instead of streaks copied from the shell. A brightness
+    multiplier, not a colour: hair-colour variants still recolour the texture under it.
+    posed: (N, 3) the curtain on the photo's posed head; photo: (H, W, 3) uint8; texture: (S, S, 3) uint8.
+    """
+    from perse.geometry.sampling import bilinear_sample
+    from perse.synth.palette import luminance
+    from perse.synth.uv_atlas import uv_to_texel
+
+    cam = camera.float64()
+    px = cam.project(torch.from_numpy(np.asarray(posed, np.float64))).numpy()
+    z = (posed @ cam.world_to_cam[:3, :3].numpy().T + cam.world_to_cam[:3, 3].numpy())[:, 2]
+    h, w = depth.shape
+    ij = np.clip(np.round(px).astype(np.int64), 0, [w - 1, h - 1])
+    front = depth[ij[:, 1], ij[:, 0]]
+    weight = ((front > 0) & (np.abs(z - front) < PHOTO_DEPTH_TOLERANCE_M)) * bilinear_sample(hair_mask, px)
+    size = texture.shape[0]
+    col, row = np.clip(np.round(uv_to_texel(curtain.uvs, size)), 0, size - 1).astype(int).T
+    drawn = luminance(texture[row, col].astype(np.float64) / 255.0) * curtain.shade
+    seen = luminance(bilinear_sample(photo, px) / 255.0)
+    ratio = np.clip(seen / np.maximum(drawn, 1e-3), *LOCK_SHADE_RANGE)
+    return np.clip(curtain.shade * (1.0 + weight * (ratio - 1.0)), 0.05, LOCK_SHADE_RANGE[1])
 
 
 def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
