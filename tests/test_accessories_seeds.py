@@ -64,19 +64,10 @@ def test_seeds_file_round_trip(tmp_path):
                     colors=rng.random((n, 3)).astype(np.float32), opacity=rng.random(n).astype(np.float32),
                     scale=rng.random(n).astype(np.float32), face=rng.integers(0, 100, n),
                     category=rng.integers(-1, 3, n), variant=rng.integers(-1, 3, n))
-    seeds.elongation = (1.0 + rng.random(n)).astype(np.float32)
     save_seeds(tmp_path / "seeds.npz", seeds)
     back = load_seeds(tmp_path)  # a dataset folder holding seeds.npz
-    for name in ("points", "normals", "colors", "opacity", "scale", "face", "category", "variant", "axis",
-                 "elongation"):
+    for name in ("points", "normals", "colors", "opacity", "scale", "face", "category", "variant"):
         np.testing.assert_array_equal(getattr(back, name), getattr(seeds, name))
-    # A version 1 file (no long axes) reads as round Gaussians.
-    old = {k: getattr(seeds, k) for k in ("points", "normals", "colors", "opacity", "scale", "face", "category",
-                                          "variant")}
-    with open(tmp_path / "v1.npz", "wb") as fh:
-        np.savez_compressed(fh, version=np.int64(1), **old)
-    v1 = load_seeds(tmp_path / "v1.npz")
-    assert (v1.elongation == 1).all() and np.abs((v1.axis * v1.normals).sum(1)).max() < 1e-5
     assert load_seeds(tmp_path / "elsewhere") is None  # an older dataset: no seeds
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "seeds.npz").write_bytes(b"not a zip")
@@ -203,48 +194,6 @@ def test_seed_targets_follow_densification_rows():
     r = t.remap(source)
     assert r.rows.tolist() == [3, 5, 6, 7] and r.logit.tolist() == [1.0, 1.0, 3.0, 3.0]
     assert r.variant.tolist() == [1, 1, 1, 1] and r.category.tolist() == [0, 0, 1, 1]
-
-
-def test_seeds_on_a_thin_tube_are_long_along_it_and_round_on_a_sheet():
-    from perse.synth.seeding import MAX_ELONGATION, long_axes
-
-    rng = np.random.default_rng(1)
-    t, a = rng.uniform(-0.03, 0.03, 400), rng.uniform(0, 2 * np.pi, 400)   # a 1.2 mm tube along x
-    tube = np.stack([t, 0.0012 * np.cos(a), 0.0012 * np.sin(a)], 1)
-    normals = np.stack([np.zeros(400), np.cos(a), np.sin(a)], 1)
-    axis, elongation = long_axes(tube, normals, 0.004)
-    assert np.median(np.abs(axis[:, 0])) > 0.95 and np.median(elongation) > 1.5
-    assert elongation.max() <= MAX_ELONGATION and np.abs((axis * normals).sum(1)).max() < 1e-6
-    sheet = np.stack([rng.uniform(-0.03, 0.03, 400), rng.uniform(-0.03, 0.03, 400), np.zeros(400)], 1)
-    _, flat = long_axes(sheet, np.tile([0.0, 0.0, 1.0], (400, 1)), 0.006)
-    assert np.median(flat) < 1.1
-
-
-def test_seed_gaussians_stretch_along_the_seeds_axis(builtin_head):
-    import torch
-
-    from perse.avatar.seeds import SeedSet, seed_gaussians
-    from perse.geometry.rotations import quat_to_matrix
-    from perse.geometry.triangles import triangle_frames
-
-    verts = builtin_head(builtin_head.zero_params()).vertices[0].detach()
-    frames = triangle_frames(verts, torch.as_tensor(builtin_head.faces).long())
-    n = 3
-    seeds = SeedSet(points=np.tile([[0.0, 0.05, 0.09]], (n, 1)).astype(np.float32),
-                    normals=np.tile([[0.0, 0.0, 1.0]], (n, 1)).astype(np.float32),
-                    colors=np.full((n, 3), 0.5, np.float32), opacity=np.ones(n, np.float32),
-                    scale=np.full(n, 0.001, np.float32), face=np.zeros(n, np.int64), category=np.full(n, -1),
-                    variant=np.full(n, -1), axis=np.eye(3, dtype=np.float32)[[0, 1, 0]],
-                    elongation=np.array([2.0, 2.0, 1.0], np.float32))
-    parent, g = seed_gaussians(seeds, frames, 1, 4, torch.Generator().manual_seed(0))
-    R = frames.rotations[parent] @ quat_to_matrix(g["quat"])                  # world axes of each Gaussian
-    s = g["log_scale"].exp() * frames.scales[parent][:, None]
-    long_world = R[torch.arange(n), :, s.argmax(dim=1)]
-    assert torch.allclose(long_world[0].abs(), torch.tensor([1.0, 0.0, 0.0]), atol=1e-4)   # along x
-    assert torch.allclose(long_world[1].abs(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-4)   # along y
-    assert s[0].max() / s[0].min() == pytest.approx(2.0 / 0.25, rel=1e-4)                 # long / flat
-    assert s[2, 0] == pytest.approx(s[2, 1], rel=1e-5)                                     # round
-
 
 
 def test_an_open_rim_gets_a_row_of_small_seeds_and_the_seeds_near_it_shrink():

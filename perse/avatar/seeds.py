@@ -24,19 +24,17 @@ every variant's current code, and, more weakly, their colour under their own cod
 (without it single seeds of a 2 mm frame drift to the skin's colour, and the frame reads as beads);
 `SeedTargets.remap` follows the rows through densification.
 
-SEEDS FORMAT (``seeds.npz``, version 2), N samples::
+SEEDS FORMAT (``seeds.npz``, version 1), N samples::
 
     points (N, 3) float32   metres, neutral pose of the dataset's identity (frame params with zero pose)
     normals (N, 3) float32  unit surface normals
     colors (N, 3) float32   material albedo in [0, 1]
     opacity (N,) float32    material opacity (lenses < 1)
-    scale (N,) float32      metres, sample spacing (the Gaussian's in-plane size across its long axis)
+    scale (N,) float32      metres, sample spacing (the Gaussian's in-plane size)
     face (N,) int64         head triangle the sample is bound to
     category (N,) int64     dataset category index, -1 = anatomy (always shown)
     variant (N,) int64      variant index within the category, -1 for anatomy
-    axis (N, 3) float32     unit in-plane direction of the Gaussian's long axis (along a frame's tube)
-    elongation (N,) float32 >= 1: the long axis's scale over `scale` (1 on open surfaces)
-    version () int64        2 (version 1 files, without axis and elongation, read as round Gaussians)
+    version () int64        1
 """
 
 from __future__ import annotations
@@ -54,9 +52,7 @@ from perse.geometry.rotations import matrix_to_quat
 from perse.geometry.triangles import TriangleFrames, to_frame
 
 SEEDS_FILE = "seeds.npz"
-SEEDS_VERSION = 2
-VECTOR_FIELDS = ("points", "normals", "colors", "axis")   # (N, 3); the others are (N,)
-INDEX_FIELDS = ("face", "category", "variant")           # int64; the others are float32
+SEEDS_VERSION = 1
 HIDDEN_LOGIT = -7.0      # sigmoid = 0.0009: below the rasterizers' 1/255 cut, so hidden seeds cost nothing
 FLATNESS = 0.25          # normal-axis scale relative to the in-plane scale: a surface element
 FEATURE_GAIN = 1.5       # seeds' features: one random direction per variant (easy for a branch to separate)
@@ -74,15 +70,6 @@ class SeedSet:
     face: np.ndarray
     category: np.ndarray
     variant: np.ndarray
-    axis: np.ndarray | None = None
-    elongation: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self)
-        if self.axis is None:   # round Gaussians: any tangent, no elongation
-            self.axis = tangent_of(np.asarray(self.normals, np.float64)).astype(np.float32) if n else np.zeros((0, 3), np.float32)
-        if self.elongation is None:
-            self.elongation = np.ones(n, np.float32)
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -94,8 +81,8 @@ class SeedSet:
     @classmethod
     def concat(cls, sets: list["SeedSet"]) -> "SeedSet":
         if not sets:
-            return cls(*(np.zeros((0, 3), np.float32) if f.name in VECTOR_FIELDS
-                         else np.zeros(0, np.int64 if f.name in INDEX_FIELDS else np.float32)
+            return cls(*(np.zeros((0, 3), np.float32) if f.name in ("points", "normals", "colors")
+                         else np.zeros(0, np.int64 if f.name in ("face", "category", "variant") else np.float32)
                          for f in fields(cls)))
         return cls(*(np.concatenate([getattr(s, f.name) for s in sets]) for f in fields(cls)))
 
@@ -104,7 +91,7 @@ class SeedSet:
         n = len(self)
         for f in fields(self):
             a = getattr(self, f.name)
-            want = (n, 3) if f.name in VECTOR_FIELDS else (n,)
+            want = (n, 3) if f.name in ("points", "normals", "colors") else (n,)
             if a.shape != want:
                 raise PerseError(f"seeds: {f.name} has shape {a.shape}, expected {want}")
             if a.dtype.kind == "f" and not np.isfinite(a).all():
@@ -113,8 +100,6 @@ class SeedSet:
             raise PerseError(f"seeds: face index out of range for a head with {num_faces} triangles")
         if n and (self.category.min() < -1 or self.category.max() >= num_categories):
             raise PerseError(f"seeds: category index out of range for {num_categories} categories")
-        if n and self.elongation.min() < 1.0:
-            raise PerseError("seeds: elongation below 1; regenerate the dataset")
         return self
 
 
@@ -173,7 +158,7 @@ class SeedTargets:
 def save_seeds(path: str | Path, seeds: SeedSet) -> None:
     """Write `seeds` as an .npz (format: module docstring)."""
     arrays = {f.name: getattr(seeds, f.name) for f in fields(seeds)}
-    arrays = {k: v.astype(np.int64 if k in INDEX_FIELDS else np.float32) for k, v in arrays.items()}
+    arrays = {k: v.astype(np.int64 if k in ("face", "category", "variant") else np.float32) for k, v in arrays.items()}
     with open(path, "wb") as fh:  # a file object: np.savez must not append ".npz" to the name
         np.savez_compressed(fh, version=np.int64(SEEDS_VERSION), **arrays)
 
@@ -187,29 +172,20 @@ def load_seeds(path: str | Path) -> SeedSet | None:
         return None
     try:
         with np.load(path) as data:
-            version = int(data["version"])
-            if version not in (1, SEEDS_VERSION):
-                raise PerseError(f"{path}: seeds version {version}; this build reads 1 and {SEEDS_VERSION}")
-            return SeedSet(**{f.name: np.asarray(data[f.name]) for f in fields(SeedSet) if f.name in data.files})
+            if int(data["version"]) != SEEDS_VERSION:
+                raise PerseError(f"{path}: seeds version {int(data['version'])}; this build reads {SEEDS_VERSION}")
+            return SeedSet(*(np.asarray(data[f.name]) for f in fields(SeedSet)))
     except PerseError:
         raise
     except Exception as exc:  # zip/npz errors come in several types
         raise PerseError(f"{path} is not a readable seeds file ({exc}); regenerate the dataset") from None
 
 
-def tangent_of(normals: np.ndarray) -> np.ndarray:
-    """(N, 3) some unit tangent perpendicular to each normal (N, 3)."""
-    n = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    ref = np.where(np.abs(n[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]])
-    t = np.cross(ref, n)
-    return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-
-
-def surface_frames(normals: Tensor, axis: Tensor) -> Tensor:
-    """(N, 3, 3) rotations whose third column is the unit normal (N, 3) and whose first is `axis`
-    (N, 3) made perpendicular to it (the Gaussian's long in-plane axis)."""
+def surface_frames(normals: Tensor) -> Tensor:
+    """(N, 3, 3) rotations whose third column is the unit normal (N, 3) (first column: any tangent)."""
     n = torch.nn.functional.normalize(normals, dim=-1)
-    t = torch.nn.functional.normalize(axis - (axis * n).sum(-1, keepdim=True) * n, dim=-1)
+    ref = torch.where((n[:, 1:2].abs() < 0.9), torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]]))
+    t = torch.nn.functional.normalize(torch.linalg.cross(ref, n), dim=-1)
     return torch.stack([t, torch.linalg.cross(n, t), n], dim=-1)
 
 
@@ -225,13 +201,11 @@ def seed_gaussians(seeds: SeedSet, frames: TriangleFrames, num_categories: int, 
     parent = torch.as_tensor(seeds.face, dtype=torch.long)
     points = torch.as_tensor(seeds.points, dtype=torch.float32)
     position = to_frame(points, parent, frames)
-    R_local = frames.rotations[parent].transpose(-1, -2) @ surface_frames(torch.as_tensor(seeds.normals).float(),
-                                                                          torch.as_tensor(seeds.axis).float())
+    R_local = frames.rotations[parent].transpose(-1, -2) @ surface_frames(torch.as_tensor(seeds.normals).float())
     quat = matrix_to_quat(R_local)
     k = frames.scales[parent]
     s = torch.as_tensor(seeds.scale, dtype=torch.float32)
     log_scale = torch.log(s / k)[:, None].repeat(1, 3)
-    log_scale[:, 0] += torch.log(torch.as_tensor(seeds.elongation, dtype=torch.float32))
     log_scale[:, 2] += math.log(FLATNESS)
     opacity = torch.as_tensor(seeds.opacity, dtype=torch.float32).clamp(1e-3, 0.995)
     anatomy = torch.as_tensor(seeds.category < 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from perse.avatar.seeds import SeedSet, tangent_of
+from perse.avatar.seeds import SeedSet
 from perse.mesh_ops import boundary_edge_faces, face_normals
 from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, face_mask
 from perse.synth.binding import bind_to_mesh
@@ -28,15 +28,11 @@ SPACING = {"glasses_frame": (0.0016, 900), "glasses_lenses": (0.0040, 300), "hat
            "cavity": (0.0030, 300), "lip_seal": (0.0012, 80), "hair_curtain": (0.0040, 1500)}
 DEFAULT_SPACING = (0.0020, 600)
 SCALE = 0.6  # Gaussian scale / sample spacing: neighbours overlap, yet a 2 mm frame stays about 2 mm wide
-# Samples on a thin tube (a frame, a hoop) become Gaussians long along it: round ones of a 2 mm frame
-# left gaps along the tube after training and the frame read as a string of beads.
-MAX_ELONGATION = 2.5
 # A mesh's open rim (a hat's band, a brim's edge) gets a row of small Gaussians along it, and the area
 # samples near it shrink: big ones straddling the rim trained into a fuzzy edge with specks below it.
 RIM_SCALE = 0.35          # rim Gaussians' scale over the area samples'
 RIM_INSET = 0.05          # rim samples sit this far (barycentric) into their triangle
 RIM_MESHES = ("hat",)     # meshes (name prefixes) whose rim gets them: the others' rims are hidden or soft
-NEIGHBOUR_RADIUS = 2.5   # in sample spacings: the neighbourhood whose spread gives the long axis
 
 
 def spacing_for(name: str) -> tuple[float, int]:
@@ -84,13 +80,11 @@ def mesh_seeds(acc: Accessory, posed: np.ndarray, category: int, variant: int, r
         canonical = (bary[bad, :, None] * acc.vertices[corners[bad]]).sum(axis=1)
         face[bad] = bind_to_mesh(canonical, anatomy.vertices, anatomy.faces, face_mask=allowed).face
     n = np.full(count, 1, np.int64)
-    axis, elongation = long_axes(points, normals, NEIGHBOUR_RADIUS * step)
     scale = SCALE * step * rim_falloff(points, points[on_rim], SCALE * step)
     return SeedSet(points=points.astype(np.float32), normals=normals.astype(np.float32),
                    colors=np.clip(colors, 0, 1).astype(np.float32), opacity=np.full(count, acc.opacity, np.float32),
                    scale=scale.astype(np.float32), face=face.astype(np.int64),
-                   category=n * category, variant=n * variant, axis=axis.astype(np.float32),
-                   elongation=elongation.astype(np.float32))
+                   category=n * category, variant=n * variant)
 
 
 def rim_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -118,31 +112,6 @@ def rim_falloff(points: np.ndarray, rim_points: np.ndarray, scale: float) -> np.
 
     distance, _ = cKDTree(rim_points).query(points)
     return np.clip(distance / (2.0 * scale), RIM_SCALE, 1.0)
-
-
-def long_axes(points: np.ndarray, normals: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each sample's long in-plane axis (N, 3) and elongation (N,) in [1, MAX_ELONGATION].
-
-    The neighbours within `radius` of a sample on its tangent plane spread along a thin tube and evenly
-    on an open surface: the axis is their principal direction, the elongation the ratio of the spreads
-    along and across it beyond what random sampling gives a flat patch (about 1.5)."""
-    from scipy.spatial import cKDTree
-
-    n = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    axis = tangent_of(n)
-    elongation = np.ones(len(points))
-    if len(points) < 4:
-        return axis, elongation
-    for i, near in enumerate(cKDTree(points).query_ball_point(points, radius)):
-        if len(near) < 4:
-            continue
-        d = points[near] - points[i]
-        d = d - (d @ n[i])[:, None] * n[i]                   # onto the tangent plane
-        values, vectors = np.linalg.eigh(d.T @ d / len(near))
-        major, minor = values[2], max(values[1], 1e-16)
-        axis[i] = vectors[:, 2]
-        elongation[i] = np.clip(np.sqrt(major / minor) / 1.5, 1.0, MAX_ELONGATION)
-    return axis, elongation
 
 
 def dataset_seeds(frame_renderer, neutral: np.ndarray, rng: np.random.Generator) -> SeedSet:
