@@ -23,18 +23,14 @@ class Quality:
     # dataset: at 1 % (8 of 712) the avatar's reference view kept only 19.5 dB on the face, its smile
     # and eyes averaged away by the many other views of the same Gaussians
     reference_frames: int = 8
-    # frames of the portrait's expression seen turned (`ReferenceView.turned_frames`), about 3 %: the
-    # sampled frames' random expressions never show the photo's smile from the side
-    turned_frames: int = 0
 
 
 QUALITIES = {
-    "draft": Quality("draft", 256, 8, 512, 2500, 6000, 12000, (3, 2, 8, 25, 420, 20, 2),
-                     reference_frames=16, turned_frames=8),
+    "draft": Quality("draft", 256, 8, 512, 2500, 6000, 12000, (3, 2, 8, 25, 420, 20, 2), reference_frames=16),
     "standard": Quality("standard", 256, 24, 1024, 6000, 15000, 16000, (3, 2, 10, 60, 900, 30, 2),
-                        reference_frames=44, turned_frames=24),
+                        reference_frames=44),
     "high": Quality("high", 512, 32, 1024, 12000, 30000, 40000, (3, 2, 12, 200, 3600, 60, 2),
-                    reference_frames=60, turned_frames=32),
+                    reference_frames=60),
 }
 
 

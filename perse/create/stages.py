@@ -317,8 +317,7 @@ class DatasetStage(Stage):
             # The frames' identity is the fit's: the view's params.identity.
             generate_dataset(ctx.path(DATASET_DIR), ctx.head, settings,
                              reference=ReferenceView(ctx.fit.camera, ctx.fit.params, image=ctx.portrait,
-                                                     landmarks=ctx.landmarks, frames=q.reference_frames,
-                                                     turned_frames=q.turned_frames),
+                                                     landmarks=ctx.landmarks, frames=q.reference_frames),
                              base_texture=ctx.texture, variant_textures=variant_textures,
                              hair_layer=ctx.hair_layer, renderer=renderer, on_frame=on_frame, overwrite=True)
         return {"editor": str(ctx.editor_spec), "edited": [f"{c}/{v}" for c, v in variant_textures]}

@@ -31,10 +31,9 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                   "params": HeadParams.to_dict() with batch size 1 (all 8 fields),
                   "variants": {category_name: variant_name, ...},    # every category present
                   "reference": true,     # only on frames at the portrait's own view (see below)
-                  "turned_yaw_deg": float,  # only on frames of its expression from a turned camera
                   "wide": true}],        # only on views from any angle around the head (sides, back)
       "generator": {settings, seed, ..., "base_texture": {"file", "size", "sha256"} | null,
-                    "identity_shape": [S floats] | null, "reference_frames": int, "turned_frames": int,
+                    "identity_shape": [S floats] | null, "reference_frames": int,
                     "photo_teeth_vertices": int}   # crown vertices painted from the photo
     }
     seeds.npz           surface samples of every accessory variant and of the mouth, bound to head
@@ -53,8 +52,7 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
 A person (`perse create`): `base_texture` replaces the procedural albedo, and with the portrait's view
 (`perse.synth.reference.ReferenceView`: camera, fitted parameters, photo) every frame's params.identity
 is the fit's identity and a few training frames repeat the portrait's own view in the reference look
-(they weight that view in training; see `generate_dataset`), and a few more show its expression and
-pose from cameras orbited about the head (`ReferenceView.turned_frames`). With an attribute editor (`perse create
+(they weight that view in training; see `generate_dataset`). With an attribute editor (`perse create
 --editor diffusers:PATH`), `variant_textures` gives edited variants their own texture (the edited
 portrait projected on the head) instead of the painted one.
 
@@ -81,11 +79,10 @@ from perse.errors import PerseError
 from perse.geometry.rotations import axis_angle_to_matrix
 from perse.head.model import HeadModel, HeadParams
 from perse.render.camera import Camera
-from perse.render.framing import head_bounds, yawed_camera
 from perse.synth.accessories import ACCESSORY_LABEL_BASE
 from perse.synth.frame_renderer import FrameRenderer
 from perse.synth.hair import HairLayer
-from perse.synth.reference import ReferenceView, turned_yaws, with_photo_features
+from perse.synth.reference import ReferenceView, with_photo_features
 from perse.synth.reference import frame_camera as reference_crop
 from perse.synth.sampling import FramePlan, SynthSettings, ViewSampler, plan_frames
 from perse.synth.seeding import dataset_seeds
@@ -254,21 +251,18 @@ def complete_params(head: HeadModel, params: HeadParams) -> HeadParams:
 @dataclass
 class FrameJob:
     """One frame to render. A sampled frame has only its plan; a frame of the portrait's view has its
-    `view`, its fixed `params` and `camera` (None: the view cropped on the posed head), and a turned
-    frame the camera yaw (degrees) it orbits that crop by about the head."""
+    `view`, its fixed `params` and `camera` (None: the view cropped on the posed head)."""
 
     plan: FramePlan
     view: ReferenceView | None = None
     params: HeadParams | None = None
     camera: Camera | None = None
-    yaw_deg: float = 0.0
 
 
 def plan_jobs(head: HeadModel, categories: list[Category], settings: SynthSettings,
               reference: ReferenceView | None) -> list[FrameJob]:
     """Every frame of the dataset, in order: the sampled frames (`plan_frames`, stream (seed, 2)), then
-    the portrait's view and its turned frames (last, so the sampled frames keep the numbering they have
-    without them)."""
+    the portrait's view (last, so the sampled frames keep the numbering they have without it)."""
     jobs = [FrameJob(plan) for plan in plan_frames(categories, settings, np.random.default_rng([settings.seed, 2]))]
     if reference is not None:
         params = complete_params(head, reference.params)
@@ -277,8 +271,6 @@ def plan_jobs(head: HeadModel, categories: list[Category], settings: SynthSettin
         # Every other frame is cropped on the head.
         jobs += [FrameJob(FramePlan(reference_look(categories), "train"), reference, params,
                           full if k % 2 == 0 else None) for k in range(int(reference.frames))]
-        jobs += [FrameJob(FramePlan(reference_look(categories), "train"), reference, params, yaw_deg=yaw)
-                 for yaw in turned_yaws(int(reference.turned_frames))]
     return jobs
 
 
@@ -354,17 +346,13 @@ def render_frame(job: FrameJob, fr: FrameRenderer, sampler: ViewSampler, identit
         camera, wide = sampler.camera(job.plan, verts)
     else:
         camera = job.camera or reference_crop(job.view, verts, settings.image_size)
-        if job.yaw_deg:
-            centre, _ = head_bounds(torch.as_tensor(verts, dtype=torch.float32))
-            camera = yawed_camera(camera, centre, job.yaw_deg)
     head_rot = axis_angle_to_matrix(params.global_rot[0].numpy()) @ axis_angle_to_matrix(params.neck_rot[0].numpy())
     rgba, bits, _ = fr.render(job.plan.look, verts, camera, settings.region_dilation(), head_rot)
+    if job.view is not None:
+        rgba = with_photo_features(rgba, job.view, camera)
     entry = {"split": job.plan.split, "camera": camera.to_dict(), "params": params.to_dict(),
              "variants": {c.name: job.plan.look[c.name] for c in fr.categories}}
-    if job.view is not None and job.yaw_deg:
-        entry["turned_yaw_deg"] = job.yaw_deg   # the photo's pixels are only where its camera is
-    elif job.view is not None:
-        rgba = with_photo_features(rgba, job.view, camera)
+    if job.view is not None:
         entry["reference"] = True
     if wide:
         entry["wide"] = True
@@ -391,8 +379,7 @@ def generator_record(settings: SynthSettings, jobs: list[FrameJob], base_texture
                 "sha256": texture_sha256(base_texture)},
             "variant_textures": variant_files, "seeds": SEEDS_FILE,
             "identity_shape": None if identity is None else identity[0].tolist(),
-            "reference_frames": sum(1 for job in jobs if job.view is not None and not job.yaw_deg),
-            "turned_frames": sum(1 for job in jobs if job.yaw_deg),
+            "reference_frames": sum(1 for job in jobs if job.view is not None),
             "seconds": total_s,
             "test_views": "independent random stream (seed, 1); camera yaw up to "
                           f"{settings.camera_yaw_test_deg} deg vs {settings.camera_yaw_deg} in training"}

@@ -28,7 +28,6 @@ from perse.render.framing import framed_on_head, head_bounds
 from perse.landmarks import EYE_LOWER_LID, EYE_UPPER_LID, LIPS_INNER
 
 FEATHER_PX = 1.0  # soft edge of the photo's eyes and mouth in a frame: hides a landmark's sub-pixel error
-TURNED_MAX_YAW_DEG = 35.0  # the turned frames' widest view: the sampled frames' head turn
 
 
 @dataclass
@@ -38,9 +37,7 @@ class ReferenceView:
     camera: the fitted camera of the portrait (its pixel grid); params: the fitted HeadParams (batch 1);
     image: (H, W, 3) uint8 the portrait in that grid, or None (frames are then pure renders);
     landmarks: (478, 2) the portrait's landmarks in `image`, required with it; frames: how many
-    training frames show this view; turned_frames: how many training frames show the person with the
-    photo's expression and pose, the camera orbited about the head (`turned_yaws`): the sampled frames
-    have random expressions, so without them the photo's own expression is only ever seen head-on.
+    training frames show this view.
     """
 
     camera: Camera
@@ -48,7 +45,6 @@ class ReferenceView:
     image: np.ndarray | None = None
     landmarks: np.ndarray | None = None
     frames: int = 8
-    turned_frames: int = 0
 
     def teeth_color(self) -> np.ndarray | None:
         """(3,) RGB of the teeth the photo shows (`perse.synth.teeth.photo_teeth_color`), None without."""
@@ -63,9 +59,8 @@ class ReferenceView:
                              "fit's params with its camera")
         if self.params.batch_size != 1:
             raise PerseError(f"the reference view's parameters must have batch size 1, got {self.params.batch_size}")
-        for name, count in (("frame", self.frames), ("turned-frame", self.turned_frames)):
-            if not 0 <= int(count) <= 64:
-                raise PerseError(f"the reference view's {name} count must be in [0, 64], got {count}")
+        if not 0 <= int(self.frames) <= 64:
+            raise PerseError(f"the reference view's frame count must be in [0, 64], got {self.frames}")
         if self.camera.width != self.camera.height:
             raise PerseError(f"the reference camera is {self.camera.width}x{self.camera.height}; the dataset is "
                              "square: crop the portrait to a square before fitting")
@@ -81,13 +76,6 @@ class ReferenceView:
                              f"{self.camera.width}x{self.camera.height}")
         if lm.shape != (478, 2) or not np.isfinite(lm).all():
             raise PerseError(f"the reference landmarks must be (478, 2) finite pixels, got {lm.shape}")
-
-
-def turned_yaws(count: int, max_deg: float = TURNED_MAX_YAW_DEG) -> list[float]:
-    """`count` camera yaws (degrees) of the turned frames: magnitudes evenly spaced in
-    (0, max_deg], alternating sides, so any count covers both sides about equally."""
-    magnitudes = np.linspace(max_deg, 0.0, (count + 1) // 2, endpoint=False)[::-1]
-    return [float(sign * m) for m, sign in zip(np.repeat(magnitudes, 2), [1.0, -1.0] * count)][:count]
 
 
 def eye_opening_polygon(landmarks: np.ndarray, side: str) -> np.ndarray:
