@@ -39,7 +39,7 @@ def new_trainer(args, dataset, head, backend: str, device: str):
     cfg.backend = backend
     cfg.seed = args.seed
     if args.steps:
-        cfg.steps = args.steps
+        cfg = cfg.with_steps(args.steps)
     if args.gaussians:
         cfg.num_gaussians = args.gaussians
     torch.manual_seed(cfg.seed)

@@ -363,8 +363,8 @@ class TrainStage(Stage):
             trainer = Trainer.from_checkpoint(ckpt, dataset, device)
             ctx.print(f"      resuming training at step {trainer.step}")
         else:
-            cfg = TrainConfig.preset(device)
-            cfg.steps = ctx.quality.cuda_steps if device == "cuda" else ctx.quality.cpu_steps
+            cfg = TrainConfig.preset(device).with_steps(ctx.quality.cuda_steps if device == "cuda"
+                                                        else ctx.quality.cpu_steps)
             cfg.num_gaussians, cfg.backend, cfg.seed = ctx.quality.num_gaussians, ctx.backend, ctx.seed
             trainer = Trainer(new_avatar_for_dataset(dataset, cfg, ctx.head), dataset, cfg, device)
         steps = trainer.cfg.steps
