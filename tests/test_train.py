@@ -136,3 +136,14 @@ def test_densification_is_recorded_in_the_training_summary(dataset):
     events = trainer.summary()["densify"]
     assert [e["step"] for e in events] == [2, 4]
     assert events[-1]["densify"]["total"] == trainer.avatar.num_gaussians
+
+
+def test_a_short_run_stops_densifying_two_thirds_in():
+    from perse.train.trainer import DENSIFY_SHARE, TrainConfig
+
+    cpu = TrainConfig.preset("cpu")
+    draft = cpu.with_steps(2500)
+    assert draft.steps == 2500 and draft.densify.stop_step == int(DENSIFY_SHARE * 2500) < 2500
+    assert cpu.with_steps(6000).densify.stop_step == cpu.densify.stop_step == 4000   # the preset's own ratio
+    assert cpu.with_steps(12000).densify.stop_step == 4000                             # never later than the preset
+    assert cpu.steps == 6000 and cpu.densify.stop_step == 4000                        # the preset itself is untouched
