@@ -71,8 +71,8 @@ class TrainConfig:
 
     def with_steps(self, steps: int) -> "TrainConfig":
         """This config for a run of `steps` steps. Densification then ends by `DENSIFY_SHARE` of the run
-        (the presets' 4000 of 6000 and 10000 of 15000): a 2500-step draft densified to step 2400, and
-        some of its texture variants never trained."""
+        (the presets' 4000 of 6000 and 10000 of 15000), so a short run also ends on a fixed set of
+        Gaussians: a 2500-step draft used to densify until step 2400."""
         stop = min(self.densify.stop_step, int(DENSIFY_SHARE * steps))
         return replace(self, steps=int(steps), densify=replace(self.densify, stop_step=stop))
 
