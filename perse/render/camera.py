@@ -51,9 +51,13 @@ class Camera:
         K[1] *= height / self.height
         return Camera(K, self.world_to_cam.clone(), width, height, self.near, self.far)
 
+    def to_camera(self, points: Tensor) -> Tensor:
+        """(N, 3) world points -> (N, 3) camera-frame points (z: depth in front of the camera)."""
+        return points @ self.world_to_cam[:3, :3].T + self.world_to_cam[:3, 3]
+
     def project(self, points: Tensor) -> Tensor:
         """(N, 3) world points -> (N, 2) pixel coordinates."""
-        cam = points @ self.world_to_cam[:3, :3].T + self.world_to_cam[:3, 3]
+        cam = self.to_camera(points)
         uv = cam[:, :2] / cam[:, 2:3].clamp_min(1e-8)
         return uv * torch.stack([self.K[0, 0], self.K[1, 1]]) + torch.stack([self.K[0, 2], self.K[1, 2]])
 
@@ -107,3 +111,18 @@ def orbit_camera(yaw_deg: float = 0.0, pitch_deg: float = 0.0, distance: float =
     target_t = torch.tensor(target, dtype=torch.float32)
     eye = target_t + distance * offset
     return Camera(intrinsics_from_fov(fov_y_deg, width, height), look_at(eye, target_t), width, height)
+
+
+def seen_points(camera: Camera, points, depth, tolerance: float):
+    """Where a camera sees world points (N, 3) (numpy) and whether it does: pixels (N, 2) float64 and
+    visible (N,) bool, true where the point is the front-most surface of a depth render (H, W)
+    (camera-space z, 0 = background) to within `tolerance` metres. Computed in float64."""
+    import numpy as np
+
+    cam = camera.float64()
+    p = torch.from_numpy(np.asarray(points, dtype=np.float64))
+    px, z = cam.project(p).numpy(), cam.to_camera(p)[:, 2].numpy()
+    h, w = depth.shape
+    ij = np.clip(np.round(px).astype(np.int64), 0, [w - 1, h - 1])
+    front = depth[ij[:, 1], ij[:, 0]]
+    return px, (front > 0) & (np.abs(z - front) < tolerance)

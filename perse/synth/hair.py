@@ -258,9 +258,9 @@ def shell_thickness(vertices: np.ndarray, faces: np.ndarray, on_shell: np.ndarra
     import torch
 
     camera = camera.float64()
+    centre = torch.from_numpy(np.asarray(skull_centre, np.float64)[None])
     px = camera.project(torch.from_numpy(np.asarray(vertices, np.float64))).numpy()
-    c_px = camera.project(torch.from_numpy(np.asarray(skull_centre, np.float64)[None])).numpy()[0]
-    w2c = camera.world_to_cam.numpy()
+    c_px = camera.project(centre).numpy()[0]
     h, w = head_alpha.shape
     rows = np.arange(h)[:, None]
     above = np.broadcast_to(rows < mouth_y, (h, w))
@@ -270,7 +270,7 @@ def shell_thickness(vertices: np.ndarray, faces: np.ndarray, on_shell: np.ndarra
     reach = float(np.hypot(h, w))
     excess_px = np.maximum(ray_extent(outline, c_px, angles, reach) - ray_extent(head, c_px, angles, reach), 0)
     excess_px = circular_smooth(excess_px, 3.0)
-    metres_per_px = float((w2c[:3, :3] @ skull_centre + w2c[:3, 3])[2]) / float(camera.K[0, 0])
+    metres_per_px = float(camera.to_camera(centre)[0, 2]) / float(camera.K[0, 0])
     d = px - c_px
     bins = np.round((np.arctan2(d[:, 1], d[:, 0]) + np.pi) / (2 * np.pi) * 360).astype(int) % 360
     thick = excess_px[bins] * metres_per_px

@@ -73,6 +73,14 @@ class HairCurtain:
         """(N, 3) curtain vertices on a posed head (V, 3) with the bound mesh's faces (F, 3)."""
         return np.asarray(apply_binding(self.binding, np.asarray(head_vertices, np.float64), head_faces))
 
+    def texel_colors(self, texture: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 in [0, 1]: the texel of `texture` (S, S, 3) uint8 at each vertex's uv (unshaded)."""
+        from perse.synth.uv_atlas import uv_to_texel
+
+        size = texture.shape[0]
+        col, row = np.clip(np.round(uv_to_texel(self.uvs, size)), 0, size - 1).astype(int).T
+        return texture[row, col, :3].astype(np.float64) / 255.0
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays `from_arrays` reads, with a ``curtain_`` prefix (for the hair layer's .npz)."""
         return {"curtain_face": self.binding.face.astype(np.int64),
@@ -192,8 +200,7 @@ class ViewProjector:
 
     def metres_per_px(self) -> float:
         """Metres one pixel spans at the skull centre's depth."""
-        w2c = self.camera.world_to_cam.numpy()
-        return float((w2c[:3, :3] @ self.centre + w2c[:3, 3])[2] / self.camera.K[0, 0])
+        return float(self.camera.to_camera(torch.from_numpy(self.centre[None]))[0, 2] / self.camera.K[0, 0])
 
     def side_sign(self) -> int:
         """+1 when the head's +side lies toward larger image x, else -1."""
@@ -258,19 +265,12 @@ def photo_lock_shade(curtain: HairCurtain, posed: np.ndarray, camera, photo: np.
     posed: (N, 3) the curtain on the photo's posed head; photo: (H, W, 3) uint8; texture: (S, S, 3) uint8.
     """
     from perse.geometry.sampling import bilinear_sample
+    from perse.render.camera import seen_points
     from perse.synth.palette import luminance
-    from perse.synth.uv_atlas import uv_to_texel
 
-    cam = camera.float64()
-    px = cam.project(torch.from_numpy(np.asarray(posed, np.float64))).numpy()
-    z = (posed @ cam.world_to_cam[:3, :3].numpy().T + cam.world_to_cam[:3, 3].numpy())[:, 2]
-    h, w = depth.shape
-    ij = np.clip(np.round(px).astype(np.int64), 0, [w - 1, h - 1])
-    front = depth[ij[:, 1], ij[:, 0]]
-    weight = ((front > 0) & (np.abs(z - front) < PHOTO_DEPTH_TOLERANCE_M)) * bilinear_sample(hair_mask, px)
-    size = texture.shape[0]
-    col, row = np.clip(np.round(uv_to_texel(curtain.uvs, size)), 0, size - 1).astype(int).T
-    drawn = luminance(texture[row, col].astype(np.float64) / 255.0) * curtain.shade
+    px, visible = seen_points(camera, posed, depth, PHOTO_DEPTH_TOLERANCE_M)
+    weight = visible * bilinear_sample(hair_mask, px)
+    drawn = luminance(curtain.texel_colors(texture)) * curtain.shade
     seen = luminance(bilinear_sample(photo, px) / 255.0)
     ratio = np.clip(seen / np.maximum(drawn, 1e-3), *LOCK_SHADE_RANGE)
     return np.clip(curtain.shade * (1.0 + weight * (ratio - 1.0)), 0.05, LOCK_SHADE_RANGE[1])

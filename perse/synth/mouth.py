@@ -195,23 +195,15 @@ class MouthInterior:
         its inner lips); camera: the photo's fitted `Camera`; head_vertices: (V, 3) the head posed with
         the photo's fitted parameters; depth: (H, W) camera-space z of the front-most surface of the
         head with its mouth at that pose (0 = background), for the visibility test."""
-        import torch
-
         from perse.geometry.sampling import bilinear_sample
+        from perse.render.camera import seen_points
 
-        cam = camera.float64()
-        R, t = cam.world_to_cam[:3, :3].numpy(), cam.world_to_cam[:3, 3].numpy()
-        h, w = depth.shape
         painted = 0
         for part in self.parts:
             if part.name not in TEETH_PARTS:
                 continue
             posed = part.posed(np.asarray(head_vertices, dtype=np.float64))
-            px = cam.project(torch.from_numpy(posed)).numpy()
-            z = (posed @ R.T + t)[:, 2]
-            ij = np.clip(np.round(px).astype(np.int64), 0, [w - 1, h - 1])
-            front = depth[ij[:, 1], ij[:, 0]]
-            visible = (front > 0) & (np.abs(z - front) < PHOTO_DEPTH_TOLERANCE_M)
+            px, visible = seen_points(camera, posed, depth, PHOTO_DEPTH_TOLERANCE_M)
             weight = bilinear_sample(mouth_mask, px) * visible
             colors = bilinear_sample(photo, px) / 255.0
             part.colors = np.clip(part.colors * (1.0 - weight[:, None]) + colors * weight[:, None], 0.0, 1.0)

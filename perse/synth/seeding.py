@@ -17,7 +17,6 @@ from perse.avatar.seeds import SeedSet
 from perse.mesh_ops import boundary_edge_faces, face_normals
 from perse.synth.accessories import ACCESSORY_LABEL_BASE, BIND_REGIONS, Accessory, face_mask
 from perse.synth.binding import bind_to_mesh
-from perse.synth.uv_atlas import uv_to_texel
 from perse.synth.variants import reference_look
 
 # Sample spacing (m) and most samples per mesh, by accessory name prefix: thin parts densely, so a
@@ -153,8 +152,6 @@ def dataset_seeds(frame_renderer, neutral: np.ndarray, rng: np.random.Generator)
 
 def curtain_accessory(curtain, texture: np.ndarray) -> Accessory:
     """The hair curtain as a bound mesh with vertex colours: `texture` (S, S, 3) uint8 at its uvs, shaded."""
-    size = texture.shape[0]
-    col, row = np.clip(np.round(uv_to_texel(curtain.uvs, size)), 0, size - 1).astype(int).T
-    colors = texture[row, col, :3].astype(np.float64) / 255.0 * curtain.shade[:, None]
+    colors = curtain.texel_colors(texture) * curtain.shade[:, None]
     return Accessory("hair_curtain", "hair", np.zeros((curtain.num_vertices, 3)), curtain.faces, colors,
                      binding=curtain.binding)
