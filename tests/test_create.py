@@ -241,13 +241,12 @@ def test_very_large_portrait_is_cropped_and_resized_before_texturing(tmp_path):
 
 def test_train_config_follows_the_quality_preset():
     from perse.create.quality import QUALITIES
-    from perse.create.stages import train_config
     from perse.train.trainer import TrainConfig
 
-    draft = train_config(QUALITIES["draft"], "cpu", "cpu", 3)
+    draft = QUALITIES["draft"].train_config("cpu", "cpu", 3)
     assert (draft.steps, draft.num_gaussians, draft.backend, draft.seed) == (2500, 12000, "cpu", 3)
     assert draft.lr["codes"] == QUALITIES["draft"].code_lr != TrainConfig().lr["codes"]
     assert draft.lr["position"] == TrainConfig().lr["position"]
     assert draft.densify.stop_step == int(2500 * 2 / 3)
-    standard = train_config(QUALITIES["standard"], "cuda", "gsplat", 0)
+    standard = QUALITIES["standard"].train_config("cuda", "gsplat", 0)
     assert standard.steps == 15000 and standard.lr["codes"] == TrainConfig().lr["codes"]

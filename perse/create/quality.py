@@ -23,11 +23,24 @@ class Quality:
     # dataset: at 1 % (8 of 712) the avatar's reference view kept only 19.5 dB on the face, its smile
     # and eyes averaged away by the many other views of the same Gaussians
     reference_frames: int = 8
-    # learning rate of the latent codes (None: `TrainConfig`'s 1e-2). A draft shows each variant's code
+    # learning rate of the latent codes (None: `TrainConfig`'s own, 1e-2). A draft shows each variant's code
     # in about 100 steps; at 1e-2 Adam walked rare, small variants' codes onto the reference code: the
     # goatee trained in 0 of 6 CPU drafts, all three eyebrow variants in none of one. At 2e-3 the codes stay
     # apart: goatee in 3 of 3, 22-23 of 23 variants visible (one dataset, three seeds)
     code_lr: float | None = None
+
+    def train_config(self, device: str, backend: str, seed: int):
+        """The `TrainConfig` of a create run: the device's preset cut to this quality's steps, with its
+        Gaussian count and (where it sets one) its code learning rate."""
+        from dataclasses import replace
+
+        from perse.train.trainer import TrainConfig
+
+        cfg = TrainConfig.preset(device).with_steps(self.cuda_steps if device == "cuda" else self.cpu_steps)
+        cfg = replace(cfg, num_gaussians=self.num_gaussians, backend=backend, seed=seed)
+        if self.code_lr is not None:
+            cfg = replace(cfg, lr={**cfg.lr, "codes": self.code_lr})
+        return cfg
 
 
 QUALITIES = {

@@ -363,27 +363,13 @@ class TrainStage(Stage):
             trainer = Trainer.from_checkpoint(ckpt, dataset, device)
             ctx.print(f"      resuming training at step {trainer.step}")
         else:
-            cfg = train_config(ctx.quality, device, ctx.backend, ctx.seed)
+            cfg = ctx.quality.train_config(device, ctx.backend, ctx.seed)
             trainer = Trainer(new_avatar_for_dataset(dataset, cfg, ctx.head), dataset, cfg, device)
         steps = trainer.cfg.steps
         trainer.run(ctx.path(TRAINED_FILE), ckpt, on_step=lambda step, _: ctx.log.progress(self.name, step / steps),
                     should_stop=ctx.log.cancel)
         ckpt.unlink(missing_ok=True)
         return {"steps": trainer.step, "gaussians": trainer.avatar.num_gaussians}
-
-
-def train_config(quality: Quality, device: str, backend: str, seed: int):
-    """The `TrainConfig` of a create run: the device's preset, cut to the quality's steps, with its
-    Gaussian count and (where it sets one) its code learning rate."""
-    from dataclasses import replace
-
-    from perse.train.trainer import TrainConfig
-
-    cfg = TrainConfig.preset(device).with_steps(quality.cuda_steps if device == "cuda" else quality.cpu_steps)
-    cfg = replace(cfg, num_gaussians=quality.num_gaussians, backend=backend, seed=seed)
-    if quality.code_lr is not None:
-        cfg = replace(cfg, lr={**cfg.lr, "codes": quality.code_lr})
-    return cfg
 
 
 class EvaluateStage(Stage):
