@@ -155,3 +155,27 @@ def test_expression_loop_opens_the_jaw_on_the_joint_only():
     jaw_open = a.head.expression_names.index("jawOpen")
     assert all(float(k.expression[jaw_open]) == 0.0 for k in frames)
     assert max(k.jaw for k in frames) == pytest.approx(0.7 * JAW_FOR_JAWOPEN)
+
+
+def test_field_terms_and_branches_agree_with_the_summed_field(avatar):
+    """`gaussians_with_terms` builds the same Gaussians as `gaussians`; its terms are each category's
+    branch on its region; a branch given K codes equals K single-code calls."""
+    spec = avatar.categories[0]
+    look = avatar.latent.reference_look().with_code(spec.name, avatar.latent.variant_code(spec.name, spec.variants[1]))
+    state = AvatarState(HeadParams(), look)
+    with torch.no_grad():
+        plain = avatar.gaussians(state)
+        avatar.invalidate_cache()
+        built, terms = avatar.gaussians_with_terms(state)
+        assert torch.allclose(plain.means, built.means, atol=1e-6)
+        assert torch.allclose(plain.colors, built.colors, atol=1e-6)
+        p = avatar.gaussians_params
+        for c, spec in enumerate(avatar.categories):
+            idx, off = terms[spec.name]
+            assert torch.equal(idx, avatar.region_mask[:, c].nonzero(as_tuple=True)[0])
+            _, want = avatar.field.category_offsets(spec.name, look.codes[spec.name], p["feature"], p["gate_logit"],
+                                                    avatar.region_mask)
+            assert torch.allclose(off, want)
+        branch, codes = avatar.field.branches[spec.name], avatar.latent.codes[spec.name]
+        features = p["feature"][:50]
+        assert torch.allclose(branch(codes, features), torch.stack([branch(z, features) for z in codes]), atol=1e-6)

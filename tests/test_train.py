@@ -9,7 +9,7 @@ from perse.avatar import Avatar, load_avatar
 from perse.errors import PerseError
 from perse.train.densify import BindingDensifier, DensifyConfig
 from perse.train.evaluate import evaluate
-from perse.train.losses import psnr, ssim
+from perse.train.losses import psnr, ssim, ssim_map
 from perse.train.selfdata import SelfRenderedDataset
 from perse.train.trainer import Trainer, TrainConfig
 from tiny_models import tiny_categories, tiny_head
@@ -38,6 +38,24 @@ def test_ssim_and_psnr_known_answers():
     assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-5)
     assert float(ssim(a, 1 - a)) < 0.2
     assert psnr(a, a + 0.1) == pytest.approx(20.0, abs=0.01)
+
+
+def test_ssim_separable_blur_equals_the_2d_window():
+    """The row-then-column blur of `ssim_map` against SSIM computed with the full 11x11 window."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.rand(24, 30, 3, generator=g), torch.rand(24, 30, 3, generator=g)
+    x = torch.arange(11, dtype=torch.float32) - 5
+    k = torch.exp(-x**2 / (2 * 1.5**2))
+    k = k / k.sum()
+    w = (k[:, None] * k[None, :]).expand(3, 1, 11, 11)
+    blur = lambda t: F.conv2d(t.permute(2, 0, 1)[None], w, padding=5, groups=3)[0]  # noqa: E731
+    mx, my = blur(a), blur(b)
+    sxx, syy, sxy = blur(a * a) - mx**2, blur(b * b) - my**2, blur(a * b) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    want = (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean(dim=0)
+    assert torch.allclose(ssim_map(a, b), want, atol=1e-5)
 
 
 def test_training_reduces_the_photometric_loss(dataset):

@@ -49,14 +49,14 @@ def test_leakage_counts_visible_gaussians_outside_the_region(avatar):
     spec = avatar.categories[0]
     p = {k: v.detach() for k, v in avatar.gaussians_params.items()}
     n = avatar.num_gaussians
-    switched = [(0, spec.name, avatar.latent.codes[spec.name][1].detach())]
-    args = (avatar.field, switched, p["feature"], p["gate_logit"], avatar.region_mask)
+    code = avatar.latent.codes[spec.name][1].detach()
     with torch.no_grad():
-        outside = leakage_loss(*args, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
-        inside = leakage_loss(*args, torch.ones(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
-        hidden = leakage_loss(*args, torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool))
-        unswitched = leakage_loss(avatar.field, [], *args[2:], torch.zeros(n, dtype=torch.long),
-                                  torch.ones(n, dtype=torch.bool))
+        switched = [(0, *avatar.field.category_offsets(spec.name, code, p["feature"], p["gate_logit"],
+                                                       avatar.region_mask))]
+        outside = leakage_loss(switched, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+        inside = leakage_loss(switched, torch.ones(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+        hidden = leakage_loss(switched, torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool))
+        unswitched = leakage_loss([], torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
     assert float(outside) > 0 and float(inside) == 0 and float(hidden) == 0 and float(unswitched) == 0
 
 

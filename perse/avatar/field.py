@@ -40,9 +40,12 @@ class CategoryBranch(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, code: Tensor, features: Tensor) -> Tensor:
-        """code: (D,); features: (M, F) -> (M, 14)."""
-        # The code projection is computed once and broadcast: the per-Gaussian cost is two small matmuls.
-        h = torch.nn.functional.silu(self.feature_proj(features) + self.code_proj(code))
+        """code: (D,) or (K, D); features: (M, F) -> (M, 14), or (K, M, 14) for K codes.
+
+        The feature projection is computed once for all K codes and each code's projection broadcast
+        over it: several codes on the same rows cost one feature matmul (regularisers, seed anchors)."""
+        code_term = self.code_proj(code)[..., None, :]                        # (1, H) or (K, 1, H)
+        h = torch.nn.functional.silu(self.feature_proj(features) + code_term)
         h = torch.nn.functional.silu(self.hidden(h))
         return self.out(h)
 
@@ -70,19 +73,33 @@ class AttributeField(nn.Module):
         Returns:
             (N, 14) summed offsets (exactly zero where no category's region includes the Gaussian).
         """
-        out = features.new_zeros(features.shape[0], OFFSET_DIM)
-        for c, name in enumerate(self.names):
-            idx = region_mask[:, c].nonzero(as_tuple=True)[0]
-            if idx.numel() == 0:
-                continue
-            gate = torch.sigmoid(gates[idx, c])[:, None]
-            out = out.index_add(0, idx, gate * self.branches[name](codes[name], features[idx]))
+        return sum_terms(self.terms(codes, features, gates, region_mask), features)
+
+    def terms(self, codes: dict[str, Tensor], features: Tensor, gates: Tensor,
+              region_mask: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """Every category's gated offsets on its own region: {name: (indices (M,), offsets (M, 14))}.
+        Arguments as in `forward`, which sums these; categories with an empty region are left out."""
+        out = {}
+        for name in self.names:
+            idx, offsets = self.category_offsets(name, codes[name], features, gates, region_mask)
+            if idx.numel():
+                out[name] = (idx, offsets)
         return out
 
     def category_offsets(self, name: str, code: Tensor, features: Tensor, gates: Tensor,
                          region_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """One category's gated offsets on its region only: returns (indices (M,), offsets (M, 14))."""
+        """One category's gated offsets on its region only: code (D,) or (K, D) -> (indices (M,),
+        offsets (M, 14) or (K, M, 14))."""
         c = self.names.index(name)
         idx = region_mask[:, c].nonzero(as_tuple=True)[0]
         gate = torch.sigmoid(gates[idx, c])[:, None]
         return idx, gate * self.branches[name](code, features[idx])
+
+
+def sum_terms(terms: dict[str, tuple[Tensor, Tensor]], features: Tensor) -> Tensor:
+    """(N, 14) sum of `AttributeField.terms` over the N rows of `features` (N, F); exactly zero on rows
+    that no category's region includes."""
+    out = features.new_zeros(features.shape[0], OFFSET_DIM)
+    for idx, offsets in terms.values():
+        out = out.index_add(0, idx, offsets)
+    return out

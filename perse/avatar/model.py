@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from perse.avatar.binding import LocalGaussians, bind_to_world, sample_on_triangles
-from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig
+from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig, sum_terms
 from perse.avatar.latent import LatentSpace, Look
 from perse.categories import Category
 from perse.geometry.triangles import TriangleFrames, to_frame, triangle_frames
@@ -175,8 +175,15 @@ class Avatar(nn.Module):
             if cache is not None and cache[0] == key:
                 return cache[1]
         p = self.gaussians_params
-        offsets = self.field(look.codes, p["feature"], p["gate_logit"], self.region_mask)
-        local = LocalGaussians(
+        local = self._offset_by(self.field(look.codes, p["feature"], p["gate_logit"], self.region_mask))
+        if caching:
+            self._look_cache = (key, local)
+        return local
+
+    def _offset_by(self, offsets: Tensor) -> LocalGaussians:
+        """The base Gaussians moved by (N, 14) field offsets."""
+        p = self.gaussians_params
+        return LocalGaussians(
             parent=self.parent,
             position=p["position"] + offsets[:, OFFSET_SLICES["position"]],
             quat=p["quat"] + offsets[:, OFFSET_SLICES["quat"]],
@@ -184,9 +191,6 @@ class Avatar(nn.Module):
             opacity_logit=p["opacity_logit"] + offsets[:, OFFSET_SLICES["opacity_logit"]][:, 0],
             color_logit=p["color_logit"] + offsets[:, OFFSET_SLICES["color_logit"]],
         )
-        if caching:
-            self._look_cache = (key, local)
-        return local
 
     def invalidate_cache(self) -> None:
         """Call after changing parameters in place (training, loading)."""
@@ -219,8 +223,19 @@ class Avatar(nn.Module):
     def gaussians(self, state: AvatarState | None = None) -> Gaussians:
         """World-space Gaussians for a state. Only skinning and binding run when just the head moved."""
         state = state or AvatarState()
-        local = self.local_gaussians(state.look)
-        frames = triangle_frames(self.head_vertices(state.head), self.head.faces)
+        return self._bind(self.local_gaussians(state.look), state.head)
+
+    def gaussians_with_terms(self, state: AvatarState) -> tuple[Gaussians, dict[str, tuple[Tensor, Tensor]]]:
+        """`gaussians(state)`, uncached, with the field's per-category terms they were built from
+        ({name: (indices (M,), gated offsets (M, 14))}, `AttributeField.terms`): the trainer's leakage
+        loss reads the switched categories' offsets there instead of running their branches again."""
+        look = self.latent.reference_look() if state.look is None else state.look
+        p = self.gaussians_params
+        terms = self.field.terms(look.codes, p["feature"], p["gate_logit"], self.region_mask)
+        return self._bind(self._offset_by(sum_terms(terms, p["feature"])), state.head), terms
+
+    def _bind(self, local: LocalGaussians, head: HeadParams) -> Gaussians:
+        frames = triangle_frames(self.head_vertices(head), self.head.faces)
         return bind_to_world(local, frames)
 
     def reference_state(self) -> AvatarState:

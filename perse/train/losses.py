@@ -15,11 +15,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> Tensor:
+def _gaussian_kernel(size: int, sigma: float, device, dtype) -> Tensor:
+    """(size,) normalised 1-D Gaussian."""
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return g / g.sum()
+
+
+def _gaussian_blur(t: Tensor, kernel: Tensor) -> Tensor:
+    """(1, K, H, W) -> (1, K, H, W): every channel blurred by the separable 2-D Gaussian `kernel` (k,)
+    (a row pass then a column pass; with zero padding this equals the 2-D window exactly, at 2k
+    instead of k^2 taps)."""
+    K, k = t.shape[1], kernel.shape[0]
+    t = F.conv2d(t, kernel.view(1, 1, 1, k).expand(K, 1, 1, k), padding=(0, k // 2), groups=K)
+    return F.conv2d(t, kernel.view(1, 1, k, 1).expand(K, 1, k, 1), padding=(k // 2, 0), groups=K)
 
 
 def ssim_map(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
@@ -28,16 +37,17 @@ def ssim_map(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tens
     a, b: (H, W, C) -> (H, W) mean over channels. Borders use zero padding like the common 3DGS loss.
     """
     C = a.shape[-1]
-    x, y = a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None]
-    w = _gaussian_window(window, sigma, C, a.device, a.dtype)
-    conv = lambda t: F.conv2d(t, w, padding=window // 2, groups=C)  # noqa: E731
-    mu_x, mu_y = conv(x), conv(y)
-    sxx = conv(x * x) - mu_x**2
-    syy = conv(y * y) - mu_y**2
-    sxy = conv(x * y) - mu_x * mu_y
+    x, y = a.permute(2, 0, 1), b.permute(2, 0, 1)
+    # the five local moments in one blur call: a training step's SSIM is one conv pair, not five
+    moments = _gaussian_blur(torch.cat([x, y, x * x, y * y, x * y])[None],
+                             _gaussian_kernel(window, sigma, a.device, a.dtype))[0]
+    mu_x, mu_y, exx, eyy, exy = moments.split(C)
+    sxx = exx - mu_x**2
+    syy = eyy - mu_y**2
+    sxy = exy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s[0].mean(dim=0)
+    return s.mean(dim=0)
 
 
 def ssim(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -87,10 +97,8 @@ def interpolation_loss(field, name: str, code_a: Tensor, code_b: Tensor, t: floa
 
     field: the `AttributeField`; code_a, code_b (D,); features (N, F); gate_logits, region_mask (N, C).
     """
-    args = (features, gate_logits, region_mask)
-    _, off_a = field.category_offsets(name, code_a, *args)
-    _, off_b = field.category_offsets(name, code_b, *args)
-    _, off_t = field.category_offsets(name, torch.lerp(code_a, code_b, t), *args)
+    codes = torch.stack([code_a, code_b, torch.lerp(code_a, code_b, t)])
+    _, (off_a, off_b, off_t) = field.category_offsets(name, codes, features, gate_logits, region_mask)
     return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
 
 
@@ -114,19 +122,17 @@ def splat_regions(means2d: Tensor, radii: Tensor, cam_depths: Tensor, depth: Ten
     return bits, visible
 
 
-def leakage_loss(field, switched: Iterable[tuple[int, str, Tensor]], features: Tensor, gate_logits: Tensor,
-                 region_mask: Tensor, bits: Tensor, visible: Tensor) -> Tensor:
+def leakage_loss(switched: Iterable[tuple[int, Tensor, Tensor]], bits: Tensor, visible: Tensor) -> Tensor:
     """Disentanglement: the offsets a switched category applies to Gaussians that are *visible* but land
     outside the category's image region (mean absolute offset, summed over categories).
 
-    switched: (category index c, name, code (D,)) of each category not at its reference variant;
-    features (N, F); gate_logits, region_mask (N, C); bits, visible (N,) from `splat_regions`.
+    switched: (category index c, indices (M,), gated offsets (M, 14)) of each category not at its
+    reference variant, as `AttributeField.terms` gives them; bits, visible (N,) from `splat_regions`.
     Occluded Gaussians are left alone: the mask says nothing about them, and penalising them shrinks the
     whole shared branch.
     """
-    total = torch.zeros((), device=features.device)
-    for c, name, code in switched:
-        idx, off = field.category_offsets(name, code, features, gate_logits, region_mask)
+    total = torch.zeros((), device=bits.device)
+    for c, idx, off in switched:
         leaking = ((((bits[idx] >> c) & 1) == 0) & visible[idx]).float()[:, None]
         total = total + (off.abs() * leaking).sum() / (idx.numel() * off.shape[1])
     return total
@@ -152,7 +158,7 @@ def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tenso
 
     op, col = OFFSET_SLICES["opacity_logit"].start, OFFSET_SLICES["color_logit"]
     gate = torch.sigmoid(gate_logits)
-    offsets = torch.stack([branch(code, features) for code in codes])                          # (U, M, 14)
+    offsets = branch(codes, features)                                                          # (U, M, 14)
     pred = base_logits[None] + gate[None] * offsets[..., op]                                   # (U, M)
     own = variant[None, :] == torch.arange(codes.shape[0], device=codes.device)[:, None]
     target = torch.where(own, target_logit[None, :], torch.full_like(pred, hidden_logit))
