@@ -11,15 +11,11 @@ Sub-packages:
 
 import os as _os
 
-# OpenMP threads (torch's intra-op pool, libgomp) wait at every barrier of the hundreds of small parallel
-# ops in a training step. Spinning long there (libgomp's default, 300,000 turns) is fastest on an idle
-# machine and ruinous beside another busy process, which holds the core the spinner waits for; not
-# spinning at all (OMP_WAIT_POLICY=PASSIVE) is robust but pays a wake-up at every op. A short spin keeps
-# both: a draft's training step, medians of three runs on the 2-core CPU, idle / beside one busy
-# process: default 0.167 / ~0.59 s, 3,000 turns 0.155 / 0.357 s, passive 0.274 / 0.218 s. Set before
-# torch loads libgomp (importing perse comes first in every entry point); a user's setting of either
-# variable wins.
-if "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
+# OpenMP threads (torch's intra-op pool, libgomp) spin at every barrier by default. On a machine where
+# another process holds a core, each of the hundreds of small parallel ops in a training step then
+# waits a scheduler time slice: measured on the 2-core CPU, perse create's training fell from ~6 to
+# ~0.5 steps/s beside one other busy process, and ran at 5.7 steps/s with passive waiting. Set before
+# torch loads libgomp (importing perse comes first in every entry point); a user's setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

@@ -95,15 +95,3 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "avatar file not found" in proc.stderr
-
-
-@pytest.mark.parametrize("given, want", [({}, "3000"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
-                                         ({"GOMP_SPINCOUNT": "50"}, "50")])
-def test_importing_perse_sets_a_short_openmp_spin_unless_the_user_chose(given, want):
-    """libgomp reads its wait settings once, when torch loads it: perse, imported first by every entry
-    point, sets a short spin (`perse/__init__.py`), and a user's OpenMP setting wins."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    code = "import os, perse; print(os.environ.get('GOMP_SPINCOUNT'))"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == str(want)
