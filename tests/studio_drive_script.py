@@ -129,8 +129,8 @@ def scenario(video: str, out: Path):
         window._screenshot(str(out / "driven.png"))
 
         # -- record, save (dialog), load ---------------------------------------------------------------
+        record_start = time.perf_counter()  # before the toggle: the take may only hold later captures
         window.safe(panel.toggle_recording)()
-        record_start = time.perf_counter()
         f["record_label"] = dpg.get_item_configuration(panel.record_button)["label"]
         # Paced driving records displayed samples (~8-15 per s here, fewer on a loaded machine): record
         # until the take holds at least 5 samples over more than 1.2 s, however long that takes.

@@ -369,14 +369,17 @@ def test_live_driver_skips_stale_frames_and_records(builtin_head, astronaut_face
     live = LiveDriver(builtin_head, lambda: FramesSource(frames, fps=400.0), DriveSettings())
     live.start()
     try:
+        started = time.perf_counter()
         live.start_recording()
         assert wait_for(lambda: live.stats().frames_tracked >= 4)
         take = live.stop_recording()
+        stopped = time.perf_counter()
     finally:
         live.close()
     stats = live.stats()
     assert stats.frames_skipped > stats.frames_tracked  # the camera outran tracking: stale frames were dropped
     assert take.num_frames >= 3 and np.all(np.diff(take.timestamps) > 0)
+    assert take.duration <= stopped - started  # frames captured before the start stay out of the take
 
 
 # --------------------------------------------------------------------------------------------------

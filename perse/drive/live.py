@@ -191,6 +191,7 @@ class LiveDriver:
         self._pending_settings: DriveSettings | None = None
         self._pending_calibration: int | None = None
         self._recorder: TakeRecorder | None = None
+        self._recording_since = 0.0  # perf_counter() when recording started: earlier captures stay out
         self._tracked = 0
         self._skipped = 0
 
@@ -247,8 +248,10 @@ class LiveDriver:
             self._pending_calibration = int(frames)
 
     def start_recording(self) -> None:
+        """Record every frame captured from now on (frames captured earlier and still in flight are not)."""
         with self._lock:
             self._recorder = TakeRecorder(list(self.head.expression_names), self.head.kind)
+            self._recording_since = time.perf_counter()
 
     def stop_recording(self) -> Take:
         """The recorded take (possibly empty: `Take.save` then refuses it)."""
@@ -324,8 +327,8 @@ class LiveDriver:
 
     def _publish(self, sample: DriveSample) -> int:
         with self._lock:
-            recorder = self._recorder
-        if recorder is not None:
+            recorder, since = self._recorder, self._recording_since
+        if recorder is not None and sample.capture_time >= since:
             recorder.add(sample.capture_time, sample.vector)
         self.output.put(sample)
         return self.output.version
