@@ -15,6 +15,7 @@ A take plays back on any avatar whose head has the same expression directions.
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,14 +221,21 @@ def _take_problem(a: dict[str, np.ndarray]) -> str | None:
 
 @dataclass
 class TakeRecorder:
-    """Collects samples (time, vector) while recording; `take()` returns them as a Take."""
+    """Collects samples (time, vector) while recording; `take()` returns them as a Take.
+
+    start: when recording began, on the samples' clock; a sample from before it (a frame captured
+    earlier and still in flight when recording began) is left out, so a take never outlasts its recording.
+    """
 
     expression_names: list[str]
     head_kind: str = "builtin"
+    start: float = -math.inf
     _times: list[float] = field(default_factory=list)
     _vectors: list[np.ndarray] = field(default_factory=list)
 
     def add(self, t: float, vector: np.ndarray) -> None:
+        if t < self.start:
+            return  # captured before recording began
         if self._times and t <= self._times[-1]:
             return  # the same sample seen twice
         self._times.append(float(t))

@@ -212,6 +212,15 @@ def test_take_save_load_resample(builtin_head, tmp_path):
     back.check_head(builtin_head)
 
 
+def test_take_recorder_leaves_out_samples_captured_before_its_start(builtin_head):
+    L = ParamLayout(builtin_head.num_expression)
+    rec = TakeRecorder(list(builtin_head.expression_names), builtin_head.kind, start=100.05)
+    for t in (100.0, 100.1, 100.2):
+        rec.add(t, L.zeros())
+    take = rec.take()
+    assert take.num_frames == 2 and abs(take.duration - 0.1) < 1e-9
+
+
 def test_take_bad_files(builtin_head, tmp_path):
     with pytest.raises(PerseError, match="take not found"):
         Take.load(tmp_path / "missing.npz")

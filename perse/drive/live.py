@@ -191,7 +191,6 @@ class LiveDriver:
         self._pending_settings: DriveSettings | None = None
         self._pending_calibration: int | None = None
         self._recorder: TakeRecorder | None = None
-        self._recording_since = 0.0  # perf_counter() when recording started: earlier captures stay out
         self._tracked = 0
         self._skipped = 0
 
@@ -250,8 +249,8 @@ class LiveDriver:
     def start_recording(self) -> None:
         """Record every frame captured from now on (frames captured earlier and still in flight are not)."""
         with self._lock:
-            self._recorder = TakeRecorder(list(self.head.expression_names), self.head.kind)
-            self._recording_since = time.perf_counter()
+            self._recorder = TakeRecorder(list(self.head.expression_names), self.head.kind,
+                                          start=time.perf_counter())
 
     def stop_recording(self) -> Take:
         """The recorded take (possibly empty: `Take.save` then refuses it)."""
@@ -327,8 +326,8 @@ class LiveDriver:
 
     def _publish(self, sample: DriveSample) -> int:
         with self._lock:
-            recorder, since = self._recorder, self._recording_since
-        if recorder is not None and sample.capture_time >= since:
+            recorder = self._recorder
+        if recorder is not None:
             recorder.add(sample.capture_time, sample.vector)
         self.output.put(sample)
         return self.output.version
