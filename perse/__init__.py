@@ -9,13 +9,11 @@ Sub-packages:
     export  -- videos, PNG sequences, PLY snapshots
 """
 
-import os as _os
+from perse.openmp import use_wait_policy as _use_wait_policy
 
-# OpenMP threads (torch's intra-op pool, libgomp) spin at every barrier by default. On a machine where
-# another process holds a core, each of the hundreds of small parallel ops in a training step then
-# waits a scheduler time slice: measured on the 2-core CPU, perse create's training fell from ~6 to
-# ~0.5 steps/s beside one other busy process, and ran at 5.7 steps/s with passive waiting. Set before
-# torch loads libgomp (importing perse comes first in every entry point); a user's setting wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads libgomp (importing perse comes first in every entry point): passive waiting, which
+# a studio frame needs beside its UI and webcam threads; `perse create` and `perse train` switch to a
+# short spin (`perse.openmp`). A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+_use_wait_policy("interactive")
 
 __version__ = "0.1.0"

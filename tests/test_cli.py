@@ -12,6 +12,7 @@ import torch
 
 from perse.avatar import Avatar, save_avatar
 from perse.cli import main
+from perse.openmp import WAIT_POLICIES, WAIT_VARIABLES, wait_environment
 from tiny_models import tiny_categories, tiny_head
 
 
@@ -95,3 +96,45 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "avatar file not found" in proc.stderr
+
+
+def _openmp_env_after(code: str, given: dict) -> list[str]:
+    """The OpenMP wait variables a fresh interpreter holds after running `code` with `given` set."""
+    env = {k: v for k, v in os.environ.items() if k not in WAIT_VARIABLES}
+    code += "\nimport os; print(*(os.environ.get(k) for k in %r))" % (WAIT_VARIABLES,)
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True,
+                         check=True).stdout
+    return out.splitlines()[-1].split()
+
+
+@pytest.mark.parametrize("given, want", [({}, ["PASSIVE", "None"]),
+                                         ({"GOMP_SPINCOUNT": "50"}, ["None", "50"])])
+def test_importing_perse_makes_openmp_wait_passively_unless_the_user_chose(given, want):
+    """libgomp reads its wait settings once, when torch loads it: perse, imported first by every entry
+    point, sets passive waiting (`perse.openmp`), and a user's setting wins."""
+    assert _openmp_env_after("import perse", given) == want
+
+
+@pytest.mark.parametrize("command, given, want", [
+    (["train", "missing_dataset", "--out", "x.perse"], {}, ["None", "1000"]),
+    (["create", "missing.png", "--out", "x.perse"], {}, ["None", "1000"]),
+    (["create", "missing.png", "--out", "x.perse"], {"OMP_WAIT_POLICY": "PASSIVE"}, ["PASSIVE", "None"]),
+    (["info", "missing.perse"], {}, ["PASSIVE", "None"]),
+])
+def test_training_commands_switch_openmp_to_a_short_spin_before_torch_loads(tmp_path, command, given, want):
+    """`perse create` and `perse train` only train: a short spin (`perse.openmp.WAIT_POLICIES`), set
+    before the command imports torch; every other command keeps passive waiting."""
+    code = (f"import os, sys; os.chdir({str(tmp_path)!r}); from perse.cli import main\n"
+            "assert 'torch' not in sys.modules, 'perse.cli imports torch: the wait policy would come too late'\n"
+            f"assert main({command!r}) == 2")
+    assert _openmp_env_after(code, given) == want
+
+
+def test_wait_environment_replaces_the_other_policy_and_respects_the_user():
+    env = {"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/bin"}
+    assert wait_environment("batch", env, user_set=False)
+    assert env == {"GOMP_SPINCOUNT": WAIT_POLICIES["batch"]["GOMP_SPINCOUNT"], "PATH": "/bin"}
+    assert not wait_environment("batch", env, user_set=False)   # already in force
+    assert wait_environment("interactive", env, user_set=False) and env == {"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/bin"}
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert not wait_environment("batch", mine, user_set=True) and mine == {"OMP_WAIT_POLICY": "ACTIVE"}

@@ -20,6 +20,7 @@ import sys
 from perse.cli import bench, create, drive, eval, export, info, render, synth, track, train
 from perse.cli.common import phrase_error
 from perse.errors import PerseError
+from perse.openmp import use_wait_policy
 
 EPILOG_EXAMPLES = """examples:
   perse info default
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # before the command imports torch: commands that only train set the short OpenMP spin
+    use_wait_policy(getattr(args, "wait_policy", "interactive"))
     try:
         return int(args.func(args) or 0)
     except PerseError as exc:

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--editor", default="builtin", metavar="builtin|diffusers:PATH",
                    help="attribute edits: builtin (procedural painter, default) or diffusers:PATH, a local "
                         "diffusers inpainting pipeline folder (never downloads; needs transformers)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, wait_policy="batch")  # training only: `perse.openmp`
 
 
 def run(args) -> int:

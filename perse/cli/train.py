@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     p.add_argument("--flame", help="FLAME file when the dataset was made with one")
     p.add_argument("--flame-embedding")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, wait_policy="batch")  # training only: `perse.openmp`
 
 
 def new_trainer(args, dataset, head, backend: str, device: str):
