@@ -81,3 +81,36 @@ def test_seed_anchor_holds_gating_and_pulls_colour_toward_the_material():
     assert with_color > plain
     with_color.backward()
     assert (colors.grad > 0).all()                            # descent moves the colour toward black (-3)
+
+
+def test_seed_anchor_geometry_term_holds_the_branch_off_the_seeds_shape():
+    """With geometry_weight, training the branch on the anchor alone drives its position, rotation and
+    scale offsets on the seeds (under their own codes) toward zero, and only those: the opacity and
+    colour parts are the other terms' business."""
+    from perse.avatar.field import OFFSET_SLICES, CategoryBranch, FieldConfig
+    from perse.train.losses import seed_anchor_loss
+
+    torch.manual_seed(0)
+    cfg = FieldConfig()
+    branch = CategoryBranch(cfg)
+    torch.nn.init.normal_(branch.out.weight, std=0.5)          # a branch that has drifted: big offsets
+    codes = torch.randn(3, cfg.code_dim)
+    m = 16
+    features, gates = torch.randn(m, cfg.feature_dim), torch.full((m,), 4.0)
+    variant = torch.tensor([1, 2] * 8)
+    opacity, target = torch.zeros(m), torch.full((m,), 2.0)
+    args = (branch, codes, features, gates, opacity, variant, target, -7.0)
+    assert seed_anchor_loss(*args, geometry_weight=1.0) > seed_anchor_loss(*args)
+    geometry = slice(0, OFFSET_SLICES["log_scale"].stop)
+
+    def own_geometry() -> float:
+        with torch.no_grad():
+            return float(branch(codes, features)[variant, torch.arange(m)][:, geometry].abs().mean())
+
+    before = own_geometry()
+    opt = torch.optim.Adam(branch.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        seed_anchor_loss(*args, geometry_weight=1.0).backward()
+        opt.step()
+    assert own_geometry() < 0.1 * before

@@ -141,13 +141,18 @@ def leakage_loss(switched: Iterable[tuple[int, Tensor, Tensor]], bits: Tensor, v
 def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tensor, base_logits: Tensor,
                      variant: Tensor, target_logit: Tensor, hidden_logit: float,
                      base_colors: Tensor | None = None, target_colors: Tensor | None = None,
-                     color_weight: float = 0.0) -> Tensor:
-    """Keep a category's seeded accessories gated (and in their colour): mean squared errors, logit units.
+                     color_weight: float = 0.0, geometry_weight: float = 0.0) -> Tensor:
+    """Keep a category's seeded accessories gated, in their colour and where they were seeded: mean
+    squared errors, logit and offset units.
 
     For M seed Gaussians of one category, under each of the category's U codes: the applied opacity
     logit ``base + sigmoid(gate) * branch(code, feature)[opacity]`` should be `target_logit` where the
     code is the seed's own variant and `hidden_logit` for every other code. With colours, the applied
-    colour logit under the seed's own code should be `target_colors`, weighted by `color_weight`.
+    colour logit under the seed's own code should be `target_colors`, weighted by `color_weight`. With
+    `geometry_weight`, the branch's gated position, rotation and scale offsets under the seed's own code
+    should be zero: the seeds already are the accessory's shape, which the branch, trained mostly by other
+    losses while its variant is rarely in view, otherwise moves by centimetres and shrinks to specks
+    (a draft's cap seeds: 10 mm Gaussians 15 mm off the cap within 100 steps, 0.3 mm at the end).
 
     branch: the category's `CategoryBranch`; codes (U, D) its current variant codes (gradients reach
     them, so the codes may move as long as the look they name still shows its seeds); features (M, F),
@@ -163,8 +168,11 @@ def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tenso
     own = variant[None, :] == torch.arange(codes.shape[0], device=codes.device)[:, None]
     target = torch.where(own, target_logit[None, :], torch.full_like(pred, hidden_logit))
     loss = (pred - target).pow(2).mean()
+    m = torch.arange(features.shape[0], device=features.device)
+    own_offsets = gate[:, None] * offsets[variant, m]                                          # (M, 14)
+    if geometry_weight:
+        loss = loss + geometry_weight * own_offsets[:, :OFFSET_SLICES["log_scale"].stop].pow(2).mean()
     if base_colors is None or target_colors is None or color_weight == 0:
         return loss
-    m = torch.arange(features.shape[0], device=features.device)
-    color = base_colors + gate[:, None] * offsets[variant, m][:, col]                           # (M, 3)
+    color = base_colors + own_offsets[:, col]                                                  # (M, 3)
     return loss + color_weight * (color - target_colors).pow(2).mean()

@@ -62,6 +62,7 @@ class TrainConfig:
     seed_anchor_weight: float = 1.0   # 0: off (then seeded accessories fade out within a few dozen steps)
     seed_anchor_samples: int = 64     # seeds of each variant per step
     seed_color_weight: float = 0.05   # of the seed anchor: accessory seeds' colour held near their material's
+    seed_geometry_weight: float = 1.0  # of the seed anchor: the branch leaves accessory seeds where they were seeded
     checkpoint_every: int = 500
     lr: dict = field(default_factory=lambda: {
         "position": 2e-3, "quat": 2e-3, "log_scale": 5e-3, "opacity_logit": 5e-2, "color_logit": 2.5e-2,
@@ -210,7 +211,8 @@ class Trainer:
                                 p["feature"][rows], p["gate_logit"][rows, c], p["opacity_logit"][rows],
                                 t.variant[pick].to(self.device), t.logit[pick].to(self.device), HIDDEN_LOGIT,
                                 base_colors=p["color_logit"][rows], target_colors=colors,
-                                color_weight=self.cfg.seed_color_weight)
+                                color_weight=self.cfg.seed_color_weight,
+                                geometry_weight=self.cfg.seed_geometry_weight)
 
     def _interpolation_loss(self) -> Tensor:
         """Midpoint regularizer on one random category and pair of variants, in Gaussian-parameter space."""
