@@ -114,3 +114,16 @@ def test_region_helpers():
     assert regions.dilate(np.pad(np.ones((1, 1), bool), 9)[:20, :20], 3).sum() > 20
     assert regions.rows_above(4.5, shape)[:5].all() and not regions.rows_above(4.5, shape)[5:].any()
     assert regions.box_mask(-5, 3, 18, 40, shape).sum() == 3 * 2
+
+
+def test_scattered_change_tells_a_solid_area_from_specks():
+    solid, specks = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+    solid[10:40, 10:40] = True
+    specks[::4, ::4] = True                       # as many flecks as a cloud of shrunk seeds
+    assert attributes.scattered_fraction(solid) == 0.0
+    assert attributes.scattered_fraction(specks) == 1.0
+    assert attributes.scattered_fraction(np.zeros((8, 8), bool)) == 0.0
+    change = {"inside_px_512": 5000, "outside_fraction": 0.0}
+    assert attributes.judge("hat", "cap", {**change, "scattered_fraction": 0.6})["solid"] is False
+    assert attributes.judge("hat", "cap", {**change, "scattered_fraction": 0.0})["solid"] is True
+    assert attributes.judge("glasses", "round", {**change, "scattered_fraction": 0.6})["solid"] is None

@@ -80,6 +80,8 @@ def test_strong_variants_are_seen_where_they_belong(cli_report):
     # variants that clearly change the default today: their own region sees it
     for key in (("hair", "black"), ("lips", "red"), ("glasses", "sunglasses"), ("hat", "beanie")):
         assert rows[key]["visible"], key
+    for key in (("hair", "black"), ("hat", "cap"), ("hat", "beanie"), ("beard", "full")):
+        assert rows[key]["solid"], key                 # an area, not a cloud of flecks
 
 
 def test_identity_of_the_reference_view(cli_report):

@@ -20,7 +20,8 @@ from perse.render.framing import yawed_camera
 IDENTITY_YAWS = (20.0, -20.0)
 TARGETS = {"identity_reference": 0.40, "identity_yaw20": 0.45, "silhouette_iou": 0.92,
            "inside_px_512": attributes.MIN_INSIDE_PX, "inside_px_512_studs": 30,
-           "outside_fraction": attributes.MAX_OUTSIDE_FRACTION, "back_off_palette": backview.MAX_OFF_FRACTION}
+           "outside_fraction": attributes.MAX_OUTSIDE_FRACTION, "scattered_fraction": attributes.MAX_SCATTERED,
+           "back_off_palette": backview.MAX_OFF_FRACTION}
 COVERED_ALPHA = 0.02      # a pixel the render touches (the neck's faded end included)
 PORTRAIT_MAX_SIDE = 1024  # the portrait is shrunk to this before dlib (its HOG detector is slow on huge photos)
 
@@ -130,13 +131,15 @@ def format_report(report: dict) -> str:
               f"target >= {t['silhouette_iou']:.2f}  {mark(s['iou'] is not None and s['iou'] >= t['silhouette_iou'])}"]
     lines += ["", "attribute variants at weight 1 (front view; inside: px changed > 0.15 at 512^2, "
               "outside: fraction changed > 0.06)",
-              f"  {'variant':<22} {'inside px':>10} {'outside %':>10}   visible local"]
+              f"  {'variant':<22} {'inside px':>10} {'outside %':>10} {'scattered %':>12}   visible local solid"]
     for r in report["attributes"]:
         lines.append(f"  {r['category'] + '=' + r['variant']:<22} {r['inside_px_512']:>10.0f} "
-                     f"{100 * r['outside_fraction']:>9.2f}%   {mark(r['visible']):<7} {mark(r['local'])}")
-    n = len(report["attributes"])
-    lines.append(f"  visible {sum(r['visible'] for r in report['attributes'])}/{n}, "
-                 f"local {sum(r['local'] for r in report['attributes'])}/{n}")
+                     f"{100 * r['outside_fraction']:>9.2f}% {100 * r['scattered_fraction']:>11.0f}%   "
+                     f"{mark(r['visible']):<7} {mark(r['local']):<5} {'-' if r['solid'] is None else mark(r['solid'])}")
+    rows = report["attributes"]
+    judged = [r for r in rows if r["solid"] is not None]
+    lines.append(f"  visible {sum(r['visible'] for r in rows)}/{len(rows)}, local {sum(r['local'] for r in rows)}/"
+                 f"{len(rows)}, solid {sum(r['solid'] for r in judged)}/{len(judged)}")
     b = report["back_view"]
     lines += ["", "back view (180 degrees): hair pixels > 10 dE from every visible hair colour",
               f"  {100 * b['off_palette_fraction']:.2f}% of {b['hair_pixels']} px   target <= "
