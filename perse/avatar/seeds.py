@@ -21,8 +21,9 @@ pruned. `Avatar.initialize` therefore records `SeedTargets` (`avatar.seed_target
 target opacity logits of the accessory seeds); the trainer's seed anchor loss
 (`perse.train.losses.seed_anchor_loss`) holds the applied opacity of those rows near their targets under
 every variant's current code, and, more weakly, their colour under their own code near the material's
-(without it single seeds of a 2 mm frame drift to the skin's colour, and the frame reads as beads);
-`SeedTargets.remap` follows the rows through densification.
+(without it single seeds of a 2 mm frame drift to the skin's colour, and the frame reads as beads),
+and the branch's position, rotation and scale offsets on them at zero (without it the branch moved and
+shrank the hats' seeds into clouds of flecks); `SeedTargets.remap` follows the rows through densification.
 
 SEEDS FORMAT (``seeds.npz``, version 1), N samples::
 
