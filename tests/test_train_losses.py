@@ -84,10 +84,9 @@ def test_seed_anchor_holds_gating_and_pulls_colour_toward_the_material():
 
 
 def test_seed_anchor_geometry_term_holds_the_branch_off_the_seeds_shape():
-    """With geometry_weight, training the branch on the anchor alone drives its position, rotation and
-    scale offsets on the seeds (under their own codes) toward zero, and only those: the opacity and
-    colour parts are the other terms' business."""
-    from perse.avatar.field import OFFSET_SLICES, CategoryBranch, FieldConfig
+    """With geometry_weight, the anchor costs more on a branch whose position, rotation and scale offsets
+    on the seeds (under their own codes) are large, and training the branch on it drives them toward zero."""
+    from perse.avatar.field import GEOMETRY_OFFSETS, CategoryBranch, FieldConfig
     from perse.train.losses import seed_anchor_loss
 
     torch.manual_seed(0)
@@ -101,11 +100,10 @@ def test_seed_anchor_geometry_term_holds_the_branch_off_the_seeds_shape():
     opacity, target = torch.zeros(m), torch.full((m,), 2.0)
     args = (branch, codes, features, gates, opacity, variant, target, -7.0)
     assert seed_anchor_loss(*args, geometry_weight=1.0) > seed_anchor_loss(*args)
-    geometry = slice(0, OFFSET_SLICES["log_scale"].stop)
 
     def own_geometry() -> float:
         with torch.no_grad():
-            return float(branch(codes, features)[variant, torch.arange(m)][:, geometry].abs().mean())
+            return float(branch(codes, features)[variant, torch.arange(m)][:, GEOMETRY_OFFSETS].abs().mean())
 
     before = own_geometry()
     opt = torch.optim.Adam(branch.parameters(), lr=1e-2)

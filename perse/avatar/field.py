@@ -17,6 +17,8 @@ from torch import Tensor, nn
 OFFSET_SLICES = {"position": slice(0, 3), "quat": slice(3, 7), "log_scale": slice(7, 10),
                  "opacity_logit": slice(10, 11), "color_logit": slice(11, 14)}
 OFFSET_DIM = 14
+# The shape part of the offsets (position, rotation, scale: where a Gaussian is and how big), contiguous.
+GEOMETRY_OFFSETS = slice(OFFSET_SLICES["position"].start, OFFSET_SLICES["log_scale"].stop)
 
 
 @dataclass

@@ -159,7 +159,7 @@ def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tenso
     gate_logits (M,), base_logits (M,) the seeds' rows; variant (M,) long; target_logit (M,);
     base_colors, target_colors (M, 3) colour logits.
     """
-    from perse.avatar.field import OFFSET_SLICES
+    from perse.avatar.field import GEOMETRY_OFFSETS, OFFSET_SLICES
 
     op, col = OFFSET_SLICES["opacity_logit"].start, OFFSET_SLICES["color_logit"]
     gate = torch.sigmoid(gate_logits)
@@ -171,7 +171,7 @@ def seed_anchor_loss(branch, codes: Tensor, features: Tensor, gate_logits: Tenso
     m = torch.arange(features.shape[0], device=features.device)
     own_offsets = gate[:, None] * offsets[variant, m]                                          # (M, 14)
     if geometry_weight:
-        loss = loss + geometry_weight * own_offsets[:, :OFFSET_SLICES["log_scale"].stop].pow(2).mean()
+        loss = loss + geometry_weight * own_offsets[:, GEOMETRY_OFFSETS].pow(2).mean()
     if base_colors is None or target_colors is None or color_weight == 0:
         return loss
     color = base_colors + own_offsets[:, col]                                                  # (M, 3)
