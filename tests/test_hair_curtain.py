@@ -112,7 +112,7 @@ def test_hair_layer_keeps_its_curtain_and_rejects_a_damaged_one(case, tmp_path):
     assert back.curtain is not None and np.array_equal(back.curtain.faces, layer.curtain.faces)
     assert np.allclose(back.curtain.binding.local, layer.curtain.binding.local, atol=1e-4)
     broken = HairLayer(layer.thickness, curtain=HairCurtain(layer.curtain.binding, layer.curtain.faces + 10 ** 6,
-                                                            layer.curtain.uvs, layer.curtain.shade))
+                                                            layer.curtain.shade, layer.curtain.sources))
     broken.save(tmp_path / "b.npz")
     with pytest.raises(PerseError, match="curtain faces"):
         HairLayer.load(tmp_path / "b.npz", layer.thickness.shape[0])
@@ -144,6 +144,14 @@ def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, bui
     assert hung.sum() > 200
     lum = lambda x: x[..., :3].astype(float).mean(axis=-1)
     assert lum(black)[hung].mean() < 0.6 * lum(rgba)[hung].mean()
+    # Every texel of the curtain's own texture is the hair's, recoloured with it: none reads a gutter or
+    # another island of the head's layout (the seam down the back once drew a skin-coloured zigzag).
+    curtain = result.hair.curtain
+    black_curtain = lum(curtain.texture(with_curtain.texture({**ref, "hair": "black"})))
+    brown_curtain = lum(curtain.texture(with_curtain.texture(ref)))
+    assert np.quantile(black_curtain, 0.999) < 0.5 * np.median(brown_curtain)
+    # The curtain continues the shell's texture down its length instead of repeating one texel per column.
+    assert np.median(brown_curtain.std(axis=0)) > 2.0
     # Seeds: the curtain's Gaussians are anatomy (always shown), bound to the hair's own triangles.
     neutral = with_curtain.posed_vertices(replace(fit.params, expression=torch.zeros_like(fit.params.expression)))
     a = head_anatomy(builtin_head)
@@ -160,7 +168,6 @@ def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builti
     photo's (here a flat grey, so every seen vertex comes out at that grey); unseen vertices keep theirs."""
     from perse.synth.hair_curtain import LOCK_SHADE_RANGE, photo_lock_shade
     from perse.synth.palette import luminance
-    from perse.synth.uv_atlas import uv_to_texel
 
     image, _, fit, result, v = case
     curtain, a = result.hair.curtain, head_anatomy(builtin_head)
@@ -172,9 +179,7 @@ def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builti
     grey = np.full(image.shape, 120, np.uint8)
     hair = np.ones(image.shape[:2], np.float32)
     shade = photo_lock_shade(curtain, posed, fit.camera, grey, hair, depth, result.texture)
-    size = result.texture.shape[0]
-    col, row = np.clip(np.round(uv_to_texel(curtain.uvs, size)), 0, size - 1).astype(int).T
-    texel = luminance(result.texture[row, col].astype(np.float64) / 255.0)
+    texel = luminance(curtain.texel_colors(result.texture))
     changed = np.abs(shade - curtain.shade) > 1e-9
     assert 30 < changed.sum() < 0.5 * curtain.num_vertices                  # the seen side hair, not the back
     gain = shade / curtain.shade

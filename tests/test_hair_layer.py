@@ -12,7 +12,8 @@ from perse.errors import PerseError
 from perse.head import load_builtin_head
 from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
-from perse.synth.hair import HairLayer, fold_into, ray_extent, segment_hair, synthesize_unseen_hair
+from perse.synth.hair import (STRAND_SPREAD, HairLayer, fold_into, ray_extent, segment_hair, strand_quantiles,
+                              synthesize_unseen_hair)
 from perse.synth.anatomy import head_anatomy
 from perse.track import detect_largest_face, fit_head
 from portrait_variants import FRAMINGS, textured_case
@@ -59,6 +60,20 @@ def test_unseen_hair_copies_only_seen_colours():
     out = synthesize_unseen_hair(pos, np.zeros(3), colors, seen, target)
     palette = {tuple(c) for c in colors[seen]}
     assert all(tuple(c) in palette for c in out)
+
+
+def test_strands_take_the_middle_of_the_palette_and_darken_toward_the_lowest_hair():
+    """Combed strands span STRAND_SPREAD of the palette's luminance quantiles (not the front's highlights and
+    shadows), centred lower on the lowest hair than at the crown."""
+    rng = np.random.default_rng(0)
+    strands = rng.uniform(size=4000)
+    level = strand_quantiles(strands, np.zeros(4000))
+    assert np.ptp(level) == pytest.approx(STRAND_SPREAD * np.ptp(strands))
+    elevation = rng.uniform(-1.0, 1.0, size=4000)
+    q = strand_quantiles(strands, elevation)
+    assert q.min() >= 0.0 and q.max() <= 1.0
+    assert q[elevation > 0.8].mean() > q[elevation < -0.8].mean() + 0.1
+    assert np.corrcoef(strands, q)[0, 1] > 0.8          # the strand pattern still orders them
 
 
 def test_hair_layer_round_trip_and_bad_files(tmp_path):

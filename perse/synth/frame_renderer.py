@@ -52,6 +52,7 @@ class FrameRenderer:
                                                          axis=1)))
         self.variant_textures = check_variant_textures(variant_textures, categories, texture_size)
         self._composed: dict[tuple, np.ndarray] = {}
+        self._curtain_textures: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # id(look texture) -> (it, curtain's)
         # A photo texture already holds the portrait's real lighting: the head is drawn unlit (so the
         # reference view reproduces the photo) while accessory geometry is still lit by the rig.
         self.photo_texture = base_texture is not None
@@ -97,7 +98,7 @@ class FrameRenderer:
             if curtain is not None:
                 hair_meshes.append(Mesh(vertices=curtain.posed(vertices, a.faces).astype(np.float32),
                                         faces=curtain.faces, colors=np.repeat(curtain.shade[:, None], 3, 1).astype(np.float32),
-                                        uvs=curtain.uvs.astype(np.float32), texture=texture,
+                                        uvs=curtain.uvs.astype(np.float32), texture=self.curtain_texture(texture),
                                         face_labels=np.full(curtain.faces.shape[0], self._curtain_label, np.int32),
                                         specular=0.06, unlit=self.photo_texture))
             vertices = self.hair_layer.shell_vertices(vertices, vertex_normals(vertices, a.faces))
@@ -113,6 +114,14 @@ class FrameRenderer:
                             face_labels=np.full(acc.faces.shape[0], label, dtype=np.int32),
                             opacity=acc.opacity, specular=acc.specular, smooth=True))
         return out + hair_meshes
+
+    def curtain_texture(self, texture: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8: the hair curtain's own texture for the head texture `texture` of a look,
+        made once per texture (`texture` is one of this renderer's cached look textures)."""
+        key = id(texture)
+        if key not in self._curtain_textures or self._curtain_textures[key][0] is not texture:
+            self._curtain_textures[key] = (texture, self.hair_layer.curtain.texture(texture))
+        return self._curtain_textures[key][1]
 
     def texture(self, look: dict[str, str]) -> np.ndarray:
         """(S, S, 3) uint8 albedo of `look`: the painter's, with edited variants composited in.

@@ -19,7 +19,8 @@ Pipeline (`build_hair_layer`, called by `perse create` in the texture stage):
 3. Unseen hair (`synthesize_unseen_hair`): texels of the hair regions that the photo does not see take
    the colour of a seen hair texel. Next to the seen hair they copy the texel their azimuth and elevation
    fold back onto (a mirror fold, so strands stay continuous across the border); further away a strand
-   pattern combed from the crown down (`strand_field`) picks seen colours by luminance. Every colour of
+   pattern combed from the crown down (`strand_field`) picks seen colours by luminance, from the middle
+   of their range and a shade darker low on the head (`strand_quantiles`). Every colour of
    the unseen hair therefore occurs in the visible hair, and the back of the head is hair, not a
    kaleidoscope of the front.
 
@@ -50,6 +51,13 @@ MAX_THICKNESS_M = 0.07
 HAIRLINE_TAPER_M = 0.02          # thickness reaches its full value this far from the hairline
 UNSEEN_BLEND_RAD = 0.35          # unseen hair this far (radians) from the seen hair is combed strands
 SHADOW_FRACTION = 0.15           # darkest seen hair colours left out of the strands (gaps, shadows)
+# The strands' share of the lit palette's luminance range. The seen hair's range holds the portrait's
+# light (sheen, shadowed locks) besides strand albedo: spanning all of it, the back of the head read as
+# pinstripes of highlight and shadow.
+STRAND_SPREAD = 0.5
+# Palette quantile the strands centre on at the crown and at the lowest unseen hair: hair under the bulk
+# of the head gets less sky light (occlusion), so it is a shade darker, as in any photo of a head from behind.
+STRAND_CENTRE = (0.6, 0.4)
 # Strand pattern octaves: (cells around the head, cells per radian along a strand, weight, seed). Around a
 # ~0.6 m head: ~1.5 mm strands, ~5 mm locks, ~2.5 cm clumps.
 STRAND_OCTAVES = ((400, 1.5, 0.35, 11), (120, 2.5, 0.35, 12), (24, 1.2, 0.30, 13))
@@ -344,8 +352,21 @@ def synthesize_unseen_hair(position: np.ndarray, centre: np.ndarray, colors: np.
         palette = colors[seen]
         order = np.argsort(palette @ BT601_LUMA)
         lit = order[int(SHADOW_FRACTION * len(order)):] if len(order) > 10 else order
-        out[far] = palette[lit[np.round(strands[far] * (len(lit) - 1)).astype(int)]]
+        quantile = strand_quantiles(strands[far], elevation[target][far])
+        out[far] = palette[lit[np.round(quantile * (len(lit) - 1)).astype(int)]]
     return out
+
+
+def strand_quantiles(strands: np.ndarray, elevation: np.ndarray, spread: float = STRAND_SPREAD,
+                     centre: tuple[float, float] = STRAND_CENTRE) -> np.ndarray:
+    """(M,) palette luminance quantiles in [0, 1] of combed strands: the strand pattern `strands` (M,) in
+    [0, 1] spans `spread` of the palette around a centre that falls from `centre[0]` at the highest to
+    `centre[1]` at the lowest `elevation` (M,) radians: strand albedo varies less than the lit front hair,
+    and the lower hair is in the head's shadow."""
+    lo, hi = (float(elevation.min()), float(elevation.max())) if elevation.size else (0.0, 1.0)
+    height = (elevation - lo) / max(hi - lo, 1e-6)                       # 0 lowest .. 1 highest
+    mid = centre[1] + (centre[0] - centre[1]) * height
+    return np.clip(mid + spread * (strands - 0.5), 0.0, 1.0)
 
 
 def build_hair_thickness(head_vertices: np.ndarray, faces: np.ndarray, regions: np.ndarray,

@@ -20,8 +20,9 @@ Fitting it to the portrait (`build_curtain`), in the reference view:
    shell (short hair, bald heads) give no curtain at all.
 
 The curtain is bound to the rigid hair triangles of the head (`perse.synth.binding`), so it follows any
-pose; its texture coordinates point at the shell texel above each column, so it takes the hair's texture
-(and every hair-colour variant's recolouring) as vertical strands. A per-vertex shade darkens the strand
+pose; its texture coordinates run down the shell's own texture below each column's top
+(`column_sources`), so it takes the hair's texture (and every hair-colour variant's recolouring) as
+strands that continue the shell's. A per-vertex shade darkens the strand
 ends and varies strand brightness a little.
 """
 
@@ -51,41 +52,71 @@ FRONT_TUCK, FRONT_TUCK_RAD = 0.7, np.radians(15.0)   # how far, and over what an
 LOCK_SHADE_RANGE = (0.5, 1.6)          # how much darker / lighter the photo may make a curtain vertex
 PHOTO_DEPTH_TOLERANCE_M = 0.003        # a vertex is what the photo shows within this of the front surface
 TUCK_UNDER_M = 0.001                   # a column starts this far inside the shell's surface
+SOURCE_REACH = 0.8                     # of the shell below its widest point whose texture a column runs down
+TEXELS_PER_CELL = 4                    # curtain texture resolution: texels per grid cell, each way
 
 
 @dataclass
 class HairCurtain:
-    """A bound sheet of hair. binding: per-vertex `Binding` to the head mesh (N vertices); faces: (M, 3)
-    int64 into those vertices; uvs: (N, 2) texture coordinates in the head's texture; shade: (N,) albedo
-    multiplier in (0, LOCK_SHADE_RANGE[1]] (above 1 where the photo shows a lock lighter than the
-    texture above it)."""
+    """A bound sheet of hair with a texture of its own, read from the head's.
+
+    binding: per-vertex `Binding` to the head mesh (N = ROWS * COLUMNS vertices, row-major); faces:
+    (M, 3) int64 into those vertices; shade: (N,) albedo multiplier in (0, LOCK_SHADE_RANGE[1]] (above 1
+    where the photo shows a lock lighter than the texture above it); sources: (H, W, 2) for every texel
+    of the curtain's texture, the head-texture uv it shows (`texture`).
+
+    The curtain's texels come from several UV islands of the head's layout (scalp and back of the head,
+    both sides of the seam down the back); a curtain triangle whose corners pointed into different
+    islands would interpolate across everything between them, so the curtain keeps its own texture and
+    the head texture is resampled into it, texel by texel."""
 
     binding: Binding
     faces: np.ndarray
-    uvs: np.ndarray
     shade: np.ndarray
+    sources: np.ndarray
 
     @property
     def num_vertices(self) -> int:
-        return int(self.uvs.shape[0])
+        return int(self.shade.shape[0])
+
+    @property
+    def uvs(self) -> np.ndarray:
+        """(N, 2) the vertices' coordinates in the curtain's own texture: the grid's corners on the
+        corner texels' centres."""
+        h, w = self.sources.shape[:2]
+        rows, cols = grid_shape(self.num_vertices)
+        y, x = np.meshgrid(np.linspace(0, h - 1, rows), np.linspace(0, w - 1, cols), indexing="ij")
+        return np.stack([(x.ravel() + 0.5) / w, 1.0 - (y.ravel() + 0.5) / h], axis=1)
+
+    def texture(self, head_texture: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8: the curtain's texture, `head_texture` (S, S, 3) uint8 at its sources."""
+        from perse.geometry.sampling import bilinear_sample
+        from perse.synth.uv_atlas import uv_to_texel
+
+        h, w = self.sources.shape[:2]
+        px = uv_to_texel(self.sources.reshape(-1, 2), head_texture.shape[0])
+        rgb = bilinear_sample(head_texture[..., :3], px)
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8).reshape(h, w, 3)
+
+    def texel_colors(self, head_texture: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 in [0, 1]: the head texture's colour at each vertex (unshaded)."""
+        from perse.geometry.sampling import bilinear_sample
+
+        h, w = self.sources.shape[:2]
+        uv = self.uvs
+        px = np.stack([uv[:, 0] * w - 0.5, (1.0 - uv[:, 1]) * h - 0.5], axis=1)
+        return bilinear_sample(self.texture(head_texture), px) / 255.0
 
     def posed(self, head_vertices: np.ndarray, head_faces: np.ndarray) -> np.ndarray:
         """(N, 3) curtain vertices on a posed head (V, 3) with the bound mesh's faces (F, 3)."""
         return np.asarray(apply_binding(self.binding, np.asarray(head_vertices, np.float64), head_faces))
 
-    def texel_colors(self, texture: np.ndarray) -> np.ndarray:
-        """(N, 3) float64 in [0, 1]: the texel of `texture` (S, S, 3) uint8 at each vertex's uv (unshaded)."""
-        from perse.synth.uv_atlas import uv_to_texel
-
-        size = texture.shape[0]
-        col, row = np.clip(np.round(uv_to_texel(self.uvs, size)), 0, size - 1).astype(int).T
-        return texture[row, col, :3].astype(np.float64) / 255.0
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays `from_arrays` reads, with a ``curtain_`` prefix (for the hair layer's .npz)."""
         return {"curtain_face": self.binding.face.astype(np.int64),
                 "curtain_local": self.binding.local.astype(np.float32),
-                "curtain_faces": self.faces.astype(np.int64), "curtain_uvs": self.uvs.astype(np.float32),
+                "curtain_faces": self.faces.astype(np.int64), "curtain_sources": self.sources.astype(np.float32),
                 "curtain_shade": self.shade.astype(np.float32)}
 
     @classmethod
@@ -93,11 +124,11 @@ class HairCurtain:
         """Inverse of `arrays` on a mapping (an open .npz); None when it holds no curtain."""
         if "curtain_face" not in z:
             return None
-        if "curtain_local" not in z:
-            raise ValueError("its curtain was bound by an older build")
+        if "curtain_local" not in z or "curtain_sources" not in z:
+            raise ValueError("its curtain was made by an older build")
         return cls(Binding(z["curtain_face"].astype(np.int64), z["curtain_local"].astype(np.float64)),
-                   z["curtain_faces"].astype(np.int64), z["curtain_uvs"].astype(np.float64),
-                   z["curtain_shade"].astype(np.float64))
+                   z["curtain_faces"].astype(np.int64), z["curtain_shade"].astype(np.float64),
+                   z["curtain_sources"].astype(np.float64))
 
     def check(self, num_faces: int | None = None) -> str:
         """'' when consistent (with a head of `num_faces` triangles, if given), else what is wrong."""
@@ -109,7 +140,9 @@ class HairCurtain:
             return "its curtain is bound to triangles the head does not have"
         if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
             return "its curtain faces index missing vertices"
-        if not all(np.isfinite(a).all() for a in (b.local, self.uvs, self.shade)):
+        if self.sources.ndim != 3 or self.sources.shape[2] != 2 or min(self.sources.shape[:2]) < 2:
+            return "its curtain texture sources are not an (H, W, 2) grid"
+        if not all(np.isfinite(a).all() for a in (b.local, self.sources, self.shade)):
             return "its curtain holds non-finite values"
         return ""
 
@@ -117,6 +150,13 @@ class HairCurtain:
 # --------------------------------------------------------------------------------------------------
 # Head frame
 # --------------------------------------------------------------------------------------------------
+def grid_shape(num_vertices: int) -> tuple[int, int]:
+    """(rows, columns) of a curtain grid of `num_vertices` vertices (ROWS rows)."""
+    if num_vertices % ROWS:
+        raise ValueError(f"a curtain has {ROWS} rows of vertices, not {num_vertices} vertices")
+    return ROWS, num_vertices // ROWS
+
+
 def to_head_frame(points: np.ndarray, centre: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, 3) (side, up, front) coordinates of world points in the frame of the posed head."""
     return (points - centre) @ rotation
@@ -152,6 +192,30 @@ def column_tops(shell: np.ndarray, thickness: np.ndarray, azimuths: np.ndarray, 
         widest = np.nonzero(near)[0][np.argmax(r[near])]
         top_y[j], top_r[j] = shell[widest, 1], r[widest] - TUCK_UNDER_M
     return top_y, top_r
+
+
+def column_sources(shell: np.ndarray, thickness: np.ndarray, azimuth: np.ndarray, top_y: np.ndarray,
+                   top_r: np.ndarray, t: np.ndarray, reach: float = SOURCE_REACH, bin_rad: float = np.radians(6.0),
+                   min_thickness: float = 0.002) -> np.ndarray:
+    """(I, J, 3) head-frame points whose shell texture each curtain vertex takes: down each column's
+    meridian of the shell, from its top (`top_y`, `top_r` (J,)) at t = 0 to `reach` of the way to the
+    shell's lowest point at least `min_thickness` thick near that azimuth (J,) at t = 1 (t: (I, 1)).
+
+    The curtain then continues the texture the shell would show below its widest point, strands that
+    change along their length, instead of repeating one texel down every column (which read as straight
+    cut strips with a seam where they leave the shell). Points lie on chords of the shell; the caller
+    snaps them to its surface. shell: (N, 3) head-frame surface points, thickness: (N,) m."""
+    az = np.arctan2(shell[:, 0], shell[:, 2])
+    r = np.hypot(shell[:, 0], shell[:, 2])
+    low_y, low_r = top_y.copy(), top_r.copy()
+    for j, a in enumerate(azimuth):
+        near = (angle_gap(az, a) < bin_rad) & (thickness >= min_thickness)
+        if near.any():
+            lowest = np.nonzero(near)[0][np.argmin(shell[near, 1])]
+            low_y[j], low_r[j] = min(shell[lowest, 1], top_y[j]), r[lowest]
+    u = reach * t                                                              # (I, 1)
+    return from_cylinder(azimuth[None], top_y[None] + u * (low_y - top_y)[None],
+                         top_r[None] + u * (low_r - top_r)[None])
 
 
 def clearance_radius(head: np.ndarray, azimuth: np.ndarray, height: np.ndarray, bin_rad: float = np.radians(5.0),
@@ -312,17 +376,28 @@ def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_f
     world = points @ rotation.T + centre
     shell_faces = shell_mask[faces].all(axis=1)
     binding = bind_to_mesh(world, vertices, faces, face_mask=shell_faces)
-    # Texture: the shell texel above each column (straight down the column: strands).
-    tops_world = from_cylinder(azimuth, top_y, top_r) @ rotation.T + centre
-    top_face = bind_to_mesh(tops_world, shell_world, faces, face_mask=shell_faces).face
-    a, b, c = (shell_world[faces[top_face, i]] for i in range(3))
-    bary = np.clip(barycentric(closest_point_on_triangles(tops_world, a, b, c), a, b, c), 0.0, None)
-    bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
-    column_uv = (bary[..., None] * uvs[uv_faces[top_face]]).sum(axis=1)  # (J, 2)
-    column_uv = np.broadcast_to(column_uv[None], (ROWS, COLUMNS, 2)).reshape(-1, 2)
+    # Texture: the shell's own, run down each column's meridian (`column_sources`), TEXELS_PER_CELL
+    # texels to a grid cell.
+    h, w = (ROWS - 1) * TEXELS_PER_CELL + 1, (COLUMNS - 1) * TEXELS_PER_CELL + 1
+    fine_az = np.interp(np.linspace(0, COLUMNS - 1, w), np.arange(COLUMNS), azimuth)
+    fine = [np.interp(fine_az, azimuth, x) for x in (top_y, top_r)]
+    sources = column_sources(shell, thickness[on], fine_az, *fine, np.linspace(0.0, 1.0, h)[:, None])
+    sources = sources.reshape(-1, 3) @ rotation.T + centre
+    source_uv = surface_uvs(sources, shell_world, faces, uvs, uv_faces, shell_faces).reshape(h, w, 2)
     shade = strand_shade(azimuth, t, seed).reshape(-1)
     return HairCurtain(binding=binding, faces=grid_faces(ROWS, COLUMNS, wrap_cols=False).astype(np.int64),
-                       uvs=column_uv.copy(), shade=shade)
+                       shade=shade, sources=source_uv)
+
+
+def surface_uvs(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
+                face_mask: np.ndarray) -> np.ndarray:
+    """(P, 2) texture coordinates of the closest point to each of `points` (P, 3) on the mesh
+    (`vertices` (V, 3), `faces` (F, 3), `uvs` / `uv_faces` its layout), among the triangles of `face_mask`."""
+    face = bind_to_mesh(points, vertices, faces, face_mask=face_mask).face
+    a, b, c = (vertices[faces[face, i]] for i in range(3))
+    bary = np.clip(barycentric(closest_point_on_triangles(points, a, b, c), a, b, c), 0.0, None)
+    bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
+    return (bary[..., None] * uvs[uv_faces[face]]).sum(axis=1)
 
 
 @dataclass
