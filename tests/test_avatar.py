@@ -179,3 +179,30 @@ def test_field_terms_and_branches_agree_with_the_summed_field(avatar):
         branch, codes = avatar.field.branches[spec.name], avatar.latent.codes[spec.name]
         features = p["feature"][:50]
         assert torch.allclose(branch(codes, features), torch.stack([branch(z, features) for z in codes]), atol=1e-6)
+
+
+def test_initial_features_tell_near_gaussians_from_far_ones():
+    """A fresh avatar's features vary smoothly over the head (`positional_features`): neighbours a few
+    millimetres apart start alike, Gaussians across the head do not, and the spread is the random
+    features' (std 0.5), so a branch can change part of its region from the first step."""
+    from perse.avatar.field import FEATURE_STD, positional_features
+
+    g = torch.Generator().manual_seed(0)
+    points = 0.1 * torch.randn(4000, 3, generator=g)
+    f = positional_features(points, 16, torch.Generator().manual_seed(1))
+    assert f.shape == (4000, 16)
+    assert abs(float(f.std()) - FEATURE_STD) < 0.05
+    d_points = torch.cdist(points, points)
+    d_features = torch.cdist(f, f)
+    near, far = (d_points < 0.005) & (d_points > 0), d_points > 0.15
+    assert float(d_features[near].mean()) < 0.35 * float(d_features[far].mean())
+
+
+def test_fresh_avatar_features_follow_its_gaussians_positions():
+    a = Avatar.initialize(tiny_head(), tiny_categories(), num_gaussians=1500, seed=1)
+    centres = a.gaussians(AvatarState(a.reference_state().head)).means.detach()
+    feats = a.gaussians_params["feature"].detach()
+    d_points, d_features = torch.cdist(centres, centres), torch.cdist(feats, feats)
+    near, far = (d_points < 0.01) & (d_points > 0), d_points > 0.1
+    assert near.any() and far.any()
+    assert float(d_features[near].mean()) < 0.5 * float(d_features[far].mean())

