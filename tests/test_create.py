@@ -244,9 +244,9 @@ def test_train_config_follows_the_quality_preset():
     from perse.train.trainer import TrainConfig
 
     draft = QUALITIES["draft"].train_config("cpu", "cpu", 3)
-    assert (draft.steps, draft.num_gaussians, draft.backend, draft.seed) == (2500, 12000, "cpu", 3)
+    assert (draft.steps, draft.num_gaussians, draft.backend, draft.seed) == (2250, 12000, "cpu", 3)
     assert draft.lr["codes"] == QUALITIES["draft"].code_lr != TrainConfig().lr["codes"]
     assert draft.lr["position"] == TrainConfig().lr["position"]
-    assert draft.densify.stop_step == int(2500 * 2 / 3)
+    assert draft.densify.stop_step == int(2250 * 2 / 3)
     standard = QUALITIES["standard"].train_config("cuda", "gsplat", 0)
     assert standard.steps == 15000 and standard.lr["codes"] == TrainConfig().lr["codes"]
