@@ -12,6 +12,7 @@ from perse.geometry.rotations import best_rotation
 from perse.mesh_ops import vertex_normals
 from perse.render.gl import Mesh
 from perse.synth.anatomy import fit_sphere, head_anatomy
+from perse.synth.binding import Binding
 from perse.synth.hair import SHELL_REGIONS, HairLayer, segment_hair
 from perse.synth.hair_curtain import (CLEARANCE_M, FRONT_MIN_RAD, HairCurtain, build_curtain, hair_bottom_row,
                                       outline_extent, to_head_frame)
@@ -116,6 +117,11 @@ def test_hair_layer_keeps_its_curtain_and_rejects_a_damaged_one(case, tmp_path):
     broken.save(tmp_path / "b.npz")
     with pytest.raises(PerseError, match="curtain faces"):
         HairLayer.load(tmp_path / "b.npz", layer.thickness.shape[0])
+    c, n = layer.curtain, layer.curtain.num_vertices - 1                   # one vertex short of the grid
+    ragged = HairCurtain(Binding(c.binding.face[:n], c.binding.local[:n]), c.faces[:0], c.shade[:n], c.sources)
+    HairLayer(layer.thickness, curtain=ragged).save(tmp_path / "r.npz")
+    with pytest.raises(PerseError, match="not a grid"):
+        HairLayer.load(tmp_path / "r.npz", layer.thickness.shape[0])
     # A curtain bound by an older build (barycentrics, no frame coordinates): one line, what to do.
     with np.load(tmp_path / "h.npz") as z:
         arrays = {k: z[k] for k in z.files if k != "curtain_local"}

@@ -56,6 +56,13 @@ SOURCE_REACH = 0.8                     # of the shell below its widest point who
 TEXELS_PER_CELL = 4                    # curtain texture resolution: texels per grid cell, each way
 
 
+def grid_shape(num_vertices: int) -> tuple[int, int]:
+    """(rows, columns) of a curtain grid of `num_vertices` vertices (ROWS rows)."""
+    if num_vertices % ROWS:
+        raise ValueError(f"a curtain has {ROWS} rows of vertices, not {num_vertices} vertices")
+    return ROWS, num_vertices // ROWS
+
+
 @dataclass
 class HairCurtain:
     """A bound sheet of hair with a texture of its own, read from the head's.
@@ -99,13 +106,16 @@ class HairCurtain:
         return np.clip(np.round(rgb), 0, 255).astype(np.uint8).reshape(h, w, 3)
 
     def texel_colors(self, head_texture: np.ndarray) -> np.ndarray:
-        """(N, 3) float64 in [0, 1]: the head texture's colour at each vertex (unshaded)."""
+        """(N, 3) float64 in [0, 1]: the head texture's colour at each vertex (unshaded), read at the
+        vertex's own source (the vertices sit on texel centres of `sources`)."""
         from perse.geometry.sampling import bilinear_sample
+        from perse.synth.uv_atlas import uv_to_texel
 
         h, w = self.sources.shape[:2]
-        uv = self.uvs
-        px = np.stack([uv[:, 0] * w - 0.5, (1.0 - uv[:, 1]) * h - 0.5], axis=1)
-        return bilinear_sample(self.texture(head_texture), px) / 255.0
+        rows, cols = grid_shape(self.num_vertices)
+        vertex_sources = self.sources[np.linspace(0, h - 1, rows).round().astype(int)][
+            :, np.linspace(0, w - 1, cols).round().astype(int)].reshape(-1, 2)
+        return bilinear_sample(head_texture[..., :3], uv_to_texel(vertex_sources, head_texture.shape[0])) / 255.0
 
     def posed(self, head_vertices: np.ndarray, head_faces: np.ndarray) -> np.ndarray:
         """(N, 3) curtain vertices on a posed head (V, 3) with the bound mesh's faces (F, 3)."""
@@ -140,6 +150,8 @@ class HairCurtain:
             return "its curtain is bound to triangles the head does not have"
         if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
             return "its curtain faces index missing vertices"
+        if n % ROWS:
+            return f"its curtain is not a grid of {ROWS} rows"
         if self.sources.ndim != 3 or self.sources.shape[2] != 2 or min(self.sources.shape[:2]) < 2:
             return "its curtain texture sources are not an (H, W, 2) grid"
         if not all(np.isfinite(a).all() for a in (b.local, self.sources, self.shade)):
@@ -150,13 +162,6 @@ class HairCurtain:
 # --------------------------------------------------------------------------------------------------
 # Head frame
 # --------------------------------------------------------------------------------------------------
-def grid_shape(num_vertices: int) -> tuple[int, int]:
-    """(rows, columns) of a curtain grid of `num_vertices` vertices (ROWS rows)."""
-    if num_vertices % ROWS:
-        raise ValueError(f"a curtain has {ROWS} rows of vertices, not {num_vertices} vertices")
-    return ROWS, num_vertices // ROWS
-
-
 def to_head_frame(points: np.ndarray, centre: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """(N, 3) (side, up, front) coordinates of world points in the frame of the posed head."""
     return (points - centre) @ rotation
