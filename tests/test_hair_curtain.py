@@ -122,12 +122,14 @@ def test_hair_layer_keeps_its_curtain_and_rejects_a_damaged_one(case, tmp_path):
     HairLayer(layer.thickness, curtain=ragged).save(tmp_path / "r.npz")
     with pytest.raises(PerseError, match="not a grid"):
         HairLayer.load(tmp_path / "r.npz", layer.thickness.shape[0])
-    # A curtain bound by an older build (barycentrics, no frame coordinates): one line, what to do.
-    with np.load(tmp_path / "h.npz") as z:
-        arrays = {k: z[k] for k in z.files if k != "curtain_local"}
-    np.savez(tmp_path / "old.npz", **arrays)
-    with pytest.raises(PerseError, match="older build.*rerun the texture stage"):
-        HairLayer.load(tmp_path / "old.npz", layer.thickness.shape[0])
+    # A curtain from an older build (bound by barycentrics without frame coordinates, or textured through
+    # per-vertex head uvs without texture sources): one line, what to do.
+    for missing in ("curtain_local", "curtain_sources"):
+        with np.load(tmp_path / "h.npz") as z:
+            arrays = {k: z[k] for k in z.files if k != missing}
+        np.savez(tmp_path / "old.npz", **arrays)
+        with pytest.raises(PerseError, match="older build.*rerun the texture stage"):
+            HairLayer.load(tmp_path / "old.npz", layer.thickness.shape[0])
 
 
 def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, builtin_head, renderer):
