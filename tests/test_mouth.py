@@ -109,8 +109,9 @@ def test_teeth_are_mirror_symmetric(frame_renderer):
 
 
 def test_the_photos_teeth_paint_the_crowns_it_shows_and_only_those(builtin_head, renderer):
-    """A portrait that shows its teeth gives the crowns it sees its own colours (here a flat magenta),
-    seen then from any side; crowns its camera does not see keep the synthetic enamel."""
+    """A portrait that shows its teeth gives the crowns it sees its own colours (here a flat, yellowed
+    enamel), seen then from any side; crowns its camera does not see keep the synthetic enamel, and a
+    photo whose mouth shows no teeth (a dark, or a red, opening) paints none."""
     import torch
 
     from perse.synth.frame_renderer import FrameRenderer
@@ -122,24 +123,27 @@ def test_the_photos_teeth_paint_the_crowns_it_shows_and_only_those(builtin_head,
     cam = orbit_camera(0.0, 0.0, 0.9, (0.0, -0.03, 0.0), 16.0, 256, 256)
     with torch.no_grad():
         landmarks = cam.project(builtin_head(params).landmarks[0]).numpy().astype(np.float64)
-    photo = np.zeros((256, 256, 3), np.uint8)
-    photo[..., 0] = photo[..., 2] = 255
     before = {p.name: p.colors.copy() for p in fr.mouth.parts}
     assert fr.use_photo_teeth(ReferenceView(cam, params)) == 0            # no photo: nothing to take
+    for not_teeth in ((20, 10, 10), (255, 0, 255)):                      # shadow, or saturated colour
+        photo = np.full((256, 256, 3), not_teeth, np.uint8)
+        assert fr.use_photo_teeth(ReferenceView(cam, params, image=photo, landmarks=landmarks)) == 0
+    photo = np.full((256, 256, 3), (255, 214, 160), np.uint8)
     painted = fr.use_photo_teeth(ReferenceView(cam, params, image=photo, landmarks=landmarks))
     assert painted > 20
-    magenta = np.array([1.0, 0.0, 1.0])
+    yellowed = np.array([255, 214, 160]) / 255.0
     for part in fr.mouth.parts:
         changed = np.abs(part.colors - before[part.name]).max(axis=1) > 1e-6
         if part.name not in TEETH_PARTS:
             assert not changed.any(), part.name                               # gums, tongue: untouched
             continue
-        assert np.abs(part.colors[changed] - magenta).max(axis=1).min() < 0.05   # the photo's colour
+        assert np.abs(part.colors[changed] - yellowed).max(axis=1).min() < 0.05   # the photo's colour
     # Turned by 30 degrees the painted crowns still show the photo's colour.
     side = orbit_camera(30.0, 0.0, 0.9, (0.0, -0.03, 0.0), 16.0, 256, 256)
     rgba, _, _ = fr.render({}, fr.posed_vertices(params), side, 0)
-    pink = (rgba[..., 0] > 180) & (rgba[..., 1] < 80) & (rgba[..., 2] > 180)
-    assert pink.sum() > 5
+    r, g, b = (rgba[..., i].astype(float) for i in range(3))
+    photo_teeth = (r > 150) & (b < 0.72 * r) & (g > 0.72 * r)   # the enamel's own blue is ~0.9 of its red
+    assert photo_teeth.sum() > 5
     # Only what the photo's camera sees: closed lips hide every crown, even under a mask over everything.
     closed = FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0, renderer=renderer)
     everywhere = np.full((478, 2), 128.0)

@@ -163,14 +163,17 @@ class FrameRenderer:
             return self.head(params).vertices[0].cpu().numpy().astype(np.float64)
 
     def use_photo_teeth(self, view: ReferenceView) -> int:
-        """Paint the crowns the portrait shows with its pixels (`MouthInterior.use_photo_teeth`), the
-        head posed as in the photo. Returns the number of crown vertices painted (0 without a mouth or
-        without the photo)."""
+        """Make the crowns the portrait shows as long as its teeth (`MouthInterior.fit_photo_show`), give
+        the lower lip's inner edge the photo's lip colour (`MouthInterior.use_photo_lining`) and paint
+        the crowns with the photo's pixels (`MouthInterior.use_photo_teeth`), the head posed as in the photo.
+        Returns the number of crown vertices painted (0 without a mouth or without the photo)."""
         if self.mouth is None or view.image is None:
             return 0
         verts = self.posed_vertices(view.params)
-        _, _, result = self.render(reference_look(self.categories), verts, view.camera, 0)
         mask = mouth_opening_mask(view.landmarks, view.image.shape[:2])
+        self.mouth.fit_photo_show(view.image, mask, view.camera, verts)
+        self.mouth.use_photo_lining(view.image, view.camera, verts)
+        _, _, result = self.render(reference_look(self.categories), verts, view.camera, 0)
         return self.mouth.use_photo_teeth(view.image, mask, view.camera, verts, result.depth)
 
     def render(self, look: dict[str, str], verts: np.ndarray, camera: Camera, dilation: int,

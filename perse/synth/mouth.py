@@ -23,6 +23,7 @@ All geometry is numpy float64 in metres in the head's canonical frame (+y up, +z
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from perse import mesh_ops as mo
 from perse.geometry.easing import smoothstep
@@ -31,7 +32,8 @@ from perse.synth.anatomy import HeadAnatomy
 from perse.synth.binding import Binding, bind_to_mesh
 from perse.synth.mesh_primitives import grid_faces, orient_faces, tube, uv_sphere
 from perse.synth.mouth_pocket import MouthPocket, expression_motion, find_mouth_pocket, lip_line
-from perse.synth.teeth import ENAMEL, SETBACK, ambient_occlusion, teeth_arch
+from perse.synth.teeth import ENAMEL, SETBACK, UPPER_TEETH, ambient_occlusion, incisal_edge_points, teeth_arch, \
+    teeth_like, teeth_reach_px
 
 GUM = np.array([0.66, 0.30, 0.32])
 TONGUE = np.array([0.72, 0.36, 0.36])
@@ -40,6 +42,8 @@ CAVITY_DEEP = np.array([0.06, 0.02, 0.02])
 SEAL_DEPTH = 0.0006      # m behind the lip loop: the seal must stay behind the lower lip's surface
 SEAL_OVERLAP = 0.0003    # m the seal reaches past each lip line into the lips
 SEAL = np.array([0.30, 0.10, 0.10])
+LOWER_LIP_LINING = np.array([0.62, 0.32, 0.32])   # the lower lip's wet inner edge, without a photo
+LINING_SHADE = 0.85     # the inner edge of a photo's lower lip, a little darker than the lip it shows
 
 
 def lip_seal(pocket: MouthPocket, samples: int = 41) -> tuple[np.ndarray, np.ndarray]:
@@ -110,15 +114,20 @@ def cavity_bag(vertices: np.ndarray, upper_loop: np.ndarray, lower_loop: np.ndar
             np.concatenate(depths + [[CAVITY_CAP]]))
 
 
-def lining_colors(depth: np.ndarray, side: np.ndarray | None = None) -> np.ndarray:
+def lining_colors(depth: np.ndarray, side: np.ndarray | None = None, lip: np.ndarray = LOWER_LIP_LINING
+                  ) -> np.ndarray:
     """(N, 3) cavity colours at depth (N,) metres behind the lips: red-brown at the lips to near black.
     side (N,): > 0 on the upper half, where the first ring is the gum above the upper teeth (a smile that
-    lifts the upper lip shows gum there, not a dark gap)."""
+    lifts the upper lip shows gum there, not a dark gap); < 0 on the lower half, whose first ring is the
+    lower lip's wet inner edge, `lip` (3,) (seen above the lip in front of the teeth: a smile's lower
+    lip, not a dark crescent)."""
     t = smoothstep(0.004, 0.030, depth)[:, None]
     col = CAVITY_SHALLOW[None] + (CAVITY_DEEP - CAVITY_SHALLOW)[None] * t
     if side is not None:
         gum = (np.asarray(side) > 0) * smoothstep(SETBACK + 0.005, SETBACK + 0.001, depth)
         col = col + (GUM[None] * 0.8 - col) * gum[:, None]
+        inner_lip = (np.asarray(side) < 0) & (depth <= 0.0)
+        col[inner_lip] = np.asarray(lip, np.float64)
     return col
 
 
@@ -132,6 +141,8 @@ def facing_cavity(vertices: np.ndarray, faces: np.ndarray, pocket: MouthPocket) 
 
 
 TEETH_PARTS = ("teeth_upper", "teeth_lower")  # the parts `use_teeth_color` tints, `use_photo_teeth` paints
+MAX_EXTRA_SHOW_M = 0.004   # longest a portrait's teeth may make the upper crowns, past the average
+MIN_EXTRA_SHOW_M = 0.0003   # shorter lengthening is within the landmarks' error: crowns kept
 PHOTO_DEPTH_TOLERANCE_M = 0.0015  # a crown vertex is what the photo shows if it is this close to the front surface
 
 
@@ -148,19 +159,12 @@ class MouthInterior:
         self.pocket = pocket
         self.unlit = False
         F_all = anatomy.faces
-        parts = []
-        uv, uf, uc, ugum = teeth_arch(pocket, upper=True)
-        lv, lf, lc, lgum = teeth_arch(pocket, upper=False)
-        parts.append(("teeth_upper", uv, uf, uc, True, 0.35))
-        parts.append(("teeth_lower", lv, lf, lc, False, 0.35))
-        for name, line, upper in (("gums_upper", ugum, True), ("gums_lower", lgum, False)):
-            gv, gf = tube(line, 0.0022, sides=8)
-            gc = GUM[None] * ambient_occlusion(pocket.front_z - gv[:, 2])[:, None]
-            parts.append((name, gv, gf, gc, upper, 0.15))
+        self.extra_show = np.zeros(len(UPPER_TEETH))   # m each upper crown reaches below the average (`fit_photo_show`)
+        self._teeth_gain = np.ones(3)    # the enamel tint (`use_teeth_color`)
         lower_front = pocket.front_z - SETBACK - 0.0016
         tv, tf, tc = tongue_mesh(pocket, lower_front)
-        parts.append(("tongue", tv, tf, tc, False, 0.2))
-        self.parts = [self._bound(name, v, f, col, self._anchors(upper), spec) for name, v, f, col, upper, spec in parts]
+        self.parts = (self._arch_parts(upper=True) + self._arch_parts(upper=False)
+                      + [self._bound("tongue", tv, tf, tc, self._anchors(False), 0.2)])
         sv, sf = lip_seal(pocket)
         upper_rim = self._anchors(True, rigid=False) | self._touching(pocket.upper_loop, pocket.skull)
         self.seal = self._bound("lip_seal", sv, sf, np.broadcast_to(SEAL, sv.shape), upper_rim, 0.05)
@@ -168,6 +172,7 @@ class MouthInterior:
         bv, bf, side, depth = cavity_bag(anatomy.vertices, pocket.upper_loop, pocket.lower_loop)
         self.bag_loop = np.concatenate([pocket.upper_loop, pocket.lower_loop[1:-1][::-1]])
         lower = side < 0
+        self._bag_side, self._bag_depth = side, depth
         bag = Accessory("cavity", "mouth", bv, facing_cavity(bv, bf, pocket), lining_colors(depth, side), 1.0, 0.0)
         upper_b = bind_to_mesh(bv[~lower], anatomy.vertices, F_all, face_mask=self._anchors(True))
         lower_b = bind_to_mesh(bv[lower], anatomy.vertices, F_all, face_mask=self._anchors(False))
@@ -181,15 +186,73 @@ class MouthInterior:
         """Tint the teeth so their front enamel has `color` (3,) RGB in [0, 1] (e.g. `photo_teeth_color`),
         keeping the crowns' own shading (edges, necks, gaps, depth)."""
         gain = np.asarray(color, dtype=np.float64) / ENAMEL
+        self._teeth_gain = self._teeth_gain * gain
         for part in self.parts:
             if part.name in TEETH_PARTS:
                 part.colors = np.clip(part.colors * gain[None], 0.0, 1.0)
 
+    def fit_photo_show(self, photo: np.ndarray, mouth_mask: np.ndarray, camera, head_vertices: np.ndarray
+                       ) -> np.ndarray:
+        """Lengthen the upper crowns to where the portrait's own teeth end; returns the (K,) lengthening
+        of each crown of a half arch (m, midline to back).
+
+        A smile shows the upper teeth from the upper lip down to the lower lip; crowns of the head's
+        average length (`SHOW` below the neutral lip) leave a dark band of cavity under them instead,
+        which every view but the portrait's own then shows. Each crown's biting edge
+        (`incisal_edge_points`), posed like the photo, moves down the photo's run of teeth pixels below
+        it (`teeth_reach_px`), the two sides averaged; toward the back a crown never reaches lower than
+        the one in front of it (the smile line), and none by more than `MAX_EXTRA_SHOW_M`.
+        photo: (H, W, 3) uint8; mouth_mask: (H, W) the photo's mouth opening; camera: the photo's
+        `Camera`; head_vertices: (V, 3) the head posed as in the photo. Call before `use_photo_teeth`."""
+        from perse.geometry.sampling import bilinear_sample
+        from perse.synth.binding import apply_binding
+
+        faces = self.anatomy.faces
+        edge = incisal_edge_points(self.pocket, self.extra_show)
+        binding = bind_to_mesh(edge, self.anatomy.vertices, faces, face_mask=self._anchors(True))
+        posed = torch.from_numpy(np.asarray(apply_binding(binding, np.asarray(head_vertices, np.float64), faces)))
+        cam = camera.float64()
+        px, z = cam.project(posed).numpy(), cam.to_camera(posed)[:, 2].numpy()
+        teeth = teeth_like(photo.astype(np.float64) / 255.0) & (mouth_mask > 0.5)
+        inside = bilinear_sample(mouth_mask, px) > 0.5
+        reach_m = np.where(inside, teeth_reach_px(teeth, px, mouth_mask > 0.5) * z / float(cam.K[1, 1]), 0.0)
+        extra = np.minimum.accumulate(np.clip(reach_m.reshape(2, -1).mean(axis=0), 0.0, MAX_EXTRA_SHOW_M))
+        extra = np.where(extra >= MIN_EXTRA_SHOW_M, extra, 0.0)
+        if extra.any():
+            self.extra_show = self.extra_show + extra
+            keep = [p for p in self.parts if p.name not in ("teeth_upper", "gums_upper")]
+            self.parts = self._arch_parts(upper=True) + keep
+        return extra
+
+    def use_photo_lining(self, photo: np.ndarray, camera, head_vertices: np.ndarray) -> np.ndarray:
+        """Give the lower lip's inner edge (the cavity's first ring on the lower half) the colour the
+        portrait's lower lip has just below the inner-lip line, a shade darker (`LINING_SHADE`), and
+        return it (3,). photo: (H, W, 3) uint8; camera: its fitted `Camera`; head_vertices: (V, 3) the
+        head posed as in the photo."""
+        from perse.geometry.sampling import bilinear_sample
+
+        loop = np.asarray(head_vertices, np.float64)[self.pocket.lower_loop[1:-1]]
+        px = camera.float64().project(torch.from_numpy(loop)).numpy() + np.array([0.0, 1.5])  # onto the lip
+        lip = np.median(bilinear_sample(photo, px), axis=0) / 255.0 * LINING_SHADE
+        self.bag.colors = lining_colors(self._bag_depth, self._bag_side, lip)
+        return lip
+
+    def _arch_parts(self, upper: bool) -> list[Accessory]:
+        """The bound crowns and gum ridge of one arch (crowns tinted by `_teeth_gain`)."""
+        v, f, colors, gum_line = teeth_arch(self.pocket, upper, self.extra_show)
+        gv, gf = tube(gum_line, 0.0022, sides=8)
+        gc = GUM[None] * ambient_occlusion(self.pocket.front_z - gv[:, 2])[:, None]
+        name = "upper" if upper else "lower"
+        anchors = self._anchors(upper)
+        return [self._bound(f"teeth_{name}", v, f, colors * self._teeth_gain[None], anchors, 0.35),
+                self._bound(f"gums_{name}", gv, gf, gc, anchors, 0.15)]
+
     def use_photo_teeth(self, photo: np.ndarray, mouth_mask: np.ndarray, camera, head_vertices: np.ndarray,
                         depth: np.ndarray) -> int:
-        """Give the crowns a portrait shows the portrait's own colours (its teeth's shade, gaps and
-        light), so every view shows the person's teeth, not only the photo's own view. Returns the
-        number of crown vertices painted.
+        """Give the crowns a portrait shows as teeth (`teeth_like`) the portrait's own colours (its
+        teeth's shade, gaps and light), so every view shows the person's teeth, not only the photo's own
+        view; crowns the photo shows in shadow keep their own shading. Returns the number of crown
+        vertices painted.
 
         photo: (H, W, 3) uint8; mouth_mask: (H, W) float in [0, 1], the photo's mouth opening (inside
         its inner lips); camera: the photo's fitted `Camera`; head_vertices: (V, 3) the head posed with
@@ -204,8 +267,10 @@ class MouthInterior:
                 continue
             posed = part.posed(np.asarray(head_vertices, dtype=np.float64))
             px, visible = seen_points(camera, posed, depth, PHOTO_DEPTH_TOLERANCE_M)
-            weight = bilinear_sample(mouth_mask, px) * visible
             colors = bilinear_sample(photo, px) / 255.0
+            # Only where the photo shows teeth: a crown in the shadow of the mouth's corners painted
+            # with that shadow reads as a missing tooth from any other view.
+            weight = bilinear_sample(mouth_mask, px) * visible * teeth_like(colors)
             part.colors = np.clip(part.colors * (1.0 - weight[:, None]) + colors * weight[:, None], 0.0, 1.0)
             painted += int((weight > 0.5).sum())
         return painted

@@ -128,37 +128,59 @@ def ambient_occlusion(depth: np.ndarray, scale: float = 0.014) -> np.ndarray:
     return 0.3 + 0.7 * np.exp(-np.clip(depth - SETBACK, 0.0, None) / scale)
 
 
-def teeth_arch(pocket: MouthPocket, upper: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One arch of crowns in canonical space, mirrored about x = 0.
-
-    Returns vertices (M, 3), faces, colours (M, 3) and
-    the (K, 3) gum line (the crowns' necks along the arch, right side to left) for the gum ridge.
-    """
+def arch_layout(pocket: MouthPocket, upper: bool) -> tuple[tuple, float, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Where one arch's crowns sit: (crown table, size scale, (K, 3) crown centres on the arch at y = 0,
+    (K, 3) tangents, (K, 3) outward normals, the neutral biting edge's height y) for one half arch,
+    midline to back."""
     table = UPPER_TEETH if upper else LOWER_TEETH
     scale = float(np.clip(pocket.half_width / 0.025, 0.8, 1.2))
     front = pocket.front_z - SETBACK - (0.0 if upper else 0.0016)  # lowers sit behind the uppers
     c = fit_arch(pocket.walls, front, margin=0.0045)
     widths = np.array([t[1] for t in table]) * scale
-    ends = np.cumsum(widths)
-    centres_s = ends - 0.5 * widths
+    centres_s = np.cumsum(widths) - 0.5 * widths
     pts, tangent, normal = arch_frames(c, front, centres_s)
     upper_edge = lip_line(pocket.upper_lip, np.zeros(1))[0][0] - SHOW
-    edge_y = upper_edge if upper else upper_edge + OVERBITE
+    return table, scale, pts, tangent, normal, upper_edge if upper else upper_edge + OVERBITE
+
+
+def incisal_edge_points(pocket: MouthPocket, extra_show: np.ndarray | float = 0.0) -> np.ndarray:
+    """(2K, 3) canonical points on the biting edges of the upper crowns (K per half arch, midline to
+    back; the subject's right half, then the left), on their labial faces where a photo sees the edge,
+    for crowns lengthened by `extra_show` (K,) metres (see `teeth_arch`)."""
+    table, scale, pts, _, normal, edge_y = arch_layout(pocket, upper=True)
+    longer = np.broadcast_to(np.asarray(extra_show, np.float64), (len(table),))
+    thickness = np.array([t[3] for t in table]) * scale
+    edge = pts + (edge_y - longer)[:, None] * np.array([0.0, 1.0, 0.0]) - 0.35 * thickness[:, None] * normal
+    return np.concatenate([edge * np.array([-1.0, 1.0, 1.0]), edge])
+
+
+def teeth_arch(pocket: MouthPocket, upper: bool, extra_show: np.ndarray | float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One arch of crowns in canonical space, mirrored about x = 0. `extra_show` (upper arch; scalar or
+    (K,) per crown, midline to back): metres the upper crowns reach further down than the head's
+    average (`SHOW`), necks kept (a portrait's own smile shows them so: `MouthInterior.fit_photo_show`).
+
+    Returns vertices (M, 3), faces, colours (M, 3) and
+    the (K, 3) gum line (the crowns' necks along the arch, right side to left) for the gum ridge.
+    """
+    table, scale, pts, tangent, normal, edge_y = arch_layout(pocket, upper)
+    longer = np.broadcast_to(np.asarray(extra_show if upper else 0.0, np.float64), (len(table),))
     up = np.array([0.0, 1.0 if upper else -1.0, 0.0])
     parts, colors, necks = [], [], []
     for side in (-1.0, 1.0):
         mirror = np.array([side, 1.0, 1.0])
-        for (kind, w, h, t), p, tg, nm in zip(table, pts, tangent, normal):
-            v, f, local = crown(kind, 0.93 * w * scale, h * scale, t * scale)  # 7 % of the width: gaps
+        for (kind, w, h, t), p, tg, nm, more in zip(table, pts, tangent, normal, longer):
+            h = h * scale + more
+            v, f, local = crown(kind, 0.93 * w * scale, h, t * scale)  # 7 % of the width: gaps
             # Crown frame: w along the arch tangent, h away from the biting edge, t labial (outward);
             # mirroring flips the winding, which orient_faces in crown() does not see: re-orient.
-            world = (p + np.array([0.0, edge_y, 0.0]) - 0.5 * t * scale * nm
-                     + v[:, :1] * tg + v[:, 1:2] * up + v[:, 2:3] * nm) * mirror
-            centre = (p + np.array([0.0, edge_y, 0.0]) - 0.5 * t * scale * nm + 0.5 * h * scale * up) * mirror
+            base = p + np.array([0.0, edge_y - more, 0.0]) - 0.5 * t * scale * nm
+            world = (base + v[:, :1] * tg + v[:, 1:2] * up + v[:, 2:3] * nm) * mirror
+            centre = (base + 0.5 * h * up) * mirror
             f = orient_faces(world, f, np.broadcast_to(centre, (f.shape[0], 3)))
             parts.append((world, f))
             colors.append(enamel_colors(local, pocket.front_z - world[:, 2]))
-            necks.append((p + np.array([0.0, edge_y, 0.0]) + 0.8 * h * scale * up - 0.4 * t * scale * nm) * mirror)
+            necks.append((base + 0.8 * h * up + 0.1 * t * scale * nm) * mirror)
     verts, faces = merge(parts)
     necks = np.stack(necks)
     half = len(table)
@@ -171,6 +193,39 @@ TEETH_MAX_SATURATION = 0.40   # (max - min) / max: lips and gums are redder
 TEETH_MIN_FRACTION = 0.12     # of the inner-lip opening, and at least TEETH_MIN_PIXELS, to count as teeth
 TEETH_MIN_PIXELS = 12
 TEETH_MIN_OPENING = 0.03     # inner-lip area over mouth width squared: below it the lips are closed
+
+
+def teeth_like(rgb: np.ndarray) -> np.ndarray:
+    """(...) bool: colours (..., 3) in [0, 1] bright and unsaturated enough to be teeth (inside the lips)."""
+    lum = rgb @ BT601_LUMA
+    saturation = (rgb.max(-1) - rgb.min(-1)) / np.maximum(rgb.max(-1), 1e-6)
+    return (lum >= TEETH_MIN_LUMINANCE) & (saturation <= TEETH_MAX_SATURATION)
+
+
+def teeth_reach_px(teeth: np.ndarray, edge_px: np.ndarray, opening: np.ndarray | None = None,
+                   max_gap_px: int = 1, past_lip_px: float = 1.5) -> np.ndarray:
+    """(K,) pixels a photo's teeth reach below points on the rendered biting edge: for each point
+    (K, 2) (x, y) of `edge_px`, how far down its pixel column the run of teeth pixels (`teeth` (H, W)
+    bool) that holds the point continues (gaps of up to `max_gap_px` bridged: a dark line between two
+    teeth rows is the lower teeth's own edge, a wider one the cavity). A run that reaches the bottom of
+    the mouth `opening` ((H, W) bool, pulled in from the lips) ends behind the lower lip: `past_lip_px`
+    further. 0 where the photo shows no teeth at the point, or where they end above it."""
+    h, w = teeth.shape
+    out = np.zeros(len(edge_px))
+    for k, (x, y) in enumerate(np.asarray(edge_px, np.float64)):
+        col, row = int(round(x)), int(round(y))
+        if not (0 <= col < w and 0 <= row < h) or not teeth[max(row - 1, 0):row + 1, col].any():
+            continue
+        last, gap = row, 0
+        for r in range(row + 1, h):
+            if teeth[r, col]:
+                last, gap = r, 0
+            elif (gap := gap + 1) > max_gap_px:
+                break
+        out[k] = last + 0.5 - y
+        if opening is not None and not opening[last + 1:last + 1 + max_gap_px + 1, col].any():
+            out[k] += past_lip_px
+    return np.maximum(out, 0.0)
 
 
 def photo_teeth_color(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
@@ -190,9 +245,7 @@ def photo_teeth_color(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | 
     pix = image[mask.astype(bool)].astype(np.float64) / 255.0
     if pix.shape[0] == 0:
         return None
-    lum = pix @ BT601_LUMA
-    saturation = (pix.max(1) - pix.min(1)) / np.maximum(pix.max(1), 1e-6)
-    teeth = pix[(lum >= TEETH_MIN_LUMINANCE) & (saturation <= TEETH_MAX_SATURATION)]
+    teeth = pix[teeth_like(pix)]
     if teeth.shape[0] < max(TEETH_MIN_PIXELS, TEETH_MIN_FRACTION * pix.shape[0]):
         return None
     t_lum = teeth @ BT601_LUMA
