@@ -151,3 +151,90 @@ def test_the_photos_teeth_paint_the_crowns_it_shows_and_only_those(builtin_head,
     ring = np.linspace(0, 2 * np.pi, len(LIPS_INNER), endpoint=False)
     everywhere[list(LIPS_INNER)] = np.stack([128 + 400 * np.cos(ring), 128 + 400 * np.sin(ring)], axis=1)
     assert closed.use_photo_teeth(ReferenceView(cam, posed(builtin_head), image=photo, landmarks=everywhere)) == 0
+
+
+def test_teeth_reach_follows_the_photos_run_of_teeth_down_its_column():
+    """From a point on the rendered biting edge, the reach is how far the photo's teeth go on below it:
+    a one-pixel dark line is bridged, a wider gap (the cavity) ends the run, a run down to the bottom of
+    the opening ends behind the lower lip, and a point with no teeth under it reaches nothing."""
+    from perse.synth.teeth import teeth_reach_px
+
+    teeth = np.zeros((20, 6), bool)
+    teeth[5:12, 0] = True                       # 5..11, then cavity
+    teeth[5:9, 1] = teeth[10:14, 1] = True      # a one-pixel line at 9, bridged
+    teeth[5:9, 2] = teeth[12:14, 2] = True      # a three-pixel gap: the run ends at 8
+    teeth[5:10, 3] = True                       # down to the opening's bottom (row 9)
+    opening = np.zeros((20, 6), bool)
+    opening[4:15, :3] = opening[4:10, 3:] = True
+    edge = np.array([[0.0, 6.0], [1.0, 6.0], [2.0, 6.0], [3.0, 6.0], [4.0, 6.0], [0.0, 14.0]])
+    reach = teeth_reach_px(teeth, edge, opening, past_lip_px=1.5)
+    np.testing.assert_allclose(reach, [11.5 - 6, 13.5 - 6, 8.5 - 6, 9.5 - 6 + 1.5, 0.0, 0.0])
+    np.testing.assert_allclose(teeth_reach_px(teeth, edge)[:4], [5.5, 7.5, 2.5, 3.5])   # no opening given
+
+
+def smile(builtin_head, color):
+    """The built-in head smiling with its mouth open, seen from the front, and a 'photo' of it whose
+    mouth opening is filled with `color` (RGB uint8): (params, camera, photo, landmarks, opening mask)."""
+    import torch
+
+    from perse.synth.reference import mouth_opening_mask
+
+    params = posed(builtin_head, jawOpen=0.5)
+    cam = orbit_camera(0.0, 0.0, 0.9, (0.0, -0.03, 0.0), 16.0, 256, 256)
+    with torch.no_grad():
+        landmarks = cam.project(builtin_head(params).landmarks[0]).numpy().astype(np.float64)
+    mask = mouth_opening_mask(landmarks, (256, 256))
+    photo = np.full((256, 256, 3), 200, np.uint8)
+    photo[mask > 0] = color
+    return params, cam, photo, landmarks, mask
+
+
+@pytest.mark.parametrize("shows_teeth", [True, False])
+def test_a_smile_full_of_teeth_lengthens_the_upper_crowns_and_a_dark_one_does_not(builtin_head, renderer,
+                                                                                 shows_teeth):
+    """Where the portrait's teeth fill its mouth opening, the upper crowns reach further down (by at
+    most MAX_EXTRA_SHOW_M, front crowns at least as far as those behind them) with their necks kept;
+    a mouth that shows only shadow leaves them as they are."""
+    from perse.synth.frame_renderer import FrameRenderer
+    from perse.synth.mouth import MAX_EXTRA_SHOW_M
+    from perse.synth.reference import ReferenceView
+
+    fr = FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0, renderer=renderer)
+    upper = lambda: next(p for p in fr.mouth.parts if p.name == "teeth_upper").vertices  # noqa: E731
+    before = upper().copy()
+    params, cam, photo, landmarks, mask = smile(builtin_head, (235, 225, 200) if shows_teeth else (40, 12, 12))
+    extra = fr.mouth.fit_photo_show(photo, mask, cam, fr.posed_vertices(params))
+    after = upper()
+    if not shows_teeth:
+        assert not extra.any() and np.array_equal(after, before)
+        return
+    assert extra[0] > 0.001 and extra.max() <= MAX_EXTRA_SHOW_M + 1e-12
+    assert np.all(np.diff(extra) <= 1e-12)                                  # the smile line
+    np.testing.assert_allclose(before[:, 1].min() - after[:, 1].min(), extra[0], atol=2e-4)
+    np.testing.assert_allclose(after[:, 1].max(), before[:, 1].max(), atol=2e-4)   # necks stay in the gums
+    # The painted crowns then fill more of the photo's opening in the photo's own view.
+    rgba, _, _ = fr.render({}, fr.posed_vertices(params), cam, 0)
+    fresh = FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0, renderer=renderer)
+    rgba0, _, _ = fresh.render({}, fr.posed_vertices(params), cam, 0)
+    bright = lambda im: int(((im[..., :3].mean(axis=2) > 170) & (mask > 0.5)).sum())  # noqa: E731
+    assert bright(rgba) > bright(rgba0) + 10
+    assert ReferenceView(cam, params, image=photo, landmarks=landmarks).teeth_color() is not None
+
+
+def test_the_lower_lips_inner_edge_takes_the_photos_lip_colour(builtin_head, renderer):
+    """The cavity's first ring on the lower half (the lower lip's wet inner edge) takes the colour the
+    photo's lower lip has below the inner-lip line, a shade darker; the rest of the lining keeps its
+    depth gradient."""
+    from perse.synth.frame_renderer import FrameRenderer
+    from perse.synth.mouth import LINING_SHADE
+
+    fr = FrameRenderer(builtin_head, list(CATEGORIES), texture_size=256, seed=0, renderer=renderer)
+    params, cam, _, _, _ = smile(builtin_head, (0, 0, 0))
+    before = fr.mouth.bag.colors.copy()
+    lip = np.array([200, 90, 100], np.uint8)
+    got = fr.mouth.use_photo_lining(np.full((256, 256, 3), lip, np.uint8), cam, fr.posed_vertices(params))
+    np.testing.assert_allclose(got, lip / 255.0 * LINING_SHADE, atol=1e-6)
+    changed = np.abs(fr.mouth.bag.colors - before).max(axis=1) > 1e-9
+    n_lower = len(fr.mouth.pocket.lower_loop) - 2
+    assert changed.sum() == n_lower                                        # only the lower lip's ring
+    np.testing.assert_allclose(fr.mouth.bag.colors[changed], np.broadcast_to(got, (n_lower, 3)), atol=1e-6)

@@ -41,7 +41,7 @@ from perse.synth.mesh_primitives import grid_faces
 from perse.synth.noise import periodic_value_noise
 
 FRONT_AZIMUTH_RAD = np.radians(75.0)   # columns run from here (beside the face, over the ears) round the back,
-FRONT_MIN_RAD = np.radians(40.0)       # or from as far forward as this where the portrait's hair frames the face
+FRONT_MIN_RAD = np.radians(55.0)       # or from as far forward as this where the portrait's hair frames the face
 CLEARANCE_M = 0.004                    # closest approach of the curtain to the head surface
 MAX_REACH_M = 0.08                     # farthest the curtain stands off the head
 MAX_DROP_M = 0.25                      # longest curtain, below the skull centre
