@@ -5,7 +5,9 @@ along a parabola fitted inside the pocket (`fit_arch`, `arch_frames`; the pocket
 `perse.synth.mouth_pocket`), set back behind the lips (`SETBACK`), enamel-coloured with darker gaps,
 translucent incisal edges and yellower necks (`enamel_colors`), darker toward the throat
 (`ambient_occlusion`, also used by the gums and tongue); the part of a crown outside the pocket is
-inside the head (the gums). `photo_teeth_color` reads the colour of the teeth a portrait shows. The
+inside the head (the gums). `photo_teeth_color` reads the colour of the teeth a portrait shows,
+`teeth_like` which of its pixels are teeth and `teeth_reach_px` how far down they reach (the upper
+crowns are then lengthened to match: `MouthInterior.fit_photo_show`). The
 mouth interior that holds and binds them: `perse.synth.mouth`.
 
 All geometry is numpy float64 in metres in the head's canonical frame (+y up, +z out of the face).
