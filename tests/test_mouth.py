@@ -204,11 +204,14 @@ def test_a_smile_full_of_teeth_lengthens_the_upper_crowns_and_a_dark_one_does_no
     before = upper().copy()
     params, cam, photo, landmarks, mask = smile(builtin_head, (235, 225, 200) if shows_teeth else (40, 12, 12))
     extra = fr.mouth.fit_photo_show(photo, mask, cam, fr.posed_vertices(params))
-    after = upper()
+    after = upper().copy()
     if not shows_teeth:
         assert not extra.any() and np.array_equal(after, before)
         return
     assert extra[0] > 0.001 and extra.max() <= MAX_EXTRA_SHOW_M + 1e-12
+    fr.mouth.fit_photo_show(photo, mask, cam, fr.posed_vertices(params))      # again: the bound is the total's
+    assert fr.mouth.extra_show.max() <= MAX_EXTRA_SHOW_M + 1e-12
+    assert np.all(np.diff(fr.mouth.extra_show) <= 1e-12)
     assert np.all(np.diff(extra) <= 1e-12)                                  # the smile line
     np.testing.assert_allclose(before[:, 1].min() - after[:, 1].min(), extra[0], atol=2e-4)
     np.testing.assert_allclose(after[:, 1].max(), before[:, 1].max(), atol=2e-4)   # necks stay in the gums

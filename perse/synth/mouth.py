@@ -218,6 +218,8 @@ class MouthInterior:
         reach_m = np.where(inside, teeth_reach_px(teeth, px, mouth_mask > 0.5) * z / float(cam.K[1, 1]), 0.0)
         extra = np.minimum.accumulate(np.clip(reach_m.reshape(2, -1).mean(axis=0), 0.0, MAX_EXTRA_SHOW_M))
         extra = np.where(extra >= MIN_EXTRA_SHOW_M, extra, 0.0)
+        # The bound holds for the crowns' total lengthening, however often this is called.
+        extra = np.clip(self.extra_show + extra, 0.0, MAX_EXTRA_SHOW_M) - self.extra_show
         if extra.any():
             self.extra_show = self.extra_show + extra
             keep = [p for p in self.parts if p.name not in ("teeth_upper", "gums_upper")]

@@ -152,6 +152,8 @@ def incisal_edge_points(pocket: MouthPocket, extra_show: np.ndarray | float = 0.
     table, scale, pts, _, normal, edge_y = arch_layout(pocket, upper=True)
     longer = np.broadcast_to(np.asarray(extra_show, np.float64), (len(table),))
     thickness = np.array([t[3] for t in table]) * scale
+    # The labial face at the edge: the crown's centre line sits 0.5 t inside the arch, and `crown` thins
+    # an incisor's edge to 0.15 t either side of it.
     edge = pts + (edge_y - longer)[:, None] * np.array([0.0, 1.0, 0.0]) - 0.35 * thickness[:, None] * normal
     return np.concatenate([edge * np.array([-1.0, 1.0, 1.0]), edge])
 
