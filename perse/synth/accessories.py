@@ -346,6 +346,9 @@ def _brim_solid(grid: np.ndarray, thickness: float) -> tuple[np.ndarray, np.ndar
 
 
 EARRING_COLORS = {"studs": (0.86, 0.86, 0.90), "hoops": (0.85, 0.66, 0.25)}
+# A 7 mm stud: a bob that ends at the lobes still leaves it a few pixels at 512 px (a 5.6 mm one kept
+# 37 px of the astronaut teacher's 1024 px portrait view, this one 41).
+STUD_RADIUS_M = 0.0035
 
 
 def build_earrings(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
@@ -365,7 +368,8 @@ def build_earrings(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
             lobe = ear[np.argsort(ear[:, 1])[:4]]
         p = lobe[np.argmax(side * lobe[:, 0])]  # outer face of the lobe
         if style == "studs":
-            parts.append(uv_sphere(p + np.array([side * 0.0022, 0.0, 0.0]), 0.0028, 8, 12))
+            # On the lobe's outer face, sunk 0.6 mm into it.
+            parts.append(uv_sphere(p + np.array([side * (STUD_RADIUS_M - 0.0006), 0.0, 0.0]), STUD_RADIUS_M, 8, 12))
         else:
             R = 0.011
             pierce = lobe.mean(axis=0)
