@@ -201,6 +201,8 @@ def test_accessory_geometry_sits_outside_the_head(anatomy):
         ear = ears[np.sign(ears[:, 0]) == side]
         assert s[:, 1].mean() < ear[:, 1].min() + 0.015  # at the lobe, i.e. the bottom of the ear
         assert np.linalg.norm(ear - s.mean(0), axis=1).min() < 0.006
+        # 6-8 mm across: smaller ones vanish under a bob at 512 px, larger ones are not studs
+        assert 0.006 <= np.ptp(s[:, 1]) <= 0.008
 
 
 # --------------------------------------------------------------------------------------------------
