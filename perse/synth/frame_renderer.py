@@ -241,9 +241,11 @@ def head_fixed_lighting(camera: Camera, head_rotation: np.ndarray, base=None):
 
 def neck_fade(result, camera: Camera, neck_label: int, chin: np.ndarray, up: np.ndarray,
               fade_m: tuple[float, float]) -> np.ndarray:
-    """(H, W) float32 opacity factor: 1 everywhere but on neck pixels, where it falls from 1 at
-    fade_m[0] to 0 at fade_m[1] metres below the chin (along the head's up axis `up` (3,); chin: (3,)
-    posed world point). The avatar thus learns a neck that ends softly instead of a cut cylinder."""
+    """(H, W) float32 opacity factor: 1 everywhere but on neck pixels and their unlabelled rim, where it
+    falls from 1 at fade_m[0] to 0 at fade_m[1] metres below the chin (along the head's up axis `up`
+    (3,); chin: (3,) posed world point). The avatar thus learns a neck that ends softly instead of a cut cylinder."""
+    from scipy import ndimage
+
     neck = result.labels == neck_label
     keep = np.ones(result.labels.shape, np.float32)
     if not neck.any():
@@ -256,6 +258,14 @@ def neck_fade(result, camera: Camera, neck_label: int, chin: np.ndarray, up: np.
     world = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
     below = (chin - world) @ up
     keep[ys, xs] = 1.0 - smoothstep(fade_m[0], fade_m[1], below)
+    # The colour pass is multisampled, the labels are not: silhouette pixels a triangle covers only in
+    # part can be unlabelled. Those whose nearest labelled pixel is neck take its factor, or the cut
+    # cylinder's outline stays drawn below the fade.
+    unlabelled = result.labels == 0
+    if (unlabelled & (result.alpha > 0)).any():
+        _, (near_y, near_x) = ndimage.distance_transform_edt(unlabelled, return_indices=True)
+        rim = unlabelled & (result.alpha > 0) & neck[near_y, near_x]
+        keep[rim] = keep[near_y[rim], near_x[rim]]
     return keep
 
 
