@@ -57,6 +57,8 @@ SKIN_REGIONS = ("face", "nose")              # where the skin median is measured
 HAIR_REGIONS = ("scalp",)                    # where the hair median is measured
 HAIR_FILL_REGIONS = ("scalp", "back_of_head")
 GATED_REGIONS = ("neck", "ears")             # observed only where the colour is skin-like
+SKIN_GATE = (0.45, 0.25)                     # relative RGB distance to the skin median: rejected .. trusted
+GATE_MARGIN = (0.005, 0.012)                 # of the photo's side: distrusted .. trusted distance from non-skin
 EYE_REGION = "eyeballs"
 SCLERA = np.array([0.86, 0.83, 0.80])        # plain sclera for unseen eyeball texels
 IRIS_ANGLE_RANGE = (0.35, 0.70)              # radians on the eyeball: irises from small to large
@@ -141,6 +143,31 @@ def smooth_on_mesh(values: np.ndarray, corners: np.ndarray, bary: np.ndarray, nu
     for _ in range(steps):
         vert = 0.5 * vert + 0.5 * (degree * vert - L @ vert) / degree  # lazy step toward the neighbour mean
     return (vert[corners] * bary).sum(axis=1)
+
+
+def skin_likeness(colors: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(...,) in [0, 1]: 1 for colours (..., 3) in [0, 1] near the skin colour `skin` (3,), 0 far from it."""
+    distance = np.linalg.norm(colors - skin, axis=-1) / max(float(np.linalg.norm(skin)), 1e-6)
+    return smoothstep(SKIN_GATE[0], SKIN_GATE[1], distance)
+
+
+def photo_skin_gate(image: np.ndarray, uv: np.ndarray):
+    """A `skin_gate` for `complete_texture`: skin -> (N,) skin likeness of the photo `image` (H, W, 3)
+    uint8 at the texels' pixel positions uv (N, 2), faded out near any pixel that is not skin.
+
+    Judged on the photo because of its edges: where skin meets a dark collar or hair, the pixels
+    between are skin-like, only darker, and would paint a line along the edge of the seen neck."""
+    import cv2
+
+    photo = image.astype(np.float64) / 255.0
+    margin = np.asarray(GATE_MARGIN) * max(image.shape[:2])
+
+    def gate(skin: np.ndarray) -> np.ndarray:
+        like = skin_likeness(photo, skin)
+        distance = cv2.distanceTransform((like > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+        return bilinear_sample(like * smoothstep(margin[0], margin[1], distance), uv)
+
+    return gate
 
 
 def weighted_median(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -245,7 +272,8 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
         conf = np.where(atlas.region == anatomy.region_id(EYE_REGION), 1.0, conf)
         notes += [f"hair: {hair.reason}; using a thin default hair layer"] if not hair.reliable else []
         notes += [eye_note] if eye_note else []
-    filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed, hair_fill=hair_fill)
+    filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed, hair_fill=hair_fill,
+                                     skin_gate=photo_skin_gate(image, uv))
     S = size
     if hair is not None and coverage is not None:
         hair.coverage = _scatter(coverage, atlas).ravel()[atlas.fill_from].reshape(S, S).astype(np.float32)
@@ -265,11 +293,13 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
 
 
 def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.ndarray, colors: np.ndarray,
-                     conf: np.ndarray, seed: int = 0, hair_fill: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     conf: np.ndarray, seed: int = 0, hair_fill: np.ndarray | None = None,
+                     skin_gate=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill the texels the photo does not see. colors: (N, 3) in [0, 1] sampled from the photo;
     conf: (N,) in [0, 1]; hair_fill: (N, 3) colours for the unseen hair (`_hair_completion`), used
-    instead of the median hair colour as the prior on the scalp and back of the head. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
+    instead of the median hair colour as the prior on the scalp and back of the head. skin_gate: skin
+    (3,) -> (N,) how skin-like each texel's photo colour is (`photo_skin_gate`); None judges the
+    sampled colours themselves. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
     "observed": (N,) the photo confidence after rejecting non-skin samples on neck and ears}."""
     import cv2
 
@@ -289,10 +319,10 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     hair = weighted_median(colors[hair_sel], conf[hair_sel]) if hair_sel.sum() >= 50 else 0.5 * skin
 
     # Neck and ears are often covered by clothes, collars or hair in a portrait: trust only skin-like
-    # samples there (relative RGB distance to the skin median).
+    # samples there.
     gated = np.isin(region, [names.index(r) for r in GATED_REGIONS])
-    distance = np.linalg.norm(colors - skin, axis=1) / max(float(np.linalg.norm(skin)), 1e-6)
-    conf = np.where(gated, conf * smoothstep(0.45, 0.25, distance), conf)
+    likeness = skin_likeness(colors, skin) if skin_gate is None else skin_gate(skin)
+    conf = np.where(gated, conf * likeness, conf)
 
     # (a) Mirror: take the mirror texel's photo colour where it was seen better than this one.
     mirror = mirror_texels(atlas.position.astype(np.float64))
