@@ -243,7 +243,8 @@ def neck_fade(result, camera: Camera, neck_label: int, chin: np.ndarray, up: np.
               fade_m: tuple[float, float]) -> np.ndarray:
     """(H, W) float32 opacity factor: 1 everywhere but on neck pixels and their unlabelled rim, where it
     falls from 1 at fade_m[0] to 0 at fade_m[1] metres below the chin (along the head's up axis `up`
-    (3,); chin: (3,) posed world point). The avatar thus learns a neck that ends softly instead of a cut cylinder."""
+    (3,); chin: (3,) posed world point). The avatar thus learns a neck that ends softly instead of a
+    cut cylinder."""
     from scipy import ndimage
 
     neck = result.labels == neck_label
