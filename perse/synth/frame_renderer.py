@@ -190,7 +190,8 @@ class FrameRenderer:
             up = np.eye(3)[1] if head_rotation is None else head_rotation[:, 1]
             keep = neck_fade(result, camera, self._neck_label, verts[self._chin_vertex], up, self.neck_fade_m)
             result.rgb, result.alpha = result.rgb * keep[..., None], result.alpha * keep
-            result.labels = np.where(keep > 1e-3, result.labels, 0)   # nothing left to attribute there
+            # Nothing left to attribute where the fade leaves less alpha than uint8 keeps.
+            result.labels = np.where((keep == 1.0) | (result.alpha >= 0.5 / 255), result.labels, 0)
         return encode_rgba(result.rgb, result.alpha), region_bits(result.labels, self.category_labels, dilation), result
 
 
