@@ -32,6 +32,7 @@ Texture orientation: texel row 0 holds v = 1, as in `perse.synth.uv_atlas` (OBJ 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,7 +152,7 @@ def skin_likeness(colors: np.ndarray, skin: np.ndarray) -> np.ndarray:
     return smoothstep(SKIN_GATE[0], SKIN_GATE[1], distance)
 
 
-def photo_skin_gate(image: np.ndarray, uv: np.ndarray):
+def photo_skin_gate(image: np.ndarray, uv: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """A `skin_gate` for `complete_texture`: skin -> (N,) skin likeness of the photo `image` (H, W, 3)
     uint8 at the texels' pixel positions uv (N, 2), faded out near any pixel that is not skin.
 
@@ -294,7 +295,8 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
 
 def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.ndarray, colors: np.ndarray,
                      conf: np.ndarray, seed: int = 0, hair_fill: np.ndarray | None = None,
-                     skin_gate=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     skin_gate: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill the texels the photo does not see. colors: (N, 3) in [0, 1] sampled from the photo;
     conf: (N,) in [0, 1]; hair_fill: (N, 3) colours for the unseen hair (`_hair_completion`), used
     instead of the median hair colour as the prior on the scalp and back of the head. skin_gate: skin

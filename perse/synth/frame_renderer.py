@@ -191,7 +191,7 @@ class FrameRenderer:
             keep = neck_fade(result, camera, self._neck_label, verts[self._chin_vertex], up, self.neck_fade_m)
             result.rgb, result.alpha = result.rgb * keep[..., None], result.alpha * keep
             # Nothing left to attribute where the fade leaves less alpha than uint8 keeps.
-            result.labels = np.where((keep == 1.0) | (result.alpha >= 0.5 / 255), result.labels, 0)
+            result.labels = np.where((keep == 1.0) | (result.alpha > 0.5 / 255), result.labels, 0)
         return encode_rgba(result.rgb, result.alpha), region_bits(result.labels, self.category_labels, dilation), result
 
 
@@ -264,9 +264,10 @@ def neck_fade(result, camera: Camera, neck_label: int, chin: np.ndarray, up: np.
     # part can be unlabelled. Those whose nearest labelled pixel is neck take its factor, or the cut
     # cylinder's outline stays drawn below the fade.
     unlabelled = result.labels == 0
-    if (unlabelled & (result.alpha > 0)).any():
+    covered_unlabelled = unlabelled & (result.alpha > 0)
+    if covered_unlabelled.any():
         _, (near_y, near_x) = ndimage.distance_transform_edt(unlabelled, return_indices=True)
-        rim = unlabelled & (result.alpha > 0) & neck[near_y, near_x]
+        rim = covered_unlabelled & neck[near_y, near_x]
         keep[rim] = keep[near_y[rim], near_x[rim]]
     return keep
 
