@@ -173,8 +173,12 @@ def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, bui
 
 def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builtin_head, renderer):
     """Where the portrait's camera sees the curtain on the photo's hair, its brightness follows the
-    photo's (here a flat grey, so every seen vertex comes out at that grey); unseen vertices keep theirs."""
-    from perse.synth.hair_curtain import LOCK_SHADE_RANGE, photo_lock_shade
+    photo's (here a flat grey, so every seen vertex comes out at that grey); the back keeps its own."""
+    from perse.render.camera import seen_points
+    from scipy.ndimage import binary_dilation
+
+    from perse.synth.hair_curtain import (LOCK_FEATHER_COLUMNS, LOCK_FEATHER_ROWS, LOCK_SHADE_RANGE,
+                                          PHOTO_DEPTH_TOLERANCE_M, grid_shape, photo_lock_shade)
     from perse.synth.palette import luminance
 
     image, _, fit, result, v = case
@@ -188,12 +192,41 @@ def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builti
     hair = np.ones(image.shape[:2], np.float32)
     shade = photo_lock_shade(curtain, posed, fit.camera, grey, hair, depth, result.texture)
     texel = luminance(curtain.texel_colors(result.texture))
+    _, visible = seen_points(fit.camera, posed, depth, PHOTO_DEPTH_TOLERANCE_M)
     changed = np.abs(shade - curtain.shade) > 1e-9
-    assert 30 < changed.sum() < 0.5 * curtain.num_vertices                  # the seen side hair, not the back
+    assert 30 < (changed & visible).sum() < 0.5 * curtain.num_vertices       # the seen side hair
+    rows, cols = grid_shape(curtain.num_vertices)
+    # Far from all it sees (beyond the feather's reach across and down the columns), the curtain keeps its
+    # own shade.
+    reach = (2 * int(4 * LOCK_FEATHER_ROWS + 0.5) + 1, 2 * int(np.ceil(LOCK_FEATHER_COLUMNS)) + 1)
+    far = ~binary_dilation(visible.reshape(rows, cols), np.ones(reach, bool)).ravel()
+    assert far.mean() > 0.2 and not changed[far].any()
     gain = shade / curtain.shade
-    free = changed & (gain > LOCK_SHADE_RANGE[0] + 1e-6) & (gain < LOCK_SHADE_RANGE[1] - 1e-6) \
+    free = changed & visible & (gain > LOCK_SHADE_RANGE[0] + 1e-6) & (gain < LOCK_SHADE_RANGE[1] - 1e-6) \
         & (shade < LOCK_SHADE_RANGE[1] - 1e-6)                                # not clipped
     assert free.sum() > 10
     np.testing.assert_allclose(np.median((texel * shade)[free]), 120 / 255, atol=0.01)  # drawn as the photo
     none = photo_lock_shade(curtain, posed, fit.camera, grey, np.zeros_like(hair), depth, result.texture)
     np.testing.assert_array_equal(none, np.clip(curtain.shade, 0.05, LOCK_SHADE_RANGE[1]))  # off the hair mask
+
+
+def test_feathered_gains_continue_down_the_hair_and_fade_out():
+    """Past the last vertex the photo sees, a row continues its gain and fades it to 1 (no change) over
+    LOCK_FEATHER_COLUMNS: no step where the photo stops, and no horizontal band from one row's gain."""
+    from perse.synth.hair_curtain import LOCK_FEATHER_COLUMNS, feather_gain
+
+    rows, cols = 28, 40
+    known = np.zeros((rows, cols), bool)
+    known[:, :6] = True
+    gain = np.where(known, 0.6, 1.0)
+    out = feather_gain(gain, known)
+    np.testing.assert_array_equal(out[known], gain[known])                  # what the photo sees is kept
+    middle = out[rows // 2]
+    assert abs(middle[6] - 0.6) < 0.02                                       # no step at the border
+    assert np.all(np.diff(middle[5:]) >= -1e-12)                             # eases back toward 1
+    np.testing.assert_allclose(middle[6 + int(np.ceil(LOCK_FEATHER_COLUMNS)):], 1.0)
+    lone = np.zeros((rows, cols), bool)
+    lone[rows // 2, :6] = True                                               # one row seen: smoothed away
+    out = feather_gain(np.where(lone, 0.6, 1.0), lone)
+    assert out[rows // 2, 7] > 0.8
+    np.testing.assert_array_equal(feather_gain(gain, np.zeros_like(known)), np.ones_like(gain))

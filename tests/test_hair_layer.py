@@ -138,6 +138,31 @@ def test_back_of_head_hair_has_only_visible_hair_colours(case, head):
     assert (d > 10).mean() <= 0.02
 
 
+def test_the_seen_neck_ends_where_the_photos_skin_ends_not_along_triangles(case, head):
+    """Texels on both sides of the beard / neck region border see the same photo pixels below the jaw,
+    so they trust the photo alike. (Gated by region label alone, the beard side kept the photo's
+    shadowed neck and collar edge while the neck side dropped it: a sawtooth along the triangles.)"""
+    from scipy.ndimage import binary_dilation
+
+    from perse.synth.uv_atlas import build_atlas
+
+    _, _, _, result = case
+    a = head_anatomy(head)
+    atlas = build_atlas(a, 256)
+    S = atlas.size
+    label = np.full(S * S, -1)
+    label[atlas.index] = atlas.region
+    front = np.zeros(S * S, bool)
+    front[atlas.index] = atlas.normal[:, 2] > 0.3
+    label, front = label.reshape(S, S), front.reshape(S, S)
+    beard, neck = label == a.region_id("beard"), label == a.region_id("neck")
+    near = np.ones((3, 3), bool)
+    beard_side = beard & binary_dilation(neck, near) & front
+    neck_side = neck & binary_dilation(beard, near) & front
+    assert beard_side.sum() > 50 and neck_side.sum() > 50
+    assert abs(result.observed[beard_side].mean() - result.observed[neck_side].mean()) < 0.15
+
+
 def test_bangs_are_hair_and_the_cheeks_are_not(case, head):
     _, _, _, result = case
     from perse.synth.uv_atlas import build_atlas

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from perse.create.portrait_texture import (PortraitTexture, complete_texture, mirror_texels, photo_skin_gate,
-                                           portrait_texture, skin_likeness, texel_faces)
+from perse.create.portrait_texture import PortraitTexture, complete_texture, mirror_texels, portrait_texture, texel_faces
 from perse.errors import PerseError
 from perse.head import load_builtin_head
 from perse.synth.anatomy import head_anatomy
@@ -107,22 +106,6 @@ def test_neck_hidden_by_clothes_gets_skin(result, head, atlas):
     neck_front = (atlas.region == names.index("neck")) & (atlas.normal[:, 2] > 0.7)
     cols = result.texture.reshape(-1, 3)[atlas.index[neck_front]] / 255.0
     assert np.abs(np.median(cols, axis=0) - result.skin_color).max() < 0.08
-
-
-def test_skin_gate_drops_the_mixed_pixels_along_a_collar():
-    """Between skin and a black collar the photo blends the two: skin-like by colour, only darker. The
-    gate on the photo rejects those pixels (they drew a grey line along the seen neck's edge)."""
-    skin = np.array([0.85, 0.70, 0.60])
-    rows = np.zeros((512, 3))
-    rows[:300] = skin
-    rows[300:303] = 0.8 * skin                      # the edge's blend of skin and collar
-    image = np.round(np.broadcast_to(rows[:, None], (512, 512, 3)) * 255).astype(np.uint8)
-    uv = np.stack([np.full(512, 256.0), np.arange(512.0)], axis=1)
-    gate = photo_skin_gate(image, uv)(skin)
-    assert skin_likeness(0.8 * skin, skin) > 0.99      # the colour alone passes them
-    assert gate[300:303].max() < 0.05
-    assert gate[:280].min() > 0.99 and gate[310:].max() == 0.0
-    assert np.all(np.diff(gate[270:300]) <= 1e-6)      # a ramp toward the edge, not a step
 
 
 def test_mirror_completion_known_answer(head):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from perse.create.skin_gate import below_jaw_weight, gate_weights, photo_skin_gate, skin_likeness
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.geometry.sampling import bilinear_sample
@@ -57,9 +58,6 @@ SUPPORTED_SIZES = (256, 512, 1024, 2048)
 SKIN_REGIONS = ("face", "nose")              # where the skin median is measured (cheeks, nose)
 HAIR_REGIONS = ("scalp",)                    # where the hair median is measured
 HAIR_FILL_REGIONS = ("scalp", "back_of_head")
-GATED_REGIONS = ("neck", "ears")             # observed only where the colour is skin-like
-SKIN_GATE = (0.45, 0.25)                     # relative RGB distance to the skin median: rejected .. trusted
-GATE_MARGIN = (0.005, 0.012)                 # of the photo's side: distrusted .. trusted distance from non-skin
 EYE_REGION = "eyeballs"
 SCLERA = np.array([0.86, 0.83, 0.80])        # plain sclera for unseen eyeball texels
 IRIS_ANGLE_RANGE = (0.35, 0.70)              # radians on the eyeball: irises from small to large
@@ -144,31 +142,6 @@ def smooth_on_mesh(values: np.ndarray, corners: np.ndarray, bary: np.ndarray, nu
     for _ in range(steps):
         vert = 0.5 * vert + 0.5 * (degree * vert - L @ vert) / degree  # lazy step toward the neighbour mean
     return (vert[corners] * bary).sum(axis=1)
-
-
-def skin_likeness(colors: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """(...,) in [0, 1]: 1 for colours (..., 3) in [0, 1] near the skin colour `skin` (3,), 0 far from it."""
-    distance = np.linalg.norm(colors - skin, axis=-1) / max(float(np.linalg.norm(skin)), 1e-6)
-    return smoothstep(SKIN_GATE[0], SKIN_GATE[1], distance)
-
-
-def photo_skin_gate(image: np.ndarray, uv: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """A `skin_gate` for `complete_texture`: skin -> (N,) skin likeness of the photo `image` (H, W, 3)
-    uint8 at the texels' pixel positions uv (N, 2), faded out near any pixel that is not skin.
-
-    Judged on the photo because of its edges: where skin meets a dark collar or hair, the pixels
-    between are skin-like, only darker, and would paint a line along the edge of the seen neck."""
-    import cv2
-
-    photo = image.astype(np.float64) / 255.0
-    margin = np.asarray(GATE_MARGIN) * max(image.shape[:2])
-
-    def gate(skin: np.ndarray) -> np.ndarray:
-        like = skin_likeness(photo, skin)
-        distance = cv2.distanceTransform((like > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
-        return bilinear_sample(like * smoothstep(margin[0], margin[1], distance), uv)
-
-    return gate
 
 
 def weighted_median(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -273,8 +246,9 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
         conf = np.where(atlas.region == anatomy.region_id(EYE_REGION), 1.0, conf)
         notes += [f"hair: {hair.reason}; using a thin default hair layer"] if not hair.reliable else []
         notes += [eye_note] if eye_note else []
+    below_jaw = None if landmarks is None else below_jaw_weight(uv, landmarks, image.shape[:2])
     filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed, hair_fill=hair_fill,
-                                     skin_gate=photo_skin_gate(image, uv))
+                                     skin_gate=photo_skin_gate(image, uv), below_jaw=below_jaw)
     S = size
     if hair is not None and coverage is not None:
         hair.coverage = _scatter(coverage, atlas).ravel()[atlas.fill_from].reshape(S, S).astype(np.float32)
@@ -295,13 +269,14 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
 
 def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.ndarray, colors: np.ndarray,
                      conf: np.ndarray, seed: int = 0, hair_fill: np.ndarray | None = None,
-                     skin_gate: Callable[[np.ndarray], np.ndarray] | None = None
-                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     skin_gate: Callable[[np.ndarray], np.ndarray] | None = None,
+                     below_jaw: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill the texels the photo does not see. colors: (N, 3) in [0, 1] sampled from the photo;
     conf: (N,) in [0, 1]; hair_fill: (N, 3) colours for the unseen hair (`_hair_completion`), used
     instead of the median hair colour as the prior on the scalp and back of the head. skin_gate: skin
     (3,) -> (N,) how skin-like each texel's photo colour is (`photo_skin_gate`); None judges the
-    sampled colours themselves. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
+    sampled colours themselves. below_jaw: (N,) in [0, 1], how far below the photo's jaw line each
+    texel's pixel lies (`perse.create.skin_gate.below_jaw_weight`): gated as the neck is. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
     "observed": (N,) the photo confidence after rejecting non-skin samples on neck and ears}."""
     import cv2
 
@@ -320,11 +295,11 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     # No visible scalp (e.g. a strongly lowered head): hair colour falls back to a darkened skin tone.
     hair = weighted_median(colors[hair_sel], conf[hair_sel]) if hair_sel.sum() >= 50 else 0.5 * skin
 
-    # Neck and ears are often covered by clothes, collars or hair in a portrait: trust only skin-like
-    # samples there.
-    gated = np.isin(region, [names.index(r) for r in GATED_REGIONS])
+    # Neck and ears (and what lies below the jaw) are often covered by clothes, collars or hair in a
+    # portrait: trust only skin-like samples there.
+    gated = gate_weights(region, names, below_jaw)
     likeness = skin_likeness(colors, skin) if skin_gate is None else skin_gate(skin)
-    conf = np.where(gated, conf * likeness, conf)
+    conf = conf * (1.0 - gated + gated * likeness)
 
     # (a) Mirror: take the mirror texel's photo colour where it was seen better than this one.
     mirror = mirror_texels(atlas.position.astype(np.float64))

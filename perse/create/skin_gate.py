@@ -1,0 +1,80 @@
+"""Which of the photo's pixels may paint skin where clothes, collars and hair often cover it.
+
+Neck and ears are often covered in a portrait (collars, scarves, hair). Their texels trust the photo
+only where it shows skin (`photo_skin_gate`): a colour near the face's skin median, clear of any
+pixel that is not skin. The gate is judged on the photo, in pixels, so its edge follows the photo's
+own edges (where skin meets a collar) instead of the head mesh's triangles.
+
+Which texels the gate applies to (`gate_weights`) is a smooth weight, not only a region label: the
+lower face's triangles (beard, face) reach under the chin, where the photo shows the neck and its
+collar too. They are gated as the neck is where the photo pixel they see lies below the jaw line
+(`below_jaw_weight`); on region labels alone, the seen neck ended in a sawtooth along the triangles
+between the beard and neck regions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from perse.geometry.easing import smoothstep
+from perse.geometry.sampling import bilinear_sample
+from perse.landmarks import EYE_OUTER, MOUTH_CORNER, NUM_MESH_POINTS
+
+GATED_REGIONS = ("neck", "ears")             # always gated
+SKIN_GATE = (0.45, 0.25)                     # relative RGB distance to the skin median: rejected .. trusted
+GATE_MARGIN = (0.005, 0.012)                 # of the photo's side: distrusted .. trusted distance from non-skin
+JAW_RAMP = 0.12                              # of the eye-to-eye distance: below-the-jaw weight 0 .. 1
+
+
+def skin_likeness(colors: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(...,) in [0, 1]: 1 for colours (..., 3) in [0, 1] near the skin colour `skin` (3,), 0 far from it."""
+    distance = np.linalg.norm(colors - skin, axis=-1) / max(float(np.linalg.norm(skin)), 1e-6)
+    return smoothstep(SKIN_GATE[0], SKIN_GATE[1], distance)
+
+
+def photo_skin_gate(image: np.ndarray, uv: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A `skin_gate` for `complete_texture`: skin -> (N,) skin likeness of the photo `image` (H, W, 3)
+    uint8 at the texels' pixel positions uv (N, 2), faded out near any pixel that is not skin.
+
+    Judged on the photo because of its edges: where skin meets a dark collar or hair, the pixels
+    between are skin-like, only darker, and would paint a line along the edge of the seen neck."""
+    import cv2
+
+    photo = image.astype(np.float64) / 255.0
+    margin = np.asarray(GATE_MARGIN) * max(image.shape[:2])
+
+    def gate(skin: np.ndarray) -> np.ndarray:
+        like = skin_likeness(photo, skin)
+        distance = cv2.distanceTransform((like > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+        return bilinear_sample(like * smoothstep(margin[0], margin[1], distance), uv)
+
+    return gate
+
+
+def below_jaw_weight(uv: np.ndarray, landmarks: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """(N,) in [0, 1]: how far below the jaw line the photo pixels uv (N, 2) lie.
+
+    The jaw line is the outline of the face mesh's landmarks (their convex hull, (478, 2) pixels given)
+    below the mouth corners; the weight rises from 0 on it to 1 at JAW_RAMP eye-to-eye distances
+    outside it, and is 0 above the mouth corners (the cheeks' sides see hair and ears there, which
+    the hair layer handles)."""
+    import cv2
+
+    h, w = image_shape
+    iod = float(np.linalg.norm(landmarks[EYE_OUTER["R"]] - landmarks[EYE_OUTER["L"]]))
+    ramp = max(JAW_RAMP * iod, 1.0)
+    face = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(landmarks[:NUM_MESH_POINTS]).astype(np.int32)), 1)
+    outside = cv2.distanceTransform(1 - face, cv2.DIST_L2, 3)
+    mouth_y = float(landmarks[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]], 1].mean())
+    lower = smoothstep(mouth_y - ramp, mouth_y + ramp, np.arange(h, dtype=np.float64))[:, None]
+    return np.clip(bilinear_sample(smoothstep(0.0, ramp, outside) * lower, uv), 0.0, 1.0)
+
+
+def gate_weights(region: np.ndarray, region_names: list[str], below_jaw: np.ndarray | None = None) -> np.ndarray:
+    """(N,) in [0, 1]: how much the skin gate applies to each texel: 1 on GATED_REGIONS (hard region ids
+    `region` (N,) into `region_names`), else `below_jaw` (N,) where given (`below_jaw_weight`), else 0."""
+    gated = np.isin(region, [region_names.index(r) for r in GATED_REGIONS]).astype(np.float64)
+    return gated if below_jaw is None else np.maximum(gated, below_jaw)

@@ -1,0 +1,56 @@
+"""The skin gate: which photo pixels may paint the neck, the ears and what lies below the jaw."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from perse.create.skin_gate import GATED_REGIONS, below_jaw_weight, gate_weights, photo_skin_gate, skin_likeness
+from perse.landmarks import EYE_OUTER, MOUTH_CORNER, NUM_LANDMARKS
+
+
+def test_skin_gate_drops_the_mixed_pixels_along_a_collar():
+    """Between skin and a black collar the photo blends the two: skin-like by colour, only darker. The
+    gate on the photo rejects those pixels (they drew a grey line along the seen neck's edge)."""
+    skin = np.array([0.85, 0.70, 0.60])
+    rows = np.zeros((512, 3))
+    rows[:300] = skin
+    rows[300:303] = 0.8 * skin                      # the edge's blend of skin and collar
+    image = np.round(np.broadcast_to(rows[:, None], (512, 512, 3)) * 255).astype(np.uint8)
+    uv = np.stack([np.full(512, 256.0), np.arange(512.0)], axis=1)
+    gate = photo_skin_gate(image, uv)(skin)
+    assert skin_likeness(0.8 * skin, skin) > 0.99      # the colour alone passes them
+    assert gate[300:303].max() < 0.05
+    assert gate[:280].min() > 0.99 and gate[310:].max() == 0.0
+    assert np.all(np.diff(gate[270:300]) <= 1e-6)      # a ramp toward the edge, not a step
+
+
+def disc_face(centre=(200.0, 180.0), radius=80.0) -> np.ndarray:
+    """(478, 2) stand-in landmarks: the face mesh points on a disc, eyes and mouth corners placed."""
+    rng = np.random.default_rng(0)
+    angle, r = rng.uniform(0, 2 * np.pi, NUM_LANDMARKS), radius * np.sqrt(rng.uniform(0, 1, NUM_LANDMARKS))
+    points = np.asarray(centre) + np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
+    points[:16] = np.asarray(centre) + radius * np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+                                                          np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], 1)
+    points[EYE_OUTER["R"]], points[EYE_OUTER["L"]] = (170.0, 160.0), (230.0, 160.0)
+    points[MOUTH_CORNER["R"]], points[MOUTH_CORNER["L"]] = (180.0, 220.0), (220.0, 220.0)
+    return points
+
+
+def test_below_the_jaw_weight_rises_smoothly_outside_the_lower_face():
+    landmarks = disc_face()
+    down = np.stack([np.full(200, 200.0), np.linspace(200.0, 399.0, 200)], axis=1)   # down the middle
+    w = below_jaw_weight(down, landmarks, (400, 400))
+    chin = 260.0                                                                     # the disc's bottom
+    assert w[down[:, 1] < chin - 1].max() == 0.0                                      # the face itself
+    assert w[down[:, 1] > chin + 0.12 * 60 + 2].min() == 1.0                          # a ramp's length below
+    assert np.all(np.diff(w) >= -1e-9) and np.abs(np.diff(w)).max() < 0.3             # a ramp, not a step
+    beside_the_eyes = below_jaw_weight(np.array([[60.0, 160.0], [340.0, 160.0]]), landmarks, (400, 400))
+    assert beside_the_eyes.max() == 0.0                                               # above the mouth: not gated
+
+
+def test_gate_weights_take_the_regions_and_the_jaw_weight():
+    names = ["face", "beard", *GATED_REGIONS]
+    region = np.array([0, 1, 2, 3, 1])
+    assert gate_weights(region, names).tolist() == [0, 0, 1, 1, 0]
+    np.testing.assert_allclose(gate_weights(region, names, np.array([0.2, 0.7, 0.0, 0.5, 1.0])),
+                               [0.2, 0.7, 1.0, 1.0, 1.0])
