@@ -241,3 +241,16 @@ def test_the_lower_lips_inner_edge_takes_the_photos_lip_colour(builtin_head, ren
     n_lower = len(fr.mouth.pocket.lower_loop) - 2
     assert changed.sum() == n_lower                                        # only the lower lip's ring
     np.testing.assert_allclose(fr.mouth.bag.colors[changed], np.broadcast_to(got, (n_lower, 3)), atol=1e-6)
+
+
+def test_the_side_teeth_of_a_smile_stay_bright_with_faint_gaps():
+    """A smile shows canines and premolars almost as bright as the incisors, with faint lines between the
+    crowns; darker, the dataset's smile read as braces (grey crowns, black lines between them)."""
+    from perse.synth.teeth import SETBACK, enamel_colors
+
+    middle = np.array([[0.0, 0.4]])                                   # mid-crown, away from edge and neck
+    front = enamel_colors(middle, np.array([SETBACK])).mean()
+    premolar = enamel_colors(middle, np.array([SETBACK + 0.012])).mean()
+    gap = enamel_colors(np.array([[1.0, 0.4]]), np.array([SETBACK])).mean()
+    assert premolar > 0.7 * front
+    assert gap > 0.8 * front

@@ -41,6 +41,8 @@ CERVICAL = np.array([0.88, 0.80, 0.62])  # dentine shows through near the gum
 SETBACK = 0.0030         # m from the inner-lip loop's front to the incisors' labial face
 SHOW = 0.0030            # m the upper incisal edges hang below the neutral upper lip's inner edge
 OVERBITE = 0.0014        # m the lower incisal edges rise above the upper ones (behind them)
+CROWN_OCCLUSION_M = 0.03  # m of depth over which the crowns' light falls off (the mouth's lining: 0.014)
+CROWN_FILL = 0.97         # of its slot along the arch a crown fills (the rest: the gaps between teeth)
 
 
 def fit_arch(walls: np.ndarray, front_z: float, margin: float, reach: float = 0.020) -> float:
@@ -120,8 +122,10 @@ def enamel_colors(local: np.ndarray, depth: np.ndarray) -> np.ndarray:
     w, h = np.abs(local[:, 0]), local[:, 1]
     col = ENAMEL[None] + (INCISAL - ENAMEL)[None] * smoothstep(0.18, 0.0, h)[:, None]
     col = col + (CERVICAL - col) * smoothstep(0.55, 1.0, h)[:, None]
-    col = col * (1.0 - 0.30 * smoothstep(0.75, 1.0, w))[:, None]  # interproximal gaps
-    return col * ambient_occlusion(depth)[:, None]
+    col = col * (1.0 - 0.15 * smoothstep(0.8, 1.0, w))[:, None]  # interproximal gaps
+    # The crowns a smile shows are lit almost alike, canines and premolars included: with the lining's
+    # occlusion (and 30 % darker gaps) a smile read as braces, grey crowns with black lines between them.
+    return col * ambient_occlusion(depth, scale=CROWN_OCCLUSION_M)[:, None]
 
 
 def ambient_occlusion(depth: np.ndarray, scale: float = 0.014) -> np.ndarray:
@@ -175,7 +179,7 @@ def teeth_arch(pocket: MouthPocket, upper: bool, extra_show: np.ndarray | float 
         mirror = np.array([side, 1.0, 1.0])
         for (kind, w, h, t), p, tg, nm, more in zip(table, pts, tangent, normal, longer):
             h = h * scale + more
-            v, f, local = crown(kind, 0.93 * w * scale, h, t * scale)  # 7 % of the width: gaps
+            v, f, local = crown(kind, CROWN_FILL * w * scale, h, t * scale)
             # Crown frame: w along the arch tangent, h away from the biting edge, t labial (outward);
             # mirroring flips the winding, which orient_faces in crown() does not see: re-orient.
             base = p + np.array([0.0, edge_y - more, 0.0]) - 0.5 * t * scale * nm
