@@ -8,6 +8,8 @@ Polylines run outer -> inner (brows) or corner -> corner (lids), as the names sa
 
 from __future__ import annotations
 
+import numpy as np
+
 NUM_LANDMARKS = 478
 NUM_MESH_POINTS = 468  # the face mesh; the iris points follow
 
@@ -52,3 +54,8 @@ BROW_OUTER = {"R": (46, 70, 53, 63), "L": (276, 300, 283, 293)}
 LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 
+
+def eye_corner_distance(points: np.ndarray) -> float:
+    """Distance between the outer eye corners of (478, D) landmarks, in their unit (pixels for a photo's):
+    the face's scale for every size-relative threshold."""
+    return float(np.linalg.norm(np.asarray(points)[EYE_OUTER["R"]] - np.asarray(points)[EYE_OUTER["L"]]))

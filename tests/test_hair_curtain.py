@@ -174,9 +174,9 @@ def test_dataset_frames_draw_the_curtain_and_hair_variants_recolour_it(case, bui
 def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builtin_head, renderer):
     """Where the portrait's camera sees the curtain on the photo's hair, its brightness follows the
     photo's (here a flat grey, so every seen vertex comes out at that grey); the back keeps its own."""
-    from perse.render.camera import seen_points
     from scipy.ndimage import binary_dilation
 
+    from perse.render.camera import seen_points
     from perse.synth.hair_curtain import (LOCK_FEATHER_COLUMNS, LOCK_FEATHER_ROWS, LOCK_SHADE_RANGE,
                                           PHOTO_DEPTH_TOLERANCE_M, grid_shape, photo_lock_shade)
     from perse.synth.palette import luminance
@@ -198,6 +198,7 @@ def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builti
     rows, cols = grid_shape(curtain.num_vertices)
     # Far from all it sees (beyond the feather's reach across and down the columns), the curtain keeps its
     # own shade.
+    # scipy's Gaussian stops at int(4 sigma + 0.5) rows; the fade at LOCK_FEATHER_COLUMNS columns.
     reach = (2 * int(4 * LOCK_FEATHER_ROWS + 0.5) + 1, 2 * int(np.ceil(LOCK_FEATHER_COLUMNS)) + 1)
     far = ~binary_dilation(visible.reshape(rows, cols), np.ones(reach, bool)).ravel()
     assert far.mean() > 0.2 and not changed[far].any()
@@ -213,6 +214,7 @@ def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builti
 def test_feathered_gains_continue_down_the_hair_and_fade_out():
     """Past the last vertex the photo sees, a row continues its gain and fades it to 1 (no change) over
     LOCK_FEATHER_COLUMNS: no step where the photo stops, and no horizontal band from one row's gain."""
+    from perse.geometry.easing import smoothstep
     from perse.synth.hair_curtain import LOCK_FEATHER_COLUMNS, feather_gain
 
     rows, cols = 28, 40
@@ -225,8 +227,14 @@ def test_feathered_gains_continue_down_the_hair_and_fade_out():
     assert abs(middle[6] - 0.6) < 0.02                                       # no step at the border
     assert np.all(np.diff(middle[5:]) >= -1e-12)                             # eases back toward 1
     np.testing.assert_allclose(middle[6 + int(np.ceil(LOCK_FEATHER_COLUMNS)):], 1.0)
+    varying = np.where(known, np.linspace(0.5, 0.9, rows)[:, None], 1.0)     # each row's locks its own
+    out = feather_gain(varying, known)
+    # Next to the run each row continues its own gain, unsmoothed: no step where the photo stops.
+    first_fade = 1.0 - smoothstep(0.0, LOCK_FEATHER_COLUMNS, 1.0)
+    np.testing.assert_allclose(out[:, 6], 1.0 + first_fade * (varying[:, 5] - 1.0), atol=1e-9)
     lone = np.zeros((rows, cols), bool)
-    lone[rows // 2, :6] = True                                               # one row seen: smoothed away
+    lone[rows // 2, :6] = True                      # one row seen: smoothed away a few columns out
     out = feather_gain(np.where(lone, 0.6, 1.0), lone)
-    assert out[rows // 2, 7] > 0.8
+    unsmoothed = 1.0 - 0.4 * (1.0 - smoothstep(0.0, LOCK_FEATHER_COLUMNS, 5.0))
+    assert out[rows // 2, 10] > 0.95 > unsmoothed
     np.testing.assert_array_equal(feather_gain(gain, np.zeros_like(known)), np.ones_like(gain))

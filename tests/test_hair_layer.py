@@ -160,6 +160,7 @@ def test_the_seen_neck_ends_where_the_photos_skin_ends_not_along_triangles(case,
     beard_side = beard & binary_dilation(neck, near) & front
     neck_side = neck & binary_dilation(beard, near) & front
     assert beard_side.sum() > 50 and neck_side.sum() > 50
+    assert result.observed[beard_side | neck_side].max() > 0.3     # the photo does see the border
     assert abs(result.observed[beard_side].mean() - result.observed[neck_side].mean()) < 0.15
 
 

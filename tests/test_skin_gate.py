@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from perse.create.skin_gate import GATED_REGIONS, below_jaw_weight, gate_weights, photo_skin_gate, skin_likeness
-from perse.landmarks import EYE_OUTER, MOUTH_CORNER, NUM_LANDMARKS
+from perse.create.skin_gate import (GATED_REGIONS, JAW_RAMP, below_jaw_weight, gate_weights, photo_skin_gate,
+                                    skin_likeness)
+from perse.landmarks import EYE_OUTER, MOUTH_CORNER, NUM_LANDMARKS, eye_corner_distance
 
 
 def test_skin_gate_drops_the_mixed_pixels_along_a_collar():
@@ -37,20 +38,23 @@ def disc_face(centre=(200.0, 180.0), radius=80.0) -> np.ndarray:
 
 
 def test_below_the_jaw_weight_rises_smoothly_outside_the_lower_face():
+    """0 on the face, a ramp below its outline to 1, nothing beside the eyes."""
     landmarks = disc_face()
     down = np.stack([np.full(200, 200.0), np.linspace(200.0, 399.0, 200)], axis=1)   # down the middle
     w = below_jaw_weight(down, landmarks, (400, 400))
     chin = 260.0                                                                     # the disc's bottom
     assert w[down[:, 1] < chin - 1].max() == 0.0                                      # the face itself
-    assert w[down[:, 1] > chin + 0.12 * 60 + 2].min() == 1.0                          # a ramp's length below
+    ramp = JAW_RAMP * eye_corner_distance(landmarks)
+    assert w[down[:, 1] > chin + ramp + 2].min() == 1.0                               # a ramp's length below
     assert np.all(np.diff(w) >= -1e-9) and np.abs(np.diff(w)).max() < 0.3             # a ramp, not a step
     beside_the_eyes = below_jaw_weight(np.array([[60.0, 160.0], [340.0, 160.0]]), landmarks, (400, 400))
     assert beside_the_eyes.max() == 0.0                                               # above the mouth: not gated
 
 
 def test_gate_weights_take_the_regions_and_the_jaw_weight():
-    names = ["face", "beard", *GATED_REGIONS]
-    region = np.array([0, 1, 2, 3, 1])
-    assert gate_weights(region, names).tolist() == [0, 0, 1, 1, 0]
-    np.testing.assert_allclose(gate_weights(region, names, np.array([0.2, 0.7, 0.0, 0.5, 1.0])),
-                               [0.2, 0.7, 1.0, 1.0, 1.0])
+    """Neck and ears always; the lower face as far as it sees below the jaw; hair beside the neck never."""
+    names = ["face", "beard", *GATED_REGIONS, "back_of_head"]
+    region = np.array([0, 1, 2, 3, 1, 4])
+    assert gate_weights(region, names).tolist() == [0, 0, 1, 1, 0, 0]
+    np.testing.assert_allclose(gate_weights(region, names, np.array([0.2, 0.7, 0.0, 0.5, 1.0, 1.0])),
+                               [0.2, 0.7, 1.0, 1.0, 1.0, 0.0])

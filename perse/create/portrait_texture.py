@@ -276,8 +276,9 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     instead of the median hair colour as the prior on the scalp and back of the head. skin_gate: skin
     (3,) -> (N,) how skin-like each texel's photo colour is (`photo_skin_gate`); None judges the
     sampled colours themselves. below_jaw: (N,) in [0, 1], how far below the photo's jaw line each
-    texel's pixel lies (`perse.create.skin_gate.below_jaw_weight`): gated as the neck is. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,),
-    "observed": (N,) the photo confidence after rejecting non-skin samples on neck and ears}."""
+    texel's pixel lies (`perse.create.skin_gate.below_jaw_weight`): the lower face is gated there as
+    the neck is. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,), "observed": (N,)
+    the photo confidence after rejecting non-skin samples on neck, ears and below the jaw}."""
     import cv2
 
     names = anatomy.region_names

@@ -9,7 +9,8 @@ Which texels the gate applies to (`gate_weights`) is a smooth weight, not only a
 lower face's triangles (beard, face) reach under the chin, where the photo shows the neck and its
 collar too. They are gated as the neck is where the photo pixel they see lies below the jaw line
 (`below_jaw_weight`); on region labels alone, the seen neck ended in a sawtooth along the triangles
-between the beard and neck regions.
+between the beard and neck regions. A beard that hangs below the jaw line is therefore painted as skin
+there, as the neck always was (the beard variants draw beards).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import numpy as np
 
 from perse.geometry.easing import smoothstep
 from perse.geometry.sampling import bilinear_sample
-from perse.landmarks import EYE_OUTER, MOUTH_CORNER, NUM_MESH_POINTS
+from perse.landmarks import MOUTH_CORNER, NUM_MESH_POINTS, eye_corner_distance
 
 GATED_REGIONS = ("neck", "ears")             # always gated
+JAW_GATED_REGIONS = ("face", "beard")        # gated where they see below the jaw line (hair and eyes never)
 SKIN_GATE = (0.45, 0.25)                     # relative RGB distance to the skin median: rejected .. trusted
 GATE_MARGIN = (0.005, 0.012)                 # of the photo's side: distrusted .. trusted distance from non-skin
-JAW_RAMP = 0.12                              # of the eye-to-eye distance: below-the-jaw weight 0 .. 1
+JAW_RAMP = 0.12                              # of the outer eye corners' distance: below-the-jaw weight 0 .. 1
 
 
 def skin_likeness(colors: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -54,27 +56,31 @@ def photo_skin_gate(image: np.ndarray, uv: np.ndarray) -> Callable[[np.ndarray],
 
 
 def below_jaw_weight(uv: np.ndarray, landmarks: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
-    """(N,) in [0, 1]: how far below the jaw line the photo pixels uv (N, 2) lie.
+    """(N,) in [0, 1]: how far below the jaw line the photo pixels uv (N, 2) lie, in an image of
+    `image_shape` (H, W) with landmarks (478, 2) pixels.
 
-    The jaw line is the outline of the face mesh's landmarks (their convex hull, (478, 2) pixels given)
-    below the mouth corners; the weight rises from 0 on it to 1 at JAW_RAMP eye-to-eye distances
-    outside it, and is 0 above the mouth corners (the cheeks' sides see hair and ears there, which
-    the hair layer handles)."""
+    The jaw line is the outline (convex hull) of the 468 face-mesh landmarks below the mouth corners: the
+    weight rises from 0 on it to 1 at JAW_RAMP outer-eye-corner distances outside it. It fades in over
+    the same distance about the mouth corners' height and is 0 above that (the cheeks' sides see hair
+    and ears there, which the hair layer handles)."""
     import cv2
 
     h, w = image_shape
-    iod = float(np.linalg.norm(landmarks[EYE_OUTER["R"]] - landmarks[EYE_OUTER["L"]]))
-    ramp = max(JAW_RAMP * iod, 1.0)
+    ramp = max(JAW_RAMP * eye_corner_distance(landmarks), 1.0)
     face = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(face, cv2.convexHull(np.round(landmarks[:NUM_MESH_POINTS]).astype(np.int32)), 1)
-    outside = cv2.distanceTransform(1 - face, cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform(1 - face, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     mouth_y = float(landmarks[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]], 1].mean())
     lower = smoothstep(mouth_y - ramp, mouth_y + ramp, np.arange(h, dtype=np.float64))[:, None]
-    return np.clip(bilinear_sample(smoothstep(0.0, ramp, outside) * lower, uv), 0.0, 1.0)
+    return bilinear_sample(smoothstep(0.0, ramp, outside) * lower, uv)
 
 
 def gate_weights(region: np.ndarray, region_names: list[str], below_jaw: np.ndarray | None = None) -> np.ndarray:
-    """(N,) in [0, 1]: how much the skin gate applies to each texel: 1 on GATED_REGIONS (hard region ids
-    `region` (N,) into `region_names`), else `below_jaw` (N,) where given (`below_jaw_weight`), else 0."""
-    gated = np.isin(region, [region_names.index(r) for r in GATED_REGIONS]).astype(np.float64)
-    return gated if below_jaw is None else np.maximum(gated, below_jaw)
+    """(N,) in [0, 1]: how much the skin gate applies to each texel (hard region ids `region` (N,) into
+    `region_names`): 1 on GATED_REGIONS, `below_jaw` (N,) (`below_jaw_weight`) on JAW_GATED_REGIONS
+    where given, else 0 (hair seen beside the neck stays hair)."""
+    def among(names):
+        return np.isin(region, [region_names.index(r) for r in names if r in region_names])
+
+    gated = among(GATED_REGIONS).astype(np.float64)
+    return gated if below_jaw is None else np.maximum(gated, np.where(among(JAW_GATED_REGIONS), below_jaw, 0.0))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perse.landmarks import CHIN_BOTTOM, EYE_OUTER, FACE_SIDE, SUBNASALE
+from perse.landmarks import CHIN_BOTTOM, EYE_OUTER, FACE_SIDE, SUBNASALE, eye_corner_distance
 
 MARGIN_IOD = 0.08          # allowed = inside dilated by this
 FEATURE_DILATE_IOD = 0.06  # eyes / brows / lips hulls grown by this
@@ -61,11 +61,6 @@ def rows_above(y: float, shape: tuple[int, int]) -> np.ndarray:
     return np.broadcast_to((np.arange(shape[0]) < y)[:, None], shape).copy()
 
 
-def iod(landmarks: np.ndarray) -> float:
-    """Inter-ocular distance in pixels (outer eye corners) of (478, 2) landmarks."""
-    return float(np.linalg.norm(landmarks[EYE_OUTER["R"]] - landmarks[EYE_OUTER["L"]]))
-
-
 def box_mask(x0: float, x1: float, y0: float, y1: float, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: the axis-aligned box [x0, x1) x [y0, y1) in pixels, clipped to the image."""
     out = np.zeros(shape, bool)
@@ -81,7 +76,7 @@ def face_parts(landmarks: np.ndarray, shape: tuple[int, int]) -> dict[str, np.nd
     lips (each feature hull dilated by FEATURE_DILATE_IOD)."""
     from perse.track.landmarks import landmark_groups
 
-    g, grow = landmark_groups(), FEATURE_DILATE_IOD * iod(landmarks)
+    g, grow = landmark_groups(), FEATURE_DILATE_IOD * eye_corner_distance(landmarks)
     hull = lambda *names: np.any([polygon_mask(landmarks[g[n]], shape) for n in names], axis=0)  # noqa: E731
     return {"face": hull("face_oval"),
             "eyes": dilate(hull("left_eye", "right_eye"), grow),
@@ -104,7 +99,7 @@ def category_regions(landmarks: np.ndarray, silhouette: np.ndarray, covered: np.
     `covered` (H, W) bool: every pixel the render touches at all (default: the silhouette), so that the
     neck's faded end, skin too, is the skin variants' to change."""
     shape = silhouette.shape
-    d = iod(landmarks)
+    d = eye_corner_distance(landmarks)
     parts = face_parts(landmarks, shape)
     margin = lambda m: dilate(m, MARGIN_IOD * d)  # noqa: E731
     brows_top, chin_y = brow_line(landmarks), float(landmarks[CHIN_BOTTOM, 1])

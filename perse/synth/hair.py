@@ -39,7 +39,7 @@ import numpy as np
 from perse.errors import PerseError
 from perse.io_utils import atomic_write_bytes
 from perse.geometry.easing import smoothstep
-from perse.landmarks import BROW_UPPER, CHEEK, CHEEK_UPPER, CHEEKBONE, EYE_OUTER, MOUTH_CORNER
+from perse.landmarks import BROW_UPPER, CHEEK, CHEEK_UPPER, CHEEKBONE, MOUTH_CORNER, eye_corner_distance
 from perse.synth.hair_curtain import HairCurtain
 from perse.synth.noise import periodic_value_noise
 from perse.synth.palette import BT601_LUMA
@@ -160,7 +160,7 @@ def segment_hair(image: np.ndarray, landmarks: np.ndarray, person: np.ndarray) -
     from skimage.color import rgb2lab
 
     h, w = image.shape[:2]
-    iod = float(np.linalg.norm(landmarks[EYE_OUTER["R"]] - landmarks[EYE_OUTER["L"]]))
+    iod = eye_corner_distance(landmarks)
     if iod < 8:
         raise PerseError("the face is too small to separate its hair; use a larger portrait")
     lab = rgb2lab(image.astype(np.float64) / 255.0)

@@ -51,8 +51,8 @@ COLUMNS, ROWS = 96, 28
 FRONT_TUCK, FRONT_TUCK_RAD = 0.7, np.radians(15.0)   # how far, and over what angle, the front edges turn in
 LOCK_SHADE_RANGE = (0.5, 1.6)          # how much darker / lighter the photo may make a curtain vertex
 PHOTO_DEPTH_TOLERANCE_M = 0.003        # a vertex is what the photo shows within this of the front surface
-LOCK_FEATHER_COLUMNS = 8.0             # the photo's locks fade out over this many columns (~20 degrees) beyond
-LOCK_FEATHER_ROWS = 2.5                # what it sees, smoothed over this many rows (sigma)
+LOCK_FEATHER_COLUMNS = 8.0             # columns (~20 degrees) past what the photo sees over which its locks fade
+LOCK_FEATHER_ROWS = 2.5                # sigma, in rows, of their smoothing down the strands
 TUCK_UNDER_M = 0.001                   # a column starts this far inside the shell's surface
 SOURCE_REACH = 0.8                     # of the shell below its widest point whose texture a column runs down
 TEXELS_PER_CELL = 4                    # curtain texture resolution: texels per grid cell, each way
@@ -346,34 +346,37 @@ def photo_lock_shade(curtain: HairCurtain, posed: np.ndarray, camera, photo: np.
     drawn = luminance(curtain.texel_colors(texture)) * curtain.shade
     seen = luminance(bilinear_sample(photo, px) / 255.0)
     ratio = np.clip(seen / np.maximum(drawn, 1e-3), *LOCK_SHADE_RANGE)
-    gain = np.where(visible, 1.0 + weight * (ratio - 1.0), 1.0)
+    gain = 1.0 + weight * (ratio - 1.0)
     grid = grid_shape(curtain.num_vertices)
     gain = feather_gain(gain.reshape(grid), visible.reshape(grid)).reshape(-1)
     return np.clip(curtain.shade * gain, 0.05, LOCK_SHADE_RANGE[1])
 
 
-def feather_gain(gain: np.ndarray, known: np.ndarray, columns: float = LOCK_FEATHER_COLUMNS,
+def feather_gain(gain: np.ndarray, known: np.ndarray, fade_columns: float = LOCK_FEATHER_COLUMNS,
                  rows_sigma: float = LOCK_FEATHER_ROWS) -> np.ndarray:
     """(R, C) brightness gains with the `known` (R, C) bool ones continued into the rest of each row.
 
-    An unknown vertex takes the gain of the nearest known vertex in its row, smoothed down the columns
-    (Gaussian of `rows_sigma` rows: continued row by row, the last gains drew horizontal bands across
-    the hair; smoothed, they run down it as strands do) and faded toward 1 (no change) with a
-    smoothstep over `columns` grid columns. Only runs of 3 or more known vertices in a row are
-    continued: single ones (a vertex glimpsed through a gap) would each spread a blot. Rows without such
-    a run count as no change in the smoothing, so an isolated row does not draw a line of its own.
-    Known gains are returned unchanged; the unknown ones given are not read."""
+    Only runs of 3 or more known vertices in a row are continued (a single one, glimpsed through a gap,
+    would spread a blot). An unknown vertex takes the gain of the nearest vertex of such a run in its
+    row, faded toward 1 (no change) with a smoothstep over `fade_columns` grid columns and, from a few
+    columns out, smoothed down the columns (Gaussian of `rows_sigma` rows): continued row by row, the last
+    gains drew horizontal bands across the hair; smoothed, they run down it as strands do. Next to the
+    run it stays unsmoothed, so no step remains where the known vertices end. Rows without a run count
+    as no change in the smoothing, so an isolated row does not draw a line of its own. Known gains are
+    returned unchanged; the unknown ones given are not read."""
     from scipy.ndimage import binary_opening, distance_transform_edt, gaussian_filter1d
 
     runs = binary_opening(known, structure=np.ones((1, 3), bool))
     if not runs.any():
         return np.where(known, gain, 1.0)
-    # Rows weigh far more than columns, so the nearest run is in the same row when there is one.
+    # Any row weight above the column count keeps the nearest run in the same row when there is one.
     row_weight = 10.0 * gain.shape[1]
     dist, (ri, ci) = distance_transform_edt(~runs, sampling=(row_weight, 1.0), return_indices=True)
-    fade = 1.0 - smoothstep(0.0, columns, dist)       # rows without a run: dist is huge, fade 0
-    continued = 1.0 + gaussian_filter1d(fade * (gain[ri, ci] - 1.0), rows_sigma, axis=0, mode="nearest")
-    return np.where(known, gain, continued)
+    fade = 1.0 - smoothstep(0.0, fade_columns, dist)    # rows without a run: dist is huge, fade 0
+    raw = fade * (gain[ri, ci] - 1.0)
+    smoothed = gaussian_filter1d(raw, rows_sigma, axis=0, mode="nearest")
+    blend = smoothstep(1.0, 4.0, dist)
+    return np.where(known, gain, 1.0 + (1.0 - blend) * raw + blend * smoothed)
 
 
 def build_curtain(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,

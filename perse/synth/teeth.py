@@ -41,7 +41,8 @@ CERVICAL = np.array([0.88, 0.80, 0.62])  # dentine shows through near the gum
 SETBACK = 0.0030         # m from the inner-lip loop's front to the incisors' labial face
 SHOW = 0.0030            # m the upper incisal edges hang below the neutral upper lip's inner edge
 OVERBITE = 0.0014        # m the lower incisal edges rise above the upper ones (behind them)
-CROWN_OCCLUSION_M = 0.03  # m of depth over which the crowns' light falls off (the mouth's lining: 0.014)
+LINING_OCCLUSION_M = 0.014  # m of depth over which the light on the mouth's lining, gums and tongue falls off
+CROWN_OCCLUSION_M = 0.03    # the same for the crowns, which a smile shows lit almost alike
 CROWN_FILL = 0.97         # of its slot along the arch a crown fills (the rest: the gaps between teeth)
 
 
@@ -118,7 +119,7 @@ def crown(kind: str, width: float, height: float, thickness: float, rows: int = 
 
 def enamel_colors(local: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """(N, 3) crown colours from local coordinates (N, 2) (w across, h from the edge) and depth (N,)
-    behind the lips (m): dark gaps at the sides, translucent edge, yellow neck, darker further back."""
+    behind the lips (m): slightly darker gaps at the sides, translucent edge, yellow neck, darker further back."""
     w, h = np.abs(local[:, 0]), local[:, 1]
     col = ENAMEL[None] + (INCISAL - ENAMEL)[None] * smoothstep(0.18, 0.0, h)[:, None]
     col = col + (CERVICAL - col) * smoothstep(0.55, 1.0, h)[:, None]
@@ -128,7 +129,7 @@ def enamel_colors(local: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return col * ambient_occlusion(depth, scale=CROWN_OCCLUSION_M)[:, None]
 
 
-def ambient_occlusion(depth: np.ndarray, scale: float = 0.014) -> np.ndarray:
+def ambient_occlusion(depth: np.ndarray, scale: float = LINING_OCCLUSION_M) -> np.ndarray:
     """(N,) light reaching points `depth` (m) behind the lips: 1 down to the front teeth, falling off
     toward the throat."""
     return 0.3 + 0.7 * np.exp(-np.clip(depth - SETBACK, 0.0, None) / scale)

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from perse.errors import PerseError
-from perse.landmarks import EYE_OUTER, NUM_LANDMARKS, NUM_MESH_POINTS
+from perse.landmarks import NUM_LANDMARKS, NUM_MESH_POINTS, eye_corner_distance
 
 MIN_EYE_CORNER_PX = 40.0  # below this the 256-px mesh crop is upsampled and landmarks get unreliable
 
@@ -53,7 +53,7 @@ class FaceLandmarks:
     @property
     def eye_corner_distance(self) -> float:
         """Pixels between the outer eye corners (landmarks 33 and 263)."""
-        return float(np.linalg.norm(self.points[EYE_OUTER["R"]] - self.points[EYE_OUTER["L"]]))
+        return eye_corner_distance(self.points)
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from perse.head.model import HeadModel
-from perse.landmarks import EYE_OUTER
+from perse.landmarks import eye_corner_distance
 from perse.track.fit import FitResult
 
 
@@ -84,7 +84,7 @@ def draw_fit_overlay(image: np.ndarray, model: HeadModel, fit: FitResult, detect
     from PIL import Image
 
     detected_all = np.asarray(detected_px, dtype=np.float64)
-    iod = float(np.linalg.norm(detected_all[EYE_OUTER["R"]] - detected_all[EYE_OUTER["L"]]))
+    iod = eye_corner_distance(detected_all)
     f = int(np.clip(np.ceil(min_eye_distance_px / max(iod, 1.0)), 1, max_upscale))
     h, w = image.shape[:2]
     out = image.copy() if f == 1 else np.asarray(

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from perse.head.model import HeadModel, HeadParams
-from perse.landmarks import EYE_OUTER, NUM_LANDMARKS
+from perse.landmarks import NUM_LANDMARKS, eye_corner_distance
 from perse.render.camera import Camera
 from perse.track.fit.kernels import bounded_newton_step, huber_loss, huber_weights, normal_equations
 from perse.track.fit.reduced_model import Blends, LandmarkHead, PosedLandmarks
@@ -194,7 +194,7 @@ class HeadFitter:
             raise ValueError("landmarks contain NaN or inf")
         W, H = int(image_size[0]), int(image_size[1])
         obs = obs_all[self._head_ids].T  # (2, L), head order
-        iod = float(np.linalg.norm(obs_all[EYE_OUTER["R"]] - obs_all[EYE_OUTER["L"]]))
+        iod = eye_corner_distance(obs_all)
         if iod < 1.0:
             raise ValueError("outer eye corners coincide: not a face")
         principal = np.array([[(W - 1) / 2], [(H - 1) / 2]])  # (2, 1)
