@@ -177,8 +177,9 @@ def test_the_curtain_takes_the_photos_locks_where_the_photo_sees_it(case, builti
     from scipy.ndimage import binary_dilation
 
     from perse.render.camera import seen_points
-    from perse.synth.hair_curtain import (LOCK_FEATHER_COLUMNS, LOCK_FEATHER_ROWS, LOCK_SHADE_RANGE,
-                                          PHOTO_DEPTH_TOLERANCE_M, grid_shape, photo_lock_shade)
+    from perse.synth.curtain_locks import (LOCK_FEATHER_COLUMNS, LOCK_FEATHER_ROWS, LOCK_SHADE_RANGE,
+                                           PHOTO_DEPTH_TOLERANCE_M, photo_lock_shade)
+    from perse.synth.hair_curtain import grid_shape
     from perse.synth.palette import luminance
 
     image, _, fit, result, v = case
@@ -215,7 +216,7 @@ def test_feathered_gains_continue_down_the_hair_and_fade_out():
     """Past the last vertex the photo sees, a row continues its gain and fades it to 1 (no change) over
     LOCK_FEATHER_COLUMNS: no step where the photo stops, and no horizontal band from one row's gain."""
     from perse.geometry.easing import smoothstep
-    from perse.synth.hair_curtain import LOCK_FEATHER_COLUMNS, feather_gain
+    from perse.synth.curtain_locks import LOCK_FEATHER_COLUMNS, feather_gain
 
     rows, cols = 28, 40
     known = np.zeros((rows, cols), bool)

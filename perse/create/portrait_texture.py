@@ -47,7 +47,8 @@ from perse.landmarks import EYE_INNER, EYE_OUTER, IRIS, MOUTH_CORNER
 from perse.mesh_ops import uniform_laplacian, vertex_normals
 from perse.synth.anatomy import eye_coordinates, fit_sphere, head_anatomy
 from perse.synth.hair import SHELL_REGIONS, HairLayer, build_hair_thickness, segment_hair, synthesize_unseen_hair
-from perse.synth.hair_curtain import build_curtain, photo_lock_shade
+from perse.synth.curtain_locks import photo_lock_shade
+from perse.synth.hair_curtain import build_curtain
 from perse.synth.paint_procedural import sine_noise
 from perse.synth.palette import SCLERA_COLOR, eye_albedo, luminance
 from perse.synth.reference import eye_opening_polygon
