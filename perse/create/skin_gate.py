@@ -22,6 +22,7 @@ import numpy as np
 from perse.geometry.easing import smoothstep
 from perse.geometry.sampling import bilinear_sample
 from perse.landmarks import MOUTH_CORNER, NUM_MESH_POINTS, eye_corner_distance
+from perse.synth.hair import polygon_mask
 
 GATED_REGIONS = ("neck", "ears")             # always gated
 JAW_GATED_REGIONS = ("face", "beard")        # gated where they see below the jaw line (hair and eyes never)
@@ -67,9 +68,8 @@ def below_jaw_weight(uv: np.ndarray, landmarks: np.ndarray, image_shape: tuple[i
 
     h, w = image_shape
     ramp = max(JAW_RAMP * eye_corner_distance(landmarks), 1.0)
-    face = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(face, cv2.convexHull(np.round(landmarks[:NUM_MESH_POINTS]).astype(np.int32)), 1)
-    outside = cv2.distanceTransform(1 - face, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    face = polygon_mask(landmarks[:NUM_MESH_POINTS], w, h)
+    outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     mouth_y = float(landmarks[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]], 1].mean())
     lower = smoothstep(mouth_y - ramp, mouth_y + ramp, np.arange(h, dtype=np.float64))[:, None]
     return bilinear_sample(smoothstep(0.0, ramp, outside) * lower, uv)
