@@ -501,6 +501,22 @@ def test_base_lips_and_other_variants_stay_in_their_regions(over, anatomy):
     np.testing.assert_allclose(dark[keep], base[keep], atol=2e-3)
 
 
+def test_lighter_skin_changes_a_pale_person_visibly(anatomy, painter):
+    """Someone already as pale as the catalogue's lighter tone still gets skin lighter by more than the
+    0.15 a visible change needs, with room for the shading of a render (at most 0.85 of full light on
+    most of a face)."""
+    from perse.synth.palette import luminance
+
+    pale = TexturePainter(anatomy, size=TEX, seed=3, base_texture=painter.paint({"skin": "lighter"}))
+    base = pale.base.color
+    face = (pale.atlas.region == anatomy.region_names.index("face")) & (pale.lips < 0.01) & (pale.eye_w < 0.01)
+    light = pale.paint_flat({"skin": "lighter"})
+    step = np.abs(light[face] - base[face]).max(axis=1)
+    assert np.median(step) > 0.15 / 0.85
+    assert luminance(light[face]).mean() > luminance(base[face]).mean() + 0.1
+    assert (light <= 1.0).all()
+
+
 def test_base_texture_rejected_clearly(anatomy):
     with pytest.raises(PerseError, match="square RGB"):
         TexturePainter(anatomy, size=TEX, base_texture=np.zeros((64, 32, 3), np.uint8))
