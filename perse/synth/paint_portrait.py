@@ -20,14 +20,16 @@ from perse.synth.uv_atlas import grow
 from perse.synth.variants import SKIN_REGIONS
 
 # Over a person's texture: thick / thin brows are this much darker than the person's, light brows move
-# LIGHT_BROW_SHARE of the way to a pale ash blonde, and lighter skin is at least this much brighter than
-# theirs. (Thin brows stay wide enough to survive 256 px training frames: at half the width they vanished.
-# At a lighter gain of 1.22 a pale person's skin changed by 0.157, so shading in the renders pushed most
-# pixels under the 0.15 a visible change needs.)
+# LIGHT_BROW_SHARE of the way to a pale ash blonde. (Thin brows stay wide enough to survive 256 px
+# training frames: at half the width they vanished.)
 THICK_BROW_DARKEN = 0.55
 LIGHT_BROW_TARGET = (0.92, 0.85, 0.71)
 LIGHT_BROW_SHARE = 0.9
-LIGHTER_GAIN = 1.30
+# Lighter skin is at least the person's skin moved LIGHTER_SHARE of the way to a pale porcelain of skin's
+# own hue. (A per-channel gain of 1.22 clipped red first: a pale person's skin turned yellow, and changed
+# by only 0.157, which render shading pushed under the 0.15 a visible change needs.)
+LIGHTER_TARGET = (1.0, 0.94, 0.90)
+LIGHTER_SHARE = 0.7
 PALE_LIP_GAIN, PALE_LIP_LIFT = 1.06, 0.10  # pale lips: the person's skin, lighter (a lip already close
 # to the skin tone must still change visibly)
 
@@ -171,7 +173,7 @@ class BaseTextureFields:
             # the catalogue's lighter tone still gets visibly lighter skin.
             tone = np.array(SKIN_TONES[skin_v])
             if skin_v == "lighter":
-                tone = np.maximum(tone, np.minimum(self.skin_ref * LIGHTER_GAIN, 0.97))
+                tone = np.maximum(tone, self.skin_ref + LIGHTER_SHARE * (np.array(LIGHTER_TARGET) - self.skin_ref))
             g = np.clip(tone / np.maximum(self.skin_ref, 1e-3), 0.2, 5.0)
             gain = 1.0 + self.skin[:, None] * (g[None] - 1.0)
             col = col * gain
