@@ -254,3 +254,21 @@ def test_the_side_teeth_of_a_smile_stay_bright_with_faint_gaps():
     gap = enamel_colors(np.array([[1.0, 0.4]]), np.array([SETBACK])).mean()
     assert premolar > 0.7 * front
     assert gap > 0.8 * front
+
+
+def test_only_blade_edged_crowns_have_a_translucent_edge(frame_renderer):
+    """Incisors and canines thin to a blade with a blue-grey translucent edge; premolars and molars end in
+    thick, opaque cusps (in the edge colour the open mouth's lower arch read as a grey wire outline)."""
+    from perse.synth.teeth import INCISAL, LOWER_TEETH, SETBACK, enamel_colors, teeth_arch
+
+    edge, middle = np.array([[0.0, 0.0]]), np.array([[0.0, 0.4]])
+    depth = np.array([SETBACK])
+    np.testing.assert_allclose(enamel_colors(edge, depth, blade=True)[0], INCISAL, atol=1e-6)
+    np.testing.assert_allclose(enamel_colors(edge, depth, blade=False), enamel_colors(middle, depth, blade=False))
+    # In the built arch: the molars' biting surface (the vertices nearest the lower arch's top) is as warm
+    # as enamel (red above blue), not the edge's blue-grey.
+    verts, faces, colors, _ = teeth_arch(frame_renderer.mouth.pocket, upper=False)
+    per_crown = len(verts) // (2 * len(LOWER_TEETH))
+    molar = slice((len(LOWER_TEETH) - 1) * per_crown, len(LOWER_TEETH) * per_crown)   # right half's last crown
+    top = verts[molar, 1] > np.quantile(verts[molar, 1], 0.8)
+    assert (colors[molar][top, 0] > colors[molar][top, 2] + 0.03).all()

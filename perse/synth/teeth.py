@@ -117,11 +117,16 @@ def crown(kind: str, width: float, height: float, thickness: float, rows: int = 
     return verts, faces, local
 
 
-def enamel_colors(local: np.ndarray, depth: np.ndarray) -> np.ndarray:
+def enamel_colors(local: np.ndarray, depth: np.ndarray, blade: bool = True) -> np.ndarray:
     """(N, 3) crown colours from local coordinates (N, 2) (w across, h from the edge) and depth (N,)
-    behind the lips (m): slightly darker gaps at the sides, translucent edge, yellow neck, darker further back."""
+    behind the lips (m): slightly darker gaps at the sides, a translucent edge where the crown thins to a
+    blade (`blade`: incisors, canines), yellow neck, darker further back.
+
+    Premolars and molars end in cusps of thick enamel, opaque: an open mouth seen from above shows the
+    lower arch's biting surfaces, and in the edge's blue-grey they read as a grey wire outline."""
     w, h = np.abs(local[:, 0]), local[:, 1]
-    col = ENAMEL[None] + (INCISAL - ENAMEL)[None] * smoothstep(0.18, 0.0, h)[:, None]
+    edge = smoothstep(0.18, 0.0, h) if blade else np.zeros_like(h)
+    col = ENAMEL[None] + (INCISAL - ENAMEL)[None] * edge[:, None]
     col = col + (CERVICAL - col) * smoothstep(0.55, 1.0, h)[:, None]
     col = col * (1.0 - 0.15 * smoothstep(0.8, 1.0, w))[:, None]  # interproximal gaps
     # The crowns a smile shows are lit almost alike, canines and premolars included: with the lining's
@@ -188,7 +193,7 @@ def teeth_arch(pocket: MouthPocket, upper: bool, extra_show: np.ndarray | float 
             centre = (base + 0.5 * h * up) * mirror
             f = orient_faces(world, f, np.broadcast_to(centre, (f.shape[0], 3)))
             parts.append((world, f))
-            colors.append(enamel_colors(local, pocket.front_z - world[:, 2]))
+            colors.append(enamel_colors(local, pocket.front_z - world[:, 2], blade=kind in ("incisor", "canine")))
             necks.append((base + 0.8 * h * up + 0.1 * t * scale * nm) * mirror)
     verts, faces = merge(parts)
     necks = np.stack(necks)
