@@ -287,9 +287,8 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     texel's pixel lies (`perse.create.skin_gate.below_jaw_weight`): the lower face is gated there as
     the neck is. hair_beside_face: (N,) in [0, 1], face texels that are hair the photo shows beside the
     face (`perse.create.skin_gate.hair_beside_face`): their prior is `hair_fill`, not skin (seen at
-    grazing angles, they are mostly prior). Returns the completed (N, 3) colours and {"skin": (3,),
-    "hair": (3,), "observed": (N,) the photo confidence after rejecting non-skin samples on neck, ears
-    and below the jaw}."""
+    grazing angles, they are mostly prior). Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,), "observed": (N,)
+    the photo confidence after rejecting non-skin samples on neck, ears and below the jaw}."""
     import cv2
 
     names = anatomy.region_names
