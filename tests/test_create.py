@@ -86,6 +86,14 @@ def test_no_face_is_a_clear_error_and_writes_no_avatar(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.png"]  # no avatar, no work folder
 
 
+def test_a_mistyped_portrait_path_fails_before_any_stage_starts(tmp_path):
+    lines = []
+    for path, message in ((tmp_path / "typo.png", "image not found"), (tmp_path, "is not a file")):
+        with pytest.raises(PerseError, match=message):
+            create_avatar(path, tmp_path / "x.perse", quality=TINY, device="cpu", print_fn=lines.append)
+    assert lines == [] and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("content, message", [(b"hello, this is text", "not .*image|cannot read|unreadable"),
                                               (None, "too small")])
 def test_refused_portraits_leave_no_work_folder(tmp_path, content, message):

@@ -31,6 +31,7 @@ from perse.create.stage_log import StageLog
 from perse.create.stages import CREATE_STAGES, STAGES, CreateContext, DatasetStage, Stage
 from perse.errors import PerseError
 from perse.io_utils import check_writable_parent
+from perse.track.image_io import check_image_path
 
 
 def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality = "draft", device: str = "auto",
@@ -51,6 +52,7 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     from perse.render import resolve_backend
 
     q = resolve_quality(quality)
+    source = check_image_path(portrait)   # a mistyped path fails before any stage starts or prints
     out = check_writable_parent(out)
     if out.suffix != ".perse":
         raise PerseError(f"the avatar file {out} must end in .perse", setting="out")
@@ -62,7 +64,7 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     log = StageLog(work, STAGES, q.expected_s, print_fn, cancel, on_progress)
     DatasetStage.check_editor(log, editor_spec)
     head = _portrait_head(flame, flame_embedding)
-    ctx = CreateContext(source=Path(portrait), out=out, work=work, quality=q, head=head, backend=backend,
+    ctx = CreateContext(source=source, out=out, work=work, quality=q, head=head, backend=backend,
                         device=device, editor=editor, editor_spec=editor_spec, seed=seed, resume=resume, log=log)
     with _work_folder(work, log):
         for stage in CREATE_STAGES:

@@ -34,6 +34,17 @@ class DetectionImage:
     scale: tuple[float, float]
 
 
+def check_image_path(path: str | os.PathLike) -> Path:
+    """`path` as a Path; PerseError (one line) when it does not exist or is not a file. Cheap: run it
+    before starting work on an image, so that a typo fails before anything is printed or written."""
+    path = Path(path)
+    if not path.exists():
+        raise PerseError(f"image not found: {path}")
+    if not path.is_file():
+        raise PerseError(f"{path} is not a file (pass an image file such as a .jpg or .png)")
+    return path
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as upright RGB uint8 (H, W, 3).
 
@@ -42,11 +53,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
-        raise PerseError(f"image not found: {path}")
-    if not path.is_file():
-        raise PerseError(f"{path} is not a file (pass an image file such as a .jpg or .png)")
+    path = check_image_path(path)
     try:
         with warnings.catch_warnings():
             # Pillow warns (DecompressionBombWarning) between its two thresholds; we check the size ourselves.
