@@ -72,6 +72,13 @@ def test_resume_skips_finished_stages(created, portrait):
     assert started == ["save"]
 
 
+def test_resume_past_detection_does_not_need_the_photo_again(created, tmp_path):
+    out, _, _ = created
+    lines = []
+    create_avatar(tmp_path / "moved.png", out, quality=TINY, device="cpu", resume=True, print_fn=lines.append)
+    assert [line.split("]")[1].split()[0] for line in lines if line.startswith("[")] == ["save"]
+
+
 def test_existing_work_needs_resume(created, portrait):
     out, _, _ = created
     with pytest.raises(PerseError, match="exists: resume to continue it"):

@@ -52,7 +52,9 @@ def create_avatar(portrait: str | Path, out: str | Path, quality: str | Quality 
     from perse.render import resolve_backend
 
     q = resolve_quality(quality)
-    source = check_image_path(portrait)   # a mistyped path fails before any stage starts or prints
+    # A mistyped path fails before any stage starts or prints; a resumed run past the detect stage no
+    # longer reads the photo, so it may have moved since.
+    source = Path(portrait) if resume else check_image_path(portrait)
     out = check_writable_parent(out)
     if out.suffix != ".perse":
         raise PerseError(f"the avatar file {out} must end in .perse", setting="out")
