@@ -177,6 +177,39 @@ def test_bangs_are_hair_and_the_cheeks_are_not(case, head):
     assert cov[cheeks].max() < 0.05
 
 
+def test_hair_framing_the_face_is_hair_not_bare_cheek(case, head):
+    """The astronaut's bob frames her face beside the eyes: face texels there that the photo sees as hair
+    join the hair coverage (hair variants recolour them) and keep the hair's colour; as skin they showed a
+    band of bare cheek between the face and the hair at +-20 degrees."""
+    from perse.landmarks import EYE_OUTER, MOUTH_CORNER
+    from perse.synth.uv_atlas import build_atlas
+
+    _, _, _, result = case
+    a = head_anatomy(head)
+    atlas = build_atlas(a, 256)
+    S = atlas.size
+    P = atlas.position
+    eye_x = abs(a.lmk(EYE_OUTER["L"])[0][0])
+    mouth_y = a.lmk(MOUTH_CORNER["L"])[0][1]
+    side = (atlas.region == a.region_id("face")) & (np.abs(P[:, 0]) > eye_x + 0.01) & (P[:, 1] > mouth_y)
+    cov = result.hair.coverage.ravel()[atlas.index]
+    framed = side & (cov > 0.5)
+    assert framed.sum() > 100
+    tex = result.texture.reshape(-1, 3)[atlas.fill_from][atlas.index].astype(np.float64) / 255.0
+    to_hair = np.linalg.norm(tex[framed] - result.hair_color, axis=1)
+    to_skin = np.linalg.norm(tex[framed] - result.skin_color, axis=1)
+    assert np.median(to_hair) < np.median(to_skin)
+    # Between the eyes nothing changes: the nose and the inner cheeks stay skin.
+    inner = (atlas.region == a.region_id("face")) & (np.abs(P[:, 0]) < 0.5 * eye_x)
+    assert cov[inner].max() < 0.05
+    # Her ears are under the bob: hair too (as skin they were a pale strip between cheek and hair).
+    ears = atlas.region == a.region_id("ears")
+    assert (ears & (cov > 0.5)).sum() > 0.2 * ears.sum()
+    under = ears & (cov > 0.5)
+    assert np.median(np.linalg.norm(tex[under] - result.hair_color, axis=1)) \
+        < np.median(np.linalg.norm(tex[under] - result.skin_color, axis=1))
+
+
 def test_eyes_take_the_photo_colours(case, head):
     """The iris is darker and more saturated than the sclera, both read from the photo, and the sclera is
     never brighter than the photo's brightest sclera pixels."""

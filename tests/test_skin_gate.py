@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from perse.create.skin_gate import (GATED_REGIONS, JAW_RAMP, below_jaw_weight, gate_weights, photo_skin_gate,
-                                    skin_likeness)
+from perse.create.skin_gate import (FRAMED_REGIONS, GATED_REGIONS, JAW_RAMP, below_jaw_weight, beside_face_weight,
+                                    gate_weights, hair_beside_face, photo_skin_gate, skin_likeness)
 from perse.landmarks import EYE_OUTER, MOUTH_CORNER, NUM_LANDMARKS, eye_corner_distance
 
 
@@ -58,3 +58,35 @@ def test_gate_weights_take_the_regions_and_the_jaw_weight():
     assert gate_weights(region, names).tolist() == [0, 0, 1, 1, 0, 0]
     np.testing.assert_allclose(gate_weights(region, names, np.array([0.2, 0.7, 0.0, 0.5, 1.0, 1.0])),
                                [0.2, 0.7, 1.0, 1.0, 1.0, 0.0])
+
+
+def test_beside_the_face_is_the_temples_and_cheek_sides_above_the_mouth():
+    """0 between the outer eye corners (brows, a moustache) and below the mouth corners (a beard), a ramp
+    to 1 beside the eyes; measured along the eye line, so a tilted head gives the same weights."""
+    landmarks = disc_face()
+    ramp = JAW_RAMP * eye_corner_distance(landmarks)
+    row = np.stack([np.linspace(100.0, 300.0, 201), np.full(201, 160.0)], axis=1)   # along the eye line
+    w = beside_face_weight(row, landmarks)
+    assert w[(row[:, 0] > 170) & (row[:, 0] < 230)].max() == 0.0
+    assert w[(row[:, 0] < 170 - ramp - 1) | (row[:, 0] > 230 + ramp + 1)].min() == 1.0
+    assert np.abs(np.diff(w)).max() < 0.3                                          # ramps, not steps
+    below = beside_face_weight(np.array([[120.0, 300.0], [280.0, 300.0]]), landmarks)
+    assert below.max() == 0.0                                                      # a beard's place
+    # The same face rolled by 30 degrees about its centre: the same weights at the rolled points.
+    c, t = np.array([200.0, 180.0]), np.radians(30.0)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    turn = lambda p: (p - c) @ rot.T + c                                              # noqa: E731
+    near_eyes = row[np.abs(row[:, 0] - 200) < 90]
+    np.testing.assert_allclose(beside_face_weight(turn(near_eyes), turn(landmarks)),
+                               beside_face_weight(near_eyes, landmarks), atol=0.05)
+
+
+def test_hair_beside_the_face_only_on_face_texels_the_photo_sees_as_hair():
+    """Face, beard and ear texels (a bob over the ears) can be framing hair; forehead (bangs: the hair
+    layer's own) and neck cannot; unseen or not beside the face, none is."""
+    names = [*FRAMED_REGIONS, "forehead", "neck"]
+    region = np.array([0, 1, 2, 3, 4, 0, 0])
+    hair_seen = np.array([1.0, 0.8, 0.9, 1.0, 1.0, 0.0, 1.0])
+    beside = np.array([1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(hair_beside_face(hair_seen, beside, region, names),
+                               [1.0, 0.4, 0.9, 0.0, 0.0, 0.0, 0.0])

@@ -527,6 +527,28 @@ def test_lighter_skin_is_visibly_lighter_and_keeps_the_skins_hue(anatomy, painte
     assert (light <= 1.0).all()
 
 
+def test_hair_over_the_face_sides_does_not_move_the_reference_skin(anatomy, painter):
+    """A bob over the temples and the cheeks' sides makes about half of the face region's texels hair
+    (the hair layer's coverage): the skin median that skin tones and pale lips are defined against must
+    stay the skin's (it fell to a skin-hair blend, and lips=pale came out as the lips' own colour)."""
+    base_img = painter.paint({})
+    bare = TexturePainter(anatomy, size=TEX, seed=3, base_texture=base_img)
+    atlas = bare.atlas
+    face = bare.reg["face"] > 0.99
+    beside = face & (np.abs(atlas.position[:, 0]) > np.quantile(np.abs(atlas.position[face, 0]), 0.45))
+    hair_img = base_img.reshape(-1, 3).copy()
+    hair_img[atlas.index[beside]] = (77, 55, 21)                       # dark brown strands
+    coverage = np.zeros(TEX * TEX, np.float32)
+    coverage[atlas.index[beside]] = 1.0
+    bob = TexturePainter(anatomy, size=TEX, seed=3, base_texture=hair_img.reshape(base_img.shape),
+                         hair_coverage=coverage.reshape(TEX, TEX))
+    assert beside.sum() > 0.4 * face.sum()
+    np.testing.assert_allclose(bob.base.skin_ref, bare.base.skin_ref, atol=0.02)
+    lips = bob.lips > 0.5
+    pale = bob.paint_flat({"lips": "pale"})
+    assert np.median(np.abs(pale[lips] - bob.base.color[lips]).max(axis=1)) > 0.15
+
+
 def test_base_texture_rejected_clearly(anatomy):
     with pytest.raises(PerseError, match="square RGB"):
         TexturePainter(anatomy, size=TEX, base_texture=np.zeros((64, 32, 3), np.uint8))

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from perse.create.skin_gate import below_jaw_weight, gate_weights, photo_skin_gate, skin_likeness
+from perse.create.skin_gate import (beside_face_weight, below_jaw_weight, gate_weights, hair_beside_face,
+                                    photo_skin_gate, skin_likeness)
 from perse.errors import PerseError
 from perse.geometry.easing import smoothstep
 from perse.geometry.sampling import bilinear_sample
@@ -238,18 +239,23 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
     conf = visible * smoothstep(FACING_MIN, FACING_FULL, facing) * smoothstep(0.3, 0.8, fg)
     colors = bilinear_sample(image, uv) / 255.0                                # (N, 3)
 
-    hair_fill = coverage = None
+    hair_fill = coverage = beside_hair = None
     notes: list[str] = []
     if hair is not None:
         hair_cov = bilinear_sample(hair_mask, uv) * visible
         hair_fill, coverage = _hair_completion(anatomy, atlas, colors, conf, hair_cov, hair.reliable)
+        if coverage is not None:   # hair the photo shows over the face's sides is hair, not bare cheek
+            beside_hair = hair_beside_face(hair_cov, beside_face_weight(uv, landmarks),
+                                           atlas.region, anatomy.region_names)
+            coverage = np.maximum(coverage, beside_hair)
         colors, eye_note = _photo_eyes(image, landmarks, anatomy, atlas, colors)
         conf = np.where(atlas.region == anatomy.region_id(EYE_REGION), 1.0, conf)
         notes += [f"hair: {hair.reason}; using a thin default hair layer"] if not hair.reliable else []
         notes += [eye_note] if eye_note else []
     below_jaw = None if landmarks is None else below_jaw_weight(uv, landmarks, image.shape[:2])
     filled, stats = complete_texture(anatomy, atlas, corners, bary, colors, conf, seed, hair_fill=hair_fill,
-                                     skin_gate=photo_skin_gate(image, uv), below_jaw=below_jaw)
+                                     skin_gate=photo_skin_gate(image, uv), below_jaw=below_jaw,
+                                     hair_beside_face=beside_hair)
     S = size
     if hair is not None and coverage is not None:
         hair.coverage = _scatter(coverage, atlas).ravel()[atlas.fill_from].reshape(S, S).astype(np.float32)
@@ -271,15 +277,19 @@ def portrait_texture(image: np.ndarray, head: HeadModel, fit, size: int = 512, r
 def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.ndarray, colors: np.ndarray,
                      conf: np.ndarray, seed: int = 0, hair_fill: np.ndarray | None = None,
                      skin_gate: Callable[[np.ndarray], np.ndarray] | None = None,
-                     below_jaw: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     below_jaw: np.ndarray | None = None, hair_beside_face: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill the texels the photo does not see. colors: (N, 3) in [0, 1] sampled from the photo;
     conf: (N,) in [0, 1]; hair_fill: (N, 3) colours for the unseen hair (`_hair_completion`), used
     instead of the median hair colour as the prior on the scalp and back of the head. skin_gate: skin
     (3,) -> (N,) how skin-like each texel's photo colour is (`photo_skin_gate`); None judges the
     sampled colours themselves. below_jaw: (N,) in [0, 1], how far below the photo's jaw line each
     texel's pixel lies (`perse.create.skin_gate.below_jaw_weight`): the lower face is gated there as
-    the neck is. Returns the completed (N, 3) colours and {"skin": (3,), "hair": (3,), "observed": (N,)
-    the photo confidence after rejecting non-skin samples on neck, ears and below the jaw}."""
+    the neck is. hair_beside_face: (N,) in [0, 1], face and ear texels that are hair the photo shows
+    beside the face (`perse.create.skin_gate.hair_beside_face`): never gated as skin, and their prior is
+    `hair_fill`, not skin (seen at grazing angles, they are mostly prior). Returns the completed (N, 3)
+    colours and {"skin": (3,), "hair": (3,), "observed": (N,) the photo confidence after rejecting
+    non-skin samples on neck, ears and below the jaw}."""
     import cv2
 
     names = anatomy.region_names
@@ -290,6 +300,8 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     # Skin and hair medians from the directly seen texels.
     strong = conf > 0.5
     skin_sel = strong & np.isin(region, [names.index(r) for r in SKIN_REGIONS])
+    if hair_beside_face is not None:   # the hair over the face's sides is not skin
+        skin_sel &= hair_beside_face < 0.05
     hair_sel = (conf > 0.3) & np.isin(region, [names.index(r) for r in HAIR_REGIONS])
     if skin_sel.sum() < 50:
         raise PerseError("the photo shows too little of the face to measure the skin colour; use a frontal portrait")
@@ -300,6 +312,8 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     # Neck and ears (and what lies below the jaw) are often covered by clothes, collars or hair in a
     # portrait: trust only skin-like samples there.
     gated = gate_weights(region, names, below_jaw)
+    if hair_beside_face is not None:   # ears under a bob: their photo colour is the hair's
+        gated = gated * (1.0 - hair_beside_face)
     likeness = skin_likeness(colors, skin) if skin_gate is None else skin_gate(skin)
     conf = conf * (1.0 - gated + gated * likeness)
 
@@ -338,6 +352,8 @@ def complete_texture(anatomy, atlas: TexelAtlas, corners: np.ndarray, bary: np.n
     rng = np.random.default_rng([int(seed), 11])
     variation = 1.0 + 0.06 * sine_noise(P, rng, wavelength=0.04) + 0.02 * sine_noise(P, rng, wavelength=0.01)
     hair_w = np.clip(sum(reg[r] for r in HAIR_FILL_REGIONS), 0.0, 1.0)
+    if hair_beside_face is not None and hair_fill is not None:
+        hair_w = np.clip(hair_w + hair_beside_face, 0.0, 1.0)
     eye_w = reg[EYE_REGION]
     skin_w = np.clip(1.0 - hair_w - eye_w, 0.0, 1.0)
     hair_prior = np.clip(hair * variation[:, None], 0.0, 1.0) if hair_fill is None else hair_fill
