@@ -255,8 +255,10 @@ def test_dataset_reader_frames(tiny_dataset, head):
     for i in range(len(ds)):
         fr = ds.load_frame(i)
         alpha = fr.alpha[..., 0]
-        assert 0.05 < (alpha > 0.5).float().mean() < 0.95          # a head in the middle, background around
         assert float(fr.image[alpha == 0].abs().max()) == 0.0     # straight colour, black background
+        if ds.frames[i].get("mouth"):                              # close-ups: `test_mouth_closeups_...`
+            continue
+        assert 0.05 < (alpha > 0.5).float().mean() < 0.95          # a head in the middle, background around
         assert alpha[0, 0] == 0 and alpha[32, 32] > 0.99           # corner empty, centre covered
         # Region bits only near the foreground.
         from scipy import ndimage
@@ -275,10 +277,37 @@ def test_dataset_reader_frames(tiny_dataset, head):
         assert fr.variant_index == {c.name: c.variants.index(ds.frames[i]["variants"][c.name]) for c in CATEGORIES}
 
 
+def test_mouth_closeups_frame_the_open_mouth(tiny_dataset, head):
+    """Some training frames of the looks around the mouth are close-ups: jaw open, the lips' centre in
+    the middle of the frame, the mouth large in it. Test frames and the frames of other variants (brows,
+    glasses...) never are: they keep their whole-head views."""
+    from perse.synth.sampling import MOUTH_CATEGORIES, MOUTH_CLOSEUP_JAW
+
+    ds = AttributeDataset(tiny_dataset)
+    train = [i for i in range(len(ds)) if ds.frames[i]["split"] == "train"]
+    closeups = [i for i in train if ds.frames[i].get("mouth")]
+    assert 0 < len(closeups) < 0.25 * len(train)
+    assert not any(f.get("mouth") for f in ds.frames if f["split"] == "test")
+    refs = {c.name: c.reference for c in CATEGORIES}
+    for i in closeups:
+        assert all(v == refs[c] for c, v in ds.frames[i]["variants"].items() if c not in MOUTH_CATEGORIES)
+    for i in closeups:
+        fr = ds.load_frame(i)
+        assert MOUTH_CLOSEUP_JAW[0] <= float(fr.params.jaw_rot[0, 0]) <= MOUTH_CLOSEUP_JAW[1]
+        with torch.no_grad():
+            lmk = head(fr.params).landmarks[0]
+        corners = fr.camera.project(lmk[[61, 291]])                # mouth corners
+        centre = corners.mean(0)
+        assert float((centre - 32).abs().max()) < 8                 # middle of the 64 px frame
+        assert float((corners[0] - corners[1]).norm()) > 20         # a mouth, not a whole head (~10 px)
+        assert fr.alpha[32, 32, 0] > 0.99
+
+
 def test_region_bits_where_expected(tiny_dataset, head):
     ds = AttributeDataset(tiny_dataset)
     bit = {name: 1 << i for i, name in enumerate(ds.category_names)}
-    glasses_frames = [i for i in range(len(ds)) if ds.frames[i]["variants"]["glasses"] != "none"]
+    glasses_frames = [i for i in range(len(ds)) if ds.frames[i]["variants"]["glasses"] != "none"
+                      and not ds.frames[i].get("mouth")]
     assert glasses_frames
     for i in glasses_frames:
         fr = ds.load_frame(i)

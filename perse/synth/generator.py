@@ -31,7 +31,8 @@ DATASET FORMAT (version 1; `perse.synth.dataset.AttributeDataset` reads it, the 
                   "params": HeadParams.to_dict() with batch size 1 (all 8 fields),
                   "variants": {category_name: variant_name, ...},    # every category present
                   "reference": true,     # only on frames at the portrait's own view (see below)
-                  "wide": true}],        # only on views from any angle around the head (sides, back)
+                  "wide": true,          # only on views from any angle around the head (sides, back)
+                  "mouth": true}],       # only on close-ups of the open mouth (`mouth_closeup_fraction`)
       "generator": {settings, seed, ..., "base_texture": {"file", "size", "sha256"} | null,
                     "identity_shape": [S floats] | null, "reference_frames": int,
                     "photo_teeth_vertices": int}   # crown vertices painted from the photo
@@ -315,7 +316,7 @@ def write_inputs(folder: Path, fr: FrameRenderer, base_texture: np.ndarray | Non
 def render_frames(folder: Path, jobs: list[FrameJob], fr: FrameRenderer, identity: torch.Tensor | None,
                   settings: SynthSettings, on_frame: Callable[[int, int], None] | None, progress: bool) -> list[dict]:
     """Render and write every frame (images/, regions/); returns their dataset.json entries."""
-    sampler = ViewSampler(fr.head, fr.categories, settings)
+    sampler = ViewSampler(fr.head, fr.categories, settings, mouth=np.flatnonzero(fr.anatomy.vertex_mask(["lips"])))
     frames = []
     bar = _bar(len(jobs), "synth: rendering frames", "frame", progress)
     for i, job in enumerate(jobs):
@@ -341,9 +342,9 @@ def render_frame(job: FrameJob, fr: FrameRenderer, sampler: ViewSampler, identit
     if identity is not None:
         params.identity = identity.clone()
     verts = fr.posed_vertices(params)
-    wide = False
+    kind = "head"
     if job.view is None:
-        camera, wide = sampler.camera(job.plan, verts)
+        camera, kind = sampler.camera(job.plan, verts)
     else:
         camera = job.camera or reference_crop(job.view, verts, settings.image_size)
     head_rot = axis_angle_to_matrix(params.global_rot[0].numpy()) @ axis_angle_to_matrix(params.neck_rot[0].numpy())
@@ -354,8 +355,8 @@ def render_frame(job: FrameJob, fr: FrameRenderer, sampler: ViewSampler, identit
              "variants": {c.name: job.plan.look[c.name] for c in fr.categories}}
     if job.view is not None:
         entry["reference"] = True
-    if wide:
-        entry["wide"] = True
+    if kind != "head":
+        entry[kind] = True
     return rgba, bits, entry
 
 

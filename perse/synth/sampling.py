@@ -6,6 +6,7 @@ one stream per purpose, so that drawing more from one keeps the others' values:
 
     (seed, 0) training frames' params and cameras    (seed, 1) test frames' params and cameras
     (seed, 2) the frame plan (looks and splits)      (seed, 3) the wide-view coin of training frames
+    (seed, 5) mouth close-ups: their coin, jaw opening and camera
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from perse.synth.frame_renderer import NECK_FADE_M
 from perse.synth.variants import CATEGORIES, Category, category_by_name, reference_look
 
 WIDE_VIEW_CATEGORIES = ("hair", "hat")   # categories whose variants are seen from behind too
+MOUTH_CATEGORIES = ("beard", "lips", "skin")   # categories a mouth close-up shows
 
 # ARKit expression units used for random expressions (those the head has are used).
 EXPRESSION_POOL = (
@@ -69,6 +71,12 @@ class SynthSettings:
     wide_view_fraction: float = 0.5
     neck_fade_m: tuple[float, float] | None = NECK_FADE_M   # None: a hard-edged neck
     camera_pitch_deg: float = 10.0
+    # Share of the training frames whose look changes only MOUTH_CATEGORIES that are framed on the open
+    # mouth instead (`mouth_camera`, jaw opened up to MOUTH_CLOSEUP_JAW; about 10 % of all training
+    # frames): in whole-head frames the teeth are a few pixels tall, too few for the avatar's teeth,
+    # tongue and cavity to learn anything but grey streaks. Frames of other variants (brows, glasses,
+    # earrings, hats, hair) keep their whole-head views.
+    mouth_closeup_fraction: float = 0.25
     fov_deg: tuple[float, float] = (14.0, 22.0)
     fill: float = 0.7
     max_expression_units: int = 4
@@ -83,6 +91,8 @@ class SynthSettings:
             raise PerseError(f"test fraction {self.test_fraction} must be in [0, 0.9)")
         if not 0.0 <= self.wide_view_fraction <= 1.0:
             raise PerseError(f"wide view fraction {self.wide_view_fraction} must be in [0, 1]")
+        if not 0.0 <= self.mouth_closeup_fraction <= 0.5:
+            raise PerseError(f"mouth close-up fraction {self.mouth_closeup_fraction} must be in [0, 0.5]")
         if not 0.0 <= self.double_fraction <= 1.0:
             raise PerseError(f"double fraction {self.double_fraction} must be in [0, 1]")
         for name in self.categories:
@@ -191,31 +201,70 @@ def frame_camera(vertices: np.ndarray, rng: np.random.Generator, s: SynthSetting
     return orbit_camera(yaw, pitch, distance, tuple(float(v) for v in target), fov, s.image_size, s.image_size)
 
 
+MOUTH_CLOSEUP_JAW = (0.08, 0.30)   # rad, jaw opening of a close-up (jawOpen = 1 is 0.3 on the built-in head)
+MOUTH_CLOSEUP_RADIUS_M = 0.045     # framed half-height at the mouth: lips, chin and the base of the nose
+
+
+def open_jaw(params: HeadParams, head: HeadModel, rng: np.random.Generator) -> HeadParams:
+    """params (batch 1) with the jaw opened by a rotation drawn from MOUTH_CLOSEUP_JAW (and the built-in
+    head's jawOpen unit, the same opening, cleared). Modified in place and returned."""
+    params.jaw_rot[0, 0] = float(rng.uniform(*MOUTH_CLOSEUP_JAW))
+    if "jawOpen" in head.expression_names:
+        params.expression[0, head.expression_names.index("jawOpen")] = 0.0
+    return params
+
+
+def mouth_camera(mouth_vertices: np.ndarray, rng: np.random.Generator, s: SynthSettings) -> Camera:
+    """A camera framed on posed mouth vertices (M, 3) (the lips): MOUTH_CLOSEUP_RADIUS_M fills `s.fill`
+    of the frame height, seen from the front band and a little from above (the lower teeth then show)."""
+    centre = mouth_vertices.mean(axis=0)
+    fov = float(rng.uniform(*s.fov_deg))
+    yaw = float(rng.uniform(-s.camera_yaw_deg, s.camera_yaw_deg))
+    pitch = float(rng.uniform(-0.5 * s.camera_pitch_deg, 2.0 * s.camera_pitch_deg))
+    distance = MOUTH_CLOSEUP_RADIUS_M / math.tan(math.radians(fov) / 2) / s.fill * float(rng.uniform(0.9, 1.1))
+    return orbit_camera(yaw, pitch, distance, tuple(float(v) for v in centre), fov, s.image_size, s.image_size)
+
+
 class ViewSampler:
     """The random params and cameras of the sampled frames: a training stream (seed, 0), a test stream
-    (seed, 1) and the wide-view coin (seed, 3), each drawn in frame order.
+    (seed, 1), the wide-view coin (seed, 3) and the mouth close-ups (seed, 5), each drawn in frame order.
 
     Per frame call `params(plan)`, pose the head, then `camera(plan, vertices)`: that order is part of
-    the streams' values."""
+    the streams' values, and `params` decides whether the frame is a mouth close-up (when `mouth` vertex
+    ids are given: `mouth_closeup_fraction` of the training frames whose look changes only
+    MOUTH_CATEGORIES): its jaw is opened and its camera framed on the mouth."""
 
-    def __init__(self, head: HeadModel, categories: list[Category], settings: SynthSettings):
+    def __init__(self, head: HeadModel, categories: list[Category], settings: SynthSettings,
+                 mouth: np.ndarray | None = None):
         self.head, self.categories, self.settings = head, categories, settings
+        self.mouth = mouth   # (M,) vertex ids of the lips, or None: no close-ups
         self._train = np.random.default_rng([settings.seed, 0])
         self._test = np.random.default_rng([settings.seed, 1])
         self._wide = np.random.default_rng([settings.seed, 3])   # its own stream: other draws keep their values
+        self._closeup = np.random.default_rng([settings.seed, 5])
+        self._closeup_now = False
 
     def _stream(self, plan: FramePlan) -> np.random.Generator:
         return self._test if plan.split == "test" else self._train
 
     def params(self, plan: FramePlan) -> HeadParams:
         """Random params of the frame (batch 1, template identity)."""
-        return sample_params(self.head, self._stream(plan), self.settings)
+        params = sample_params(self.head, self._stream(plan), self.settings)
+        self._closeup_now = (self.mouth is not None and plan.split == "train"
+                             and self._closeup.random() < self.settings.mouth_closeup_fraction
+                             and all(plan.look[c.name] == c.reference for c in self.categories
+                                     if c.name not in MOUTH_CATEGORIES))
+        return open_jaw(params, self.head, self._closeup) if self._closeup_now else params
 
-    def camera(self, plan: FramePlan, vertices: np.ndarray) -> tuple[Camera, bool]:
-        """The frame's camera around posed head vertices (V, 3), and whether it is a wide view (a training
-        frame whose look changes only whole-head categories, seen from any angle)."""
+    def camera(self, plan: FramePlan, vertices: np.ndarray) -> tuple[Camera, str]:
+        """The frame's camera around posed head vertices (V, 3), and its kind: "wide" (a training frame
+        whose look changes only whole-head categories, seen from any angle), "mouth" (a close-up of the
+        open mouth) or "head"."""
         s = self.settings
         wide = (plan.split == "train" and self._wide.random() < s.wide_view_fraction
                 and all(plan.look[c.name] == c.reference for c in self.categories
                         if c.name not in WIDE_VIEW_CATEGORIES))
-        return frame_camera(vertices, self._stream(plan), s, plan.split == "test", wide), wide
+        camera = frame_camera(vertices, self._stream(plan), s, plan.split == "test", wide)
+        if self._closeup_now:   # the head camera is still drawn: the other frames keep their values
+            return mouth_camera(vertices[self.mouth], self._closeup, s), "mouth"
+        return camera, "wide" if wide else "head"
