@@ -45,6 +45,19 @@ def test_accessories_are_mirror_symmetric(anatomy, category, variant):
         assert d.max() < 0.0006, acc.name  # tube rings turn along their path: at most ~half a ring step
 
 
+def test_hoops_hang_below_the_lobes_and_studs_sit_on_them(anatomy):
+    """A hoop's lower half hangs 1.8 cm or more below the lowest ear vertex (below a bob that ends at the
+    lobes, the front view still shows it); a stud stays within a few mm of its lobe."""
+    from perse.synth.accessories import build_earrings
+
+    ears = anatomy.vertices[anatomy.vertex_mask(["ears"])]
+    lobe_y = ears[:, 1].min()
+    hoops = build_earrings(anatomy, "hoops")[0].vertices
+    assert hoops[:, 1].min() < lobe_y - 0.018
+    studs = build_earrings(anatomy, "studs")[0].vertices
+    assert cKDTree(ears).query(studs)[0].max() < 0.008
+
+
 def test_lenses_are_faint_sunglasses_dark(anatomy):
     from perse.synth.accessories import build_glasses
 

@@ -371,7 +371,7 @@ def build_earrings(anatomy: HeadAnatomy, style: str) -> list[Accessory]:
             # On the lobe's outer face, sunk 0.6 mm into it.
             parts.append(uv_sphere(p + np.array([side * (STUD_RADIUS_M - 0.0006), 0.0, 0.0]), STUD_RADIUS_M, 8, 12))
         else:
-            R = 0.011
+            R = 0.013   # a 26 mm hoop: its lower half hangs below a bob that ends at the lobes
             pierce = lobe.mean(axis=0)
             centre = pierce + np.array([side * 0.0005, -R + 0.002, 0.0])
             axis = np.array([1.0, 0.0, 0.15 * side])
