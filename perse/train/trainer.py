@@ -8,8 +8,7 @@ pose the head with the frame's parameters, render, compare with the masked targe
       + lambda_alpha |alpha - mask|                   silhouette
       + lambda_code  sum ||z||^2                      code regularization
       + lambda_interp ||G(mix z) - mix G(z)||^2       interpolation: the midpoint of two codes should give
-                                                      the midpoint of their Gaussian parameters (the codes
-                                                      held fixed: it shapes G, never pulls codes together)
+                                                      the midpoint of their Gaussian parameters
       + lambda_leak  |offset_c| outside c's image region   disentanglement: a switched category may not
       + lambda_gate  mean sigmoid(gate)                      change Gaussians that land outside its region;
                                                              sparse gates keep regions tight
