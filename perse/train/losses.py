@@ -96,13 +96,7 @@ def interpolation_loss(field, name: str, code_a: Tensor, code_b: Tensor, t: floa
     should be the lerp of its offsets at a and b.
 
     field: the `AttributeField`; code_a, code_b (D,); features (N, F); gate_logits, region_mask (N, C).
-
-    The codes are held fixed (detached): the loss shapes the field between them. With gradients to the
-    codes it is met trivially by pulling them together, and a category whose variants show on few pixels
-    (eyebrows) lost every variant: a standard build's eyebrow codes ended 0.12-0.26 apart (0.4-1.3 in
-    builds that kept them) and all three brow variants drew 0 px.
     """
-    code_a, code_b = code_a.detach(), code_b.detach()
     codes = torch.stack([code_a, code_b, torch.lerp(code_a, code_b, t)])
     _, (off_a, off_b, off_t) = field.category_offsets(name, codes, features, gate_logits, region_mask)
     return (off_t - torch.lerp(off_a, off_b, t)).pow(2).mean()
