@@ -187,7 +187,6 @@ def test_hair_framing_the_face_is_hair_not_bare_cheek(case, head):
     _, _, _, result = case
     a = head_anatomy(head)
     atlas = build_atlas(a, 256)
-    S = atlas.size
     P = atlas.position
     eye_x = abs(a.lmk(EYE_OUTER["L"])[0][0])
     mouth_y = a.lmk(MOUTH_CORNER["L"])[0][1]

@@ -281,6 +281,7 @@ def test_mouth_closeups_frame_the_open_mouth(tiny_dataset, head):
     """Some training frames of the looks around the mouth are close-ups: jaw open, the lips' centre in
     the middle of the frame, the mouth large in it. Test frames and the frames of other variants (brows,
     glasses...) never are: they keep their whole-head views."""
+    from perse.landmarks import MOUTH_CORNER
     from perse.synth.sampling import MOUTH_CATEGORIES, MOUTH_CLOSEUP_JAW
 
     ds = AttributeDataset(tiny_dataset)
@@ -296,7 +297,7 @@ def test_mouth_closeups_frame_the_open_mouth(tiny_dataset, head):
         assert MOUTH_CLOSEUP_JAW[0] <= float(fr.params.jaw_rot[0, 0]) <= MOUTH_CLOSEUP_JAW[1]
         with torch.no_grad():
             lmk = head(fr.params).landmarks[0]
-        corners = fr.camera.project(lmk[[61, 291]])                # mouth corners
+        corners = fr.camera.project(lmk[[MOUTH_CORNER["R"], MOUTH_CORNER["L"]]])
         centre = corners.mean(0)
         assert float((centre - 32).abs().max()) < 8                 # middle of the 64 px frame
         assert float((corners[0] - corners[1]).norm()) > 20         # a mouth, not a whole head (~10 px)

@@ -247,13 +247,16 @@ class ViewSampler:
     def _stream(self, plan: FramePlan) -> np.random.Generator:
         return self._test if plan.split == "test" else self._train
 
+    def _changes_only(self, plan: FramePlan, names: tuple[str, ...]) -> bool:
+        """Whether the frame's look keeps every category outside `names` at its reference variant."""
+        return all(plan.look[c.name] == c.reference for c in self.categories if c.name not in names)
+
     def params(self, plan: FramePlan) -> HeadParams:
         """Random params of the frame (batch 1, template identity)."""
         params = sample_params(self.head, self._stream(plan), self.settings)
         self._closeup_now = (self.mouth is not None and plan.split == "train"
                              and self._closeup.random() < self.settings.mouth_closeup_fraction
-                             and all(plan.look[c.name] == c.reference for c in self.categories
-                                     if c.name not in MOUTH_CATEGORIES))
+                             and self._changes_only(plan, MOUTH_CATEGORIES))
         return open_jaw(params, self.head, self._closeup) if self._closeup_now else params
 
     def camera(self, plan: FramePlan, vertices: np.ndarray) -> tuple[Camera, str]:
@@ -262,8 +265,7 @@ class ViewSampler:
         open mouth) or "head"."""
         s = self.settings
         wide = (plan.split == "train" and self._wide.random() < s.wide_view_fraction
-                and all(plan.look[c.name] == c.reference for c in self.categories
-                        if c.name not in WIDE_VIEW_CATEGORIES))
+                and self._changes_only(plan, WIDE_VIEW_CATEGORIES))
         camera = frame_camera(vertices, self._stream(plan), s, plan.split == "test", wide)
         if self._closeup_now:   # the head camera is still drawn: the other frames keep their values
             return mouth_camera(vertices[self.mouth], self._closeup, s), "mouth"
