@@ -304,6 +304,12 @@ def test_mouth_closeups_frame_the_open_mouth(tiny_dataset, head):
         assert fr.alpha[32, 32, 0] > 0.99
 
 
+@pytest.mark.parametrize("fraction", [-0.1, 0.6])
+def test_a_mouth_closeup_fraction_out_of_range_is_refused(fraction):
+    with pytest.raises(PerseError, match="mouth close-up fraction .* must be in \\[0, 0.5\\]"):
+        SynthSettings(mouth_closeup_fraction=fraction).validate()
+
+
 def test_region_bits_where_expected(tiny_dataset, head):
     ds = AttributeDataset(tiny_dataset)
     bit = {name: 1 << i for i, name in enumerate(ds.category_names)}
